@@ -1,0 +1,92 @@
+// Contents on this disk, by infohash, and the staging files that become them. A content file is
+// never changed in place: an overwrite copies it to staging first (copy-on-write), so whatever
+// seeds or reads a content keeps seeing the bytes its infohash names.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import type { Logger } from '../log/index.js'
+import type { ContentRef } from '../meta/nodes.js'
+import { PieceHasher } from './piece-hasher.js'
+import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash } from './torrent-info.js'
+
+export class ContentStore {
+  readonly contentDir: string
+  readonly stagingDir: string
+
+  constructor (disk: string, private readonly volumeId: string, private readonly log: Logger) {
+    this.contentDir = join(disk, 'content')
+    this.stagingDir = join(disk, 'staging')
+    fs.mkdirSync(this.contentDir, { recursive: true })
+    fs.mkdirSync(this.stagingDir, { recursive: true })
+  }
+
+  contentPath (infohash: string): string {
+    if (!isInfoHash(infohash)) throw new Error(`not an infohash: ${JSON.stringify(infohash)}`)
+    return join(this.contentDir, infohash)
+  }
+
+  stagingPath (id: string): string {
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new Error(`not a staging id: ${JSON.stringify(id)}`)
+    return join(this.stagingDir, id)
+  }
+
+  newStagingId (): string {
+    return randomBytes(16).toString('hex')
+  }
+
+  /** A new empty staging file, or a copy of a content (reflinked where the disk can). */
+  async stage (from: ContentRef | null): Promise<{ id: string, hasher: PieceHasher }> {
+    const id = this.newStagingId()
+    if (from === null) {
+      await fsp.writeFile(this.stagingPath(id), '', { flag: 'wx' })
+      return { id, hasher: new PieceHasher() }
+    }
+    await fsp.copyFile(this.contentPath(from.infohash), this.stagingPath(id), fs.constants.COPYFILE_FICLONE)
+    // The copied bytes keep their piece digests, so appending to a large file hashes only the tail.
+    const digests: Buffer[] = []
+    if (from.info.pieceLength === BASE_PIECE_LENGTH) {
+      const all = Buffer.from(from.info.pieces, 'base64')
+      const whole = Math.floor(from.info.length / BASE_PIECE_LENGTH)
+      for (let i = 0; i < whole; i++) digests.push(all.subarray(i * 20, i * 20 + 20))
+    }
+    return { id, hasher: new PieceHasher(digests) }
+  }
+
+  /** Hashes a staging file into a content and moves it into place; null for an empty file. */
+  async seal (id: string, size: number, hasher: PieceHasher): Promise<ContentRef | null> {
+    const path = this.stagingPath(id)
+    if (size === 0) {
+      await fsp.rm(path, { force: true })
+      return null
+    }
+    const { pieceLength, digests } = await hasher.finish(path, size)
+    const info = buildInfo(this.volumeId, size, pieceLength, digests)
+    const infohash = infoHash(info)
+    const target = this.contentPath(infohash)
+    if (fs.existsSync(target)) await fsp.rm(path, { force: true })
+    else await fsp.rename(path, target)
+    return { infohash, info }
+  }
+
+  has (infohash: string): boolean {
+    return fs.existsSync(this.contentPath(infohash))
+  }
+
+  remove (contents: string[], staged: string[]): void {
+    for (const ih of contents) fs.rm(this.contentPath(ih), { force: true }, err => { if (err) this.log.warn('could not remove content', { ih, err }) })
+    for (const id of staged) fs.rm(this.stagingPath(id), { force: true }, err => { if (err) this.log.warn('could not remove staging file', { id, err }) })
+  }
+
+  /** Deletes staging files nothing refers to (left by writes that were never closed). */
+  removeOrphanStaging (keep: Set<string>): number {
+    let removed = 0
+    for (const name of fs.readdirSync(this.stagingDir)) {
+      if (!keep.has(name)) {
+        fs.rmSync(join(this.stagingDir, name), { force: true })
+        removed++
+      }
+    }
+    return removed
+  }
+}

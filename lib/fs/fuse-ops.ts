@@ -1,0 +1,68 @@
+// fuse-native handlers: translate arguments, call the volume, map the error once.
+import type { Logger } from '../log/index.js'
+import type { VolumeFs } from '../vfs/volume-fs.js'
+import { toErrno } from './errno.js'
+
+type Cb = (code: number, ...values: unknown[]) => void
+
+export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: any[]) => void> {
+  /** Runs `fn` (sync or async) and answers the kernel with its result or errno. */
+  const run = (op: string, path: string, cb: Cb, fn: () => unknown, answer: (value: any) => unknown[] = v => v === undefined ? [] : [v]): void => {
+    let result: unknown
+    try {
+      result = fn()
+    } catch (err) {
+      cb(toErrno(err, log, op, path))
+      return
+    }
+    if (result instanceof Promise) {
+      result.then(v => cb(0, ...answer(v)), err => cb(toErrno(err, log, op, path)))
+    } else {
+      cb(0, ...answer(result))
+    }
+  }
+
+  return {
+    init: (cb: Cb) => cb(0),
+    getattr: (path: string, cb: Cb) => run('getattr', path, cb, () => vfs.getattr(path)),
+    fgetattr: (path: string, fh: number, cb: Cb) => run('fgetattr', path, cb, () => vfs.fgetattr(fh)),
+    access: (path: string, _mode: number, cb: Cb) => run('access', path, cb, () => vfs.access(path)),
+    readdir: (path: string, cb: Cb) => run('readdir', path, cb, () => vfs.readdir(path)),
+    readlink: (path: string, cb: Cb) => run('readlink', path, cb, () => vfs.readlink(path)),
+    statfs: (path: string, cb: Cb) => run('statfs', path, cb, () => vfs.statfs(), (s: import('node:fs').StatsFs) => [{
+      bsize: s.bsize,
+      frsize: s.bsize,
+      blocks: s.blocks,
+      bfree: s.bfree,
+      bavail: s.bavail,
+      files: s.files,
+      ffree: s.ffree,
+      favail: s.ffree,
+      namemax: 255
+    }]),
+    mkdir: (path: string, mode: number, cb: Cb) => run('mkdir', path, cb, () => vfs.mkdir(path, mode)),
+    rmdir: (path: string, cb: Cb) => run('rmdir', path, cb, () => vfs.rmdir(path)),
+    unlink: (path: string, cb: Cb) => run('unlink', path, cb, () => vfs.unlink(path)),
+    rename: (from: string, to: string, cb: Cb) => run('rename', from, cb, () => vfs.rename(from, to)),
+    symlink: (target: string, path: string, cb: Cb) => run('symlink', path, cb, () => vfs.symlink(target, path)),
+    link: (from: string, to: string, cb: Cb) => run('link', to, cb, () => vfs.link(from, to)),
+    mknod: (path: string, mode: number, _dev: number, cb: Cb) => run('mknod', path, cb, () => vfs.mknod(path, mode)),
+    chmod: (path: string, mode: number, cb: Cb) => run('chmod', path, cb, () => vfs.chmod(path, mode)),
+    chown: (path: string, uid: number, gid: number, cb: Cb) => run('chown', path, cb, () => vfs.chown(path, uid, gid)),
+    utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),
+    truncate: (path: string, size: number, cb: Cb) => run('truncate', path, cb, () => vfs.truncate(path, size)),
+    ftruncate: (path: string, fh: number, size: number, cb: Cb) => run('ftruncate', path, cb, () => vfs.ftruncate(fh, size)),
+    create: (path: string, mode: number, cb: Cb) => run('create', path, cb, () => vfs.create(path, mode)),
+    open: (path: string, flags: number, cb: Cb) => run('open', path, cb, () => vfs.open(path, flags)),
+    read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+      vfs.read(fh, buf, len, pos).then(n => cb(n), err => cb(toErrno(err, log, 'read', path)))
+    },
+    write: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+      vfs.write(fh, buf, len, pos).then(n => cb(n), err => cb(toErrno(err, log, 'write', path)))
+    },
+    flush: (path: string, fh: number, cb: Cb) => run('flush', path, cb, () => vfs.flush(fh)),
+    fsync: (path: string, _datasync: number, fh: number, cb: Cb) => run('fsync', path, cb, () => vfs.fsync(fh)),
+    fsyncdir: (_path: string, _datasync: number, _fh: number, cb: Cb) => cb(0),
+    release: (path: string, fh: number, cb: Cb) => run('release', path, cb, () => vfs.release(fh))
+  }
+}

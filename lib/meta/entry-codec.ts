@@ -1,0 +1,70 @@
+// How one node is stored in git: a file is a blob at its own path holding its entry (attributes and
+// the torrent info, so a first remote read needs no round trip); a directory's own attributes live
+// in its marker blob; a symlink is a git symlink. Decoding checks everything, since a tree may come
+// from a peer.
+import { isInfoHash, isValidInfo, infoHash } from '../content/torrent-info.js'
+import type { Attrs, ContentRef, DirNode, FileNode } from './nodes.js'
+
+export interface FileEntry {
+  size: number
+  attrs: Attrs
+  content: ContentRef | null
+}
+
+export function encodeFile (file: FileNode): string {
+  const { perm, uid, gid, mtime, ctime } = file.attrs
+  const entry: Record<string, unknown> = { v: 1, size: file.size, perm, uid, gid, mtime, ctime }
+  if (file.content !== null) {
+    entry.infohash = file.content.infohash
+    entry.info = file.content.info
+  }
+  return JSON.stringify(entry) + '\n'
+}
+
+export function encodeDirMarker (dir: DirNode): string {
+  const { perm, uid, gid, mtime, ctime } = dir.attrs
+  return JSON.stringify({ v: 1, perm, uid, gid, mtime, ctime }) + '\n'
+}
+
+function isTime (v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v)
+}
+
+function decodeAttrs (e: Record<string, unknown>, fallback: Attrs): Attrs {
+  const int = (v: unknown, d: number): number => Number.isSafeInteger(v) && (v as number) >= 0 ? v as number : d
+  return {
+    perm: int(e.perm, fallback.perm) & 0o7777,
+    uid: int(e.uid, fallback.uid),
+    gid: int(e.gid, fallback.gid),
+    mtime: isTime(e.mtime) ? e.mtime : fallback.mtime,
+    ctime: isTime(e.ctime) ? e.ctime : (isTime(e.mtime) ? e.mtime : fallback.ctime)
+  }
+}
+
+function parseJson (text: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(text)
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : null
+  } catch {
+    return null
+  }
+}
+
+/** The entry, or a reason it is refused. */
+export function decodeFile (text: string, fallback: Attrs): FileEntry | string {
+  const e = parseJson(text)
+  if (e === null) return 'entry is not a JSON object'
+  const size = e.size
+  if (!Number.isSafeInteger(size) || (size as number) < 0) return 'size is not a non-negative integer'
+  const attrs = decodeAttrs(e, fallback)
+  if (size === 0) return { size: 0, attrs, content: null }
+  if (!isInfoHash(e.infohash)) return 'infohash is not 40 hex characters'
+  if (!isValidInfo(e.info) || e.info.length !== size) return 'torrent info is malformed'
+  if (infoHash(e.info) !== e.infohash) return 'infohash does not match the torrent info'
+  return { size: size as number, attrs, content: { infohash: e.infohash, info: e.info } }
+}
+
+export function decodeDirMarker (text: string, fallback: Attrs): Attrs {
+  const e = parseJson(text)
+  return e === null ? fallback : decodeAttrs(e, fallback)
+}

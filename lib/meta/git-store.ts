@@ -1,0 +1,193 @@
+// The volume's git repository (bare, isomorphic-git): loading the index from a commit, and writing a
+// commit that rewrites only the trees whose contents changed since the last one.
+import fs from 'node:fs'
+import git from 'isomorphic-git'
+import type { Logger } from '../log/index.js'
+import { decodeDirMarker, decodeFile, encodeDirMarker, encodeFile } from './entry-codec.js'
+import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
+import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
+
+export const BRANCH = 'refs/heads/main'
+const MODE_FILE = '100644'
+const MODE_EXEC = '100755'
+const MODE_DIR = '040000'
+const MODE_LINK = '120000'
+
+export interface Signature { name: string, email: string }
+
+export class GitStore {
+  private readonly cache = {}
+  constructor (readonly gitdir: string, private readonly log: Logger) {}
+
+  async init (): Promise<void> {
+    await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: 'main' })
+  }
+
+  async head (): Promise<string | null> {
+    try {
+      return await git.resolveRef({ fs, gitdir: this.gitdir, ref: BRANCH })
+    } catch {
+      return null
+    }
+  }
+
+  async setHead (oid: string): Promise<void> {
+    await git.writeRef({ fs, gitdir: this.gitdir, ref: BRANCH, value: oid, force: true })
+  }
+
+  async treeOf (commit: string): Promise<string> {
+    const { commit: c } = await git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
+    return c.tree
+  }
+
+  async parentsOf (commit: string): Promise<string[]> {
+    const { commit: c } = await git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
+    return c.parent
+  }
+
+  async hasObject (oid: string): Promise<boolean> {
+    try {
+      await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'deflated' })
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** Builds the index from a commit; entries that fail validation are logged and left out. */
+  async load (commit: string | null, defaults: Attrs): Promise<DirNode> {
+    const root = new DirNode({ ...defaults })
+    root.isRoot = true
+    if (commit === null) return root
+    await this.loadDir(root, await this.treeOf(commit), '', defaults)
+    return root
+  }
+
+  private async loadDir (dir: DirNode, treeOid: string, path: string, defaults: Attrs): Promise<void> {
+    const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })
+    const subdirs: Array<Promise<void>> = []
+    for (const entry of tree) {
+      if (entry.path === DIR_MARKER) {
+        const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid })
+        dir.attrs = decodeDirMarker(Buffer.from(blob).toString('utf8'), dir.attrs)
+        continue
+      }
+      const name = fromGitName(entry.path)
+      const where = `${path}/${name}`
+      if (!isSafeName(name) || dir.children.has(name)) {
+        this.log.warn('refused tree entry: unsafe or duplicate name', { path: `${path}/${JSON.stringify(entry.path)}`, tree: treeOid })
+        continue
+      }
+      let node: Node
+      if (entry.type === 'tree' && entry.mode === MODE_DIR) {
+        const sub = new DirNode({ ...defaults })
+        subdirs.push(this.loadDir(sub, entry.oid, where, defaults))
+        node = sub
+      } else if (entry.type === 'blob' && entry.mode === MODE_LINK) {
+        const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid })
+        const target = Buffer.from(blob).toString('utf8')
+        if (target.includes('\0') || target.length === 0) {
+          this.log.warn('refused tree entry: bad symlink target', { path: where })
+          continue
+        }
+        node = new SymlinkNode({ ...defaults, perm: 0o777 }, target)
+      } else if (entry.type === 'blob' && (entry.mode === MODE_FILE || entry.mode === MODE_EXEC)) {
+        const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid })
+        const decoded = decodeFile(Buffer.from(blob).toString('utf8'), { ...defaults, perm: 0o644 })
+        if (typeof decoded === 'string') {
+          this.log.warn('refused tree entry: ' + decoded, { path: where })
+          continue
+        }
+        const file = new FileNode(decoded.attrs)
+        file.size = decoded.size
+        file.content = decoded.content
+        node = file
+      } else {
+        this.log.warn('refused tree entry: unsupported type', { path: where, mode: entry.mode })
+        continue
+      }
+      dir.children.set(name, node)
+      node.parent = dir
+      node.name = name
+      node.oid = entry.oid
+    }
+    await Promise.all(subdirs)
+    dir.oid = treeOid
+  }
+
+  /**
+   * Writes the trees of every directory changed since the last commit and a commit on top of
+   * `parents`. The tree is read synchronously into a plan first, so the commit is one consistent
+   * state even while FUSE keeps changing the index during the writes.
+   */
+  async commit (root: DirNode, parents: string[], message: string, author: Signature, time: number): Promise<string> {
+    const plan = planDir(root)
+    const tree = await this.writePlan(plan)
+    const sig = { ...author, timestamp: Math.floor(time / 1000), timezoneOffset: 0 }
+    return await git.writeCommit({
+      fs,
+      gitdir: this.gitdir,
+      commit: { message, tree, parent: parents, author: sig, committer: sig }
+    })
+  }
+
+  private async writePlan (plan: PlannedDir): Promise<string> {
+    const entries: Array<{ path: string, mode: string, oid: string, type: 'blob' | 'tree' }> = []
+    const writes: Array<Promise<void>> = []
+    for (const item of plan.entries) {
+      if (item.oid !== undefined) {
+        entries.push({ path: item.gitName, mode: item.mode, oid: item.oid, type: item.mode === MODE_DIR ? 'tree' : 'blob' })
+        continue
+      }
+      const entry = { path: item.gitName, mode: item.mode, oid: '', type: item.mode === MODE_DIR ? 'tree' as const : 'blob' as const }
+      entries.push(entry)
+      writes.push((async () => {
+        entry.oid = item.dir !== undefined
+          ? await this.writePlan(item.dir)
+          : await git.writeBlob({ fs, gitdir: this.gitdir, blob: Buffer.from(item.blob ?? '') })
+        if (item.node !== undefined && item.node.version === item.version) item.node.oid = entry.oid
+      })())
+    }
+    await Promise.all(writes)
+    const oid = await git.writeTree({ fs, gitdir: this.gitdir, tree: entries })
+    if (plan.node.version === plan.version) plan.node.oid = oid
+    return oid
+  }
+}
+
+interface PlannedEntry {
+  gitName: string
+  mode: string
+  oid?: string
+  blob?: string
+  dir?: PlannedDir
+  node?: Node
+  version?: number
+}
+
+interface PlannedDir {
+  node: DirNode
+  version: number
+  entries: PlannedEntry[]
+}
+
+function planDir (dir: DirNode): PlannedDir {
+  const entries: PlannedEntry[] = [{ gitName: DIR_MARKER, mode: MODE_FILE, blob: encodeDirMarker(dir) }]
+  for (const [name, node] of dir.children) {
+    const gitName = toGitName(name)
+    if (node.kind === 'dir') {
+      entries.push(node.oid !== undefined
+        ? { gitName, mode: MODE_DIR, oid: node.oid }
+        : { gitName, mode: MODE_DIR, dir: planDir(node) })
+      continue
+    }
+    const mode = node.kind === 'symlink' ? MODE_LINK : (node.attrs.perm & 0o111) !== 0 ? MODE_EXEC : MODE_FILE
+    if (node.oid !== undefined) {
+      entries.push({ gitName, mode, oid: node.oid })
+    } else {
+      const blob = node.kind === 'symlink' ? node.target : encodeFile(node)
+      entries.push({ gitName, mode, blob, node, version: node.version })
+    }
+  }
+  return { node: dir, version: dir.version, entries }
+}

@@ -1,0 +1,221 @@
+// The metadata of a volume on one disk: the in-memory index FUSE is served from, the journal that
+// makes acknowledged changes survive a crash, and the git commits they become, in batches.
+import fs from 'node:fs'
+import { join } from 'node:path'
+import type { Logger } from '../log/index.js'
+import { GitStore, type Signature } from './git-store.js'
+import { Journal } from './journal.js'
+import { applyOp, lookup, mustLookup, type Op, type Released } from './ops.js'
+import { type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
+import { loadSnapshot, saveSnapshot } from './snapshot.js'
+
+export interface MetaOptions {
+  gitdir: string
+  journalDir: string
+  stateDir: string
+  nodeId: string
+  log: Logger
+  /** Called when no node refers to a content or a staged file any more. */
+  onReleased: (released: Released) => void
+  /** Delay between a change and the commit that carries it; changes arriving meanwhile join it. */
+  commitDelayMs?: number
+}
+
+interface CommitState { commit: string, seq: number }
+
+export class Meta {
+  private commitTimer: NodeJS.Timeout | null = null
+  private committing: Promise<void> | null = null
+  private dirty = false
+  private closed = false
+  readonly contentRefs = new Map<string, number>()
+  /** Files with staged bytes; git does not hold those, so the journal must keep them. */
+  private readonly stagedFiles = new Set<FileNode>()
+
+  private constructor (
+    private readonly opts: MetaOptions,
+    private readonly git: GitStore,
+    private readonly journal: Journal,
+    public root: DirNode,
+    public head: string | null,
+    private committedSeq: number
+  ) {}
+
+  static async open (opts: MetaOptions): Promise<Meta> {
+    const git = new GitStore(opts.gitdir, opts.log)
+    fs.mkdirSync(opts.stateDir, { recursive: true })
+    let head = await git.head()
+    const state = readState(opts.stateDir)
+    // The state names the commit a batch wrote before the ref moved: a crash between the two leaves
+    // the ref one commit behind, which is finished here.
+    if (state !== null && state.commit !== head && await git.hasObject(state.commit)) {
+      const parents = await git.parentsOf(state.commit)
+      if (head === null ? parents.length === 0 : parents.includes(head)) {
+        await git.setHead(state.commit)
+        head = state.commit
+      }
+    }
+    const committedSeq = state !== null && state.commit === head ? state.seq : 0
+    const defaults = defaultAttrs()
+    const root = (head !== null ? loadSnapshot(opts.stateDir, head) : null) ?? await git.load(head, defaults)
+    const { journal, records } = Journal.open(opts.journalDir, committedSeq)
+    const meta = new Meta(opts, git, journal, root, head, committedSeq)
+    meta.countRefs(root)
+    meta.findStaged(root)
+    for (const { op } of records) {
+      try {
+        meta.applyLocal(op)
+      } catch (err) {
+        opts.log.warn('journal record no longer applies', { op: op.op, err })
+      }
+    }
+    if (records.length > 0) {
+      opts.log.info('replayed journal', { records: records.length })
+      meta.dirty = true
+      await meta.commitNow()
+    }
+    return meta
+  }
+
+  lookup (path: string): Node | undefined {
+    return lookup(this.root, path)
+  }
+
+  mustLookup (path: string): Node {
+    return mustLookup(this.root, path)
+  }
+
+  /** Applies a change and journals it; throws an FsError when POSIX forbids it. */
+  apply (op: Op): void {
+    if (this.closed) throw new Error('metadata is closed')
+    this.applyLocal(op)
+    this.journal.append(op)
+    this.scheduleCommit()
+  }
+
+  private applyLocal (op: Op): void {
+    const released = applyOp(this.root, op)
+    if (op.op === 'stage') this.stagedFiles.add(this.mustLookup(op.path) as FileNode)
+    for (const ih of released.added) this.contentRefs.set(ih, (this.contentRefs.get(ih) ?? 0) + 1)
+    const unreferenced: string[] = []
+    for (const ih of released.contents) {
+      const n = (this.contentRefs.get(ih) ?? 1) - 1
+      if (n > 0) this.contentRefs.set(ih, n)
+      else {
+        this.contentRefs.delete(ih)
+        unreferenced.push(ih)
+      }
+    }
+    if (unreferenced.length > 0 || released.staged.length > 0) {
+      this.opts.onReleased({ contents: unreferenced, staged: released.staged, added: [] })
+    }
+  }
+
+  private findStaged (node: Node): void {
+    if (node.kind === 'file' && node.staged !== null) this.stagedFiles.add(node)
+    else if (node.kind === 'dir') for (const child of node.children.values()) this.findStaged(child)
+  }
+
+  /** Files whose staged bytes still wait to be sealed into content. */
+  stagedNow (): FileNode[] {
+    return [...this.stagedFiles].filter(f => f.staged !== null && f.attached())
+  }
+
+  private countRefs (node: Node): void {
+    if (node.kind === 'file' && node.content !== null) {
+      this.contentRefs.set(node.content.infohash, (this.contentRefs.get(node.content.infohash) ?? 0) + 1)
+    } else if (node.kind === 'dir') {
+      for (const child of node.children.values()) this.countRefs(child)
+    }
+  }
+
+  /** Makes every journaled change durable on disk (fsync). */
+  syncJournal (): void {
+    this.journal.sync()
+  }
+
+  private scheduleCommit (): void {
+    this.dirty = true
+    if (this.commitTimer !== null || this.committing !== null) return
+    this.commitTimer = setTimeout(() => {
+      this.commitTimer = null
+      void this.commitNow().catch(err => this.opts.log.error('commit failed', { err }))
+    }, this.opts.commitDelayMs ?? 30)
+  }
+
+  /** Commits every change so far, waiting for a commit already under way. */
+  async commitNow (): Promise<void> {
+    while (this.committing !== null) await this.committing
+    if (!this.dirty) return
+    this.committing = this.commitBatch().finally(() => {
+      this.committing = null
+      if (this.dirty && !this.closed) this.scheduleCommit()
+    })
+    await this.committing
+  }
+
+  private async commitBatch (): Promise<void> {
+    this.dirty = false
+    const seq = this.journal.lastSeq
+    this.journal.rotate()
+    // git holds only sealed contents: bytes staged but not yet sealed stay in the journal, carried
+    // into the file that outlives this commit.
+    this.carryStaged()
+    const time = Date.now()
+    const parents = this.head !== null ? [this.head] : []
+    const author: Signature = { name: `swarmfs node ${this.opts.nodeId}`, email: `${this.opts.nodeId}@swarmfs` }
+    const commit = await this.git.commit(this.root, parents, `swarmfs: changes from node ${this.opts.nodeId}\n`, author, time)
+    // State first, then the ref: see `open` for how a crash between them is finished.
+    writeState(this.opts.stateDir, { commit, seq })
+    await this.git.setHead(commit)
+    this.head = commit
+    this.committedSeq = seq
+    this.journal.dropThrough(seq)
+    this.opts.log.debug('committed', { commit, seq })
+  }
+
+  private carryStaged (): void {
+    for (const file of this.stagedFiles) {
+      if (file.staged === null || !file.attached()) this.stagedFiles.delete(file)
+      else this.journal.append({ op: 'stage', path: file.path(), staged: file.staged, mtime: file.attrs.mtime })
+    }
+  }
+
+  get pendingChanges (): boolean {
+    return this.dirty || this.committing !== null
+  }
+
+  get committedThrough (): number {
+    return this.committedSeq
+  }
+
+  /** Commits what is pending and keeps a snapshot of the index so the next start is fast. */
+  async close (): Promise<void> {
+    if (this.commitTimer !== null) clearTimeout(this.commitTimer)
+    this.commitTimer = null
+    await this.commitNow()
+    this.closed = true
+    if (this.head !== null) saveSnapshot(this.opts.stateDir, this.head, this.root)
+    this.journal.close()
+  }
+}
+
+export function defaultAttrs (): Attrs {
+  const now = Date.now()
+  return { perm: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: now, ctime: now }
+}
+
+function readState (dir: string): CommitState | null {
+  try {
+    const s = JSON.parse(fs.readFileSync(join(dir, 'commit-state.json'), 'utf8')) as CommitState
+    return typeof s.commit === 'string' && Number.isSafeInteger(s.seq) ? s : null
+  } catch {
+    return null
+  }
+}
+
+function writeState (dir: string, state: CommitState): void {
+  const tmp = join(dir, 'commit-state.json.tmp')
+  fs.writeFileSync(tmp, JSON.stringify(state))
+  fs.renameSync(tmp, join(dir, 'commit-state.json'))
+}

@@ -1,0 +1,33 @@
+// Names in the filesystem map to names in git trees. Git (and every stock git client) refuses some
+// names, and one name is our directory marker, so those are escaped reversibly: `git init` inside
+// the mount must work, which needs `.git` to be storable.
+
+/** The entry in every git tree that holds the directory's own mode and mtime. */
+export const DIR_MARKER = '.swarmfs-dir'
+const ESCAPE_PREFIX = '.swarmfs~'
+
+function needsEscape (name: string): boolean {
+  const lower = name.toLowerCase()
+  return lower === '.git' || lower.startsWith('.git ') || lower === DIR_MARKER || name.startsWith(ESCAPE_PREFIX)
+}
+
+export function toGitName (name: string): string {
+  return needsEscape(name) ? ESCAPE_PREFIX + name : name
+}
+
+export function fromGitName (gitName: string): string {
+  return gitName.startsWith(ESCAPE_PREFIX) ? gitName.slice(ESCAPE_PREFIX.length) : gitName
+}
+
+/**
+ * A name that may appear in the filesystem: no `.`/`..`, no `/` or NUL, at most 255 bytes.
+ * Everything read from git (ours or a peer's) passes through this before it becomes a path.
+ */
+export function isSafeName (name: string): boolean {
+  return name.length > 0 && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0') &&
+    Buffer.byteLength(name) <= 255
+}
+
+export function splitPath (path: string): string[] {
+  return path.split('/').filter(p => p.length > 0)
+}

@@ -1,0 +1,118 @@
+// The in-memory index that FUSE operations are served from. Nodes know their parent so a node keeps
+// its identity across renames (open handles follow it) and a change marks exactly the trees above it.
+import type { TorrentInfo } from '../content/torrent-info.js'
+
+export const S_IFMT = 0o170000
+export const S_IFREG = 0o100000
+export const S_IFDIR = 0o040000
+export const S_IFLNK = 0o120000
+
+export interface Attrs {
+  /** Permission bits only (07777); the type comes from the node kind. */
+  perm: number
+  uid: number
+  gid: number
+  /** Milliseconds since the epoch. */
+  mtime: number
+  ctime: number
+}
+
+export interface ContentRef {
+  infohash: string
+  info: TorrentInfo
+}
+
+/** Bytes written and closed (or fsynced) that are not yet hashed into content. */
+export interface Staged {
+  id: string
+  size: number
+}
+
+abstract class BaseNode {
+  parent: DirNode | null = null
+  name = ''
+  /** git object id of this node as last committed; undefined when it changed since. */
+  oid: string | undefined = undefined
+  /** Bumped on every change at or below this node, so a commit knows whether what it wrote is still current. */
+  version = 0
+  constructor (public attrs: Attrs) {}
+
+  /** Marks this node and every directory above it as changed since the last commit. */
+  touch (): void {
+    for (let n: BaseNode | null = this; n !== null; n = n.parent) {
+      n.oid = undefined
+      n.version++
+    }
+  }
+
+  path (): string {
+    const parts: string[] = []
+    for (let n: BaseNode | null = this; n !== null && n.parent !== null; n = n.parent) parts.push(n.name)
+    return '/' + parts.reverse().join('/')
+  }
+
+  /** Still reachable from the root. */
+  attached (): boolean {
+    let n: BaseNode = this
+    while (n.parent !== null) n = n.parent
+    return n instanceof DirNode && n.isRoot
+  }
+}
+
+export class FileNode extends BaseNode {
+  readonly kind = 'file'
+  /** Last sealed content: what git holds. null for an empty file. */
+  content: ContentRef | null = null
+  size = 0
+  staged: Staged | null = null
+}
+
+export class SymlinkNode extends BaseNode {
+  readonly kind = 'symlink'
+  constructor (attrs: Attrs, public target: string) { super(attrs) }
+}
+
+export class DirNode extends BaseNode {
+  readonly kind = 'dir'
+  readonly children = new Map<string, Node>()
+  isRoot = false
+
+  add (name: string, node: Node): void {
+    node.parent = this
+    node.name = name
+    this.children.set(name, node)
+    node.touch()
+    this.touch()
+  }
+
+  remove (name: string): Node | undefined {
+    const node = this.children.get(name)
+    if (node === undefined) return undefined
+    this.children.delete(name)
+    this.touch()
+    node.parent = null
+    return node
+  }
+}
+
+export type Node = FileNode | DirNode | SymlinkNode
+
+export function visibleSize (node: Node): number {
+  if (node.kind === 'file') return node.staged !== null ? node.staged.size : node.size
+  if (node.kind === 'symlink') return Buffer.byteLength(node.target)
+  return 4096
+}
+
+export function typeBits (node: Node): number {
+  return node.kind === 'file' ? S_IFREG : node.kind === 'dir' ? S_IFDIR : S_IFLNK
+}
+
+/** Every sealed content and staged id below (and including) a node, for releasing them. */
+export function collectData (node: Node, contents: string[], staged: string[]): void {
+  if (node.kind === 'file') {
+    if (node.content !== null) contents.push(node.content.infohash)
+    if (node.staged !== null) staged.push(node.staged.id)
+  } else if (node.kind === 'dir') {
+    for (const child of node.children.values()) collectData(child, contents, staged)
+  }
+}

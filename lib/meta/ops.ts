@@ -1,0 +1,173 @@
+// Every change to the index is one of these records: applied to the tree here (a pure function of
+// tree and record, with POSIX's rules and errnos), appended to the journal before FUSE acknowledges
+// it, and replayed from the journal after a crash.
+import { fsError } from '../errors/index.js'
+import { isSafeName, splitPath } from './names.js'
+import { collectData, DirNode, FileNode, SymlinkNode, type Attrs, type ContentRef, type Node, type Staged } from './nodes.js'
+
+export type Op =
+  | { op: 'mkdir', path: string, attrs: Attrs }
+  | { op: 'create', path: string, attrs: Attrs }
+  | { op: 'symlink', path: string, target: string, attrs: Attrs }
+  | { op: 'setattr', path: string, attrs: Partial<Attrs> }
+  | { op: 'stage', path: string, staged: Staged, mtime: number }
+  | { op: 'seal', path: string, stagedId: string, size: number, content: ContentRef | null }
+  | { op: 'setcontent', path: string, size: number, content: ContentRef | null, mtime: number }
+  | { op: 'unlink', path: string, time: number }
+  | { op: 'rmdir', path: string, time: number }
+  | { op: 'rename', from: string, to: string, ctime: number }
+
+/** What an applied op changed in the data nodes refer to: contents gained, contents and staged ids let go. */
+export interface Released {
+  contents: string[]
+  staged: string[]
+  added: string[]
+}
+
+export function lookup (root: DirNode, path: string): Node | undefined {
+  let node: Node = root
+  for (const part of splitPath(path)) {
+    if (node.kind !== 'dir') throw fsError('ENOTDIR', path)
+    const next = node.children.get(part)
+    if (next === undefined) return undefined
+    node = next
+  }
+  return node
+}
+
+export function mustLookup (root: DirNode, path: string): Node {
+  const node = lookup(root, path)
+  if (node === undefined) throw fsError('ENOENT', path)
+  return node
+}
+
+function parentOf (root: DirNode, path: string): { dir: DirNode, name: string } {
+  const parts = splitPath(path)
+  const name = parts.pop()
+  if (name === undefined) throw fsError('EEXIST', path)
+  if (!isSafeName(name)) throw fsError(Buffer.byteLength(name) > 255 ? 'ENAMETOOLONG' : 'EINVAL', path)
+  const dir = mustLookup(root, '/' + parts.join('/'))
+  if (dir.kind !== 'dir') throw fsError('ENOTDIR', path)
+  return { dir, name }
+}
+
+function mustFile (root: DirNode, path: string): FileNode {
+  const node = mustLookup(root, path)
+  if (node.kind === 'dir') throw fsError('EISDIR', path)
+  if (node.kind !== 'file') throw fsError('EINVAL', path)
+  return node
+}
+
+function addNew (root: DirNode, path: string, node: Node): void {
+  const { dir, name } = parentOf(root, path)
+  if (dir.children.has(name)) throw fsError('EEXIST', path)
+  dir.add(name, node)
+  dir.attrs.mtime = dir.attrs.ctime = node.attrs.ctime
+}
+
+const none = (): Released => ({ contents: [], staged: [], added: [] })
+
+export function applyOp (root: DirNode, op: Op): Released {
+  switch (op.op) {
+    case 'mkdir':
+      addNew(root, op.path, new DirNode({ ...op.attrs }))
+      return none()
+    case 'create':
+      addNew(root, op.path, new FileNode({ ...op.attrs }))
+      return none()
+    case 'symlink':
+      addNew(root, op.path, new SymlinkNode({ ...op.attrs }, op.target))
+      return none()
+    case 'setattr': {
+      const node = mustLookup(root, op.path)
+      Object.assign(node.attrs, op.attrs)
+      node.touch()
+      return none()
+    }
+    case 'stage': {
+      const file = mustFile(root, op.path)
+      const released = none()
+      if (file.staged !== null && file.staged.id !== op.staged.id) released.staged.push(file.staged.id)
+      file.staged = { ...op.staged }
+      file.attrs.mtime = file.attrs.ctime = op.mtime
+      return released
+    }
+    case 'seal': {
+      const file = mustFile(root, op.path)
+      if (file.staged === null || file.staged.id !== op.stagedId) return none()
+      const released = none()
+      if (file.content !== null) released.contents.push(file.content.infohash)
+      file.staged = null
+      file.content = op.content
+      file.size = op.size
+      if (op.content !== null) released.added.push(op.content.infohash)
+      file.touch()
+      return released
+    }
+    case 'setcontent': {
+      const file = mustFile(root, op.path)
+      const released = none()
+      if (file.content !== null) released.contents.push(file.content.infohash)
+      if (file.staged !== null) released.staged.push(file.staged.id)
+      file.staged = null
+      file.content = op.content
+      file.size = op.size
+      if (op.content !== null) released.added.push(op.content.infohash)
+      file.attrs.mtime = file.attrs.ctime = op.mtime
+      file.touch()
+      return released
+    }
+    case 'unlink': {
+      const { dir, name } = parentOf(root, op.path)
+      const node = dir.children.get(name)
+      if (node === undefined) throw fsError('ENOENT', op.path)
+      if (node.kind === 'dir') throw fsError('EISDIR', op.path)
+      return detach(dir, name, op.time)
+    }
+    case 'rmdir': {
+      const node = mustLookup(root, op.path)
+      if (node.kind !== 'dir') throw fsError('ENOTDIR', op.path)
+      if (node.isRoot) throw fsError('EBUSY', op.path)
+      if (node.children.size > 0) throw fsError('ENOTEMPTY', op.path)
+      const { dir, name } = parentOf(root, op.path)
+      return detach(dir, name, op.time)
+    }
+    case 'rename':
+      return rename(root, op.from, op.to, op.ctime)
+  }
+}
+
+function detach (dir: DirNode, name: string, time: number): Released {
+  const node = dir.remove(name)
+  const released = none()
+  if (node !== undefined) collectData(node, released.contents, released.staged)
+  dir.attrs.mtime = dir.attrs.ctime = time
+  return released
+}
+
+function rename (root: DirNode, from: string, to: string, ctime: number): Released {
+  const src = parentOf(root, from)
+  const node = src.dir.children.get(src.name)
+  if (node === undefined) throw fsError('ENOENT', from)
+  const dst = parentOf(root, to)
+  const existing = dst.dir.children.get(dst.name)
+  if (existing === node) return none()
+  if (node.kind === 'dir') {
+    for (let d: DirNode | null = dst.dir; d !== null; d = d.parent) {
+      if (d === node) throw fsError('EINVAL', to, 'cannot move a directory into itself:')
+    }
+  }
+  let released = none()
+  if (existing !== undefined) {
+    if (node.kind === 'dir' && existing.kind !== 'dir') throw fsError('ENOTDIR', to)
+    if (node.kind !== 'dir' && existing.kind === 'dir') throw fsError('EISDIR', to)
+    if (existing.kind === 'dir' && existing.children.size > 0) throw fsError('ENOTEMPTY', to)
+    released = detach(dst.dir, dst.name, ctime)
+  }
+  src.dir.remove(src.name)
+  dst.dir.add(dst.name, node)
+  node.attrs.ctime = ctime
+  src.dir.attrs.mtime = src.dir.attrs.ctime = ctime
+  dst.dir.attrs.mtime = dst.dir.attrs.ctime = ctime
+  return released
+}

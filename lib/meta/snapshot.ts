@@ -1,0 +1,68 @@
+// A copy of the index as of one commit, written at a clean stop. Loading a large volume from git
+// trees reads every entry blob; the snapshot is one file read, and is used only when HEAD is still
+// the commit it was taken at.
+import fs from 'node:fs'
+import { join } from 'node:path'
+import v8 from 'node:v8'
+import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
+
+const FILE = 'index-snapshot.v8'
+const VERSION = 1
+
+type AttrsRow = [number, number, number, number, number]
+type Row =
+  | ['f', string, AttrsRow, string | undefined, number, unknown, FileNode['staged']]
+  | ['l', string, AttrsRow, string | undefined, string]
+  | ['d', string, AttrsRow, string | undefined, Row[]]
+
+const attrsRow = (a: Attrs): AttrsRow => [a.perm, a.uid, a.gid, a.mtime, a.ctime]
+const attrsOf = (r: AttrsRow): Attrs => ({ perm: r[0], uid: r[1], gid: r[2], mtime: r[3], ctime: r[4] })
+
+function toRow (node: Node): Row {
+  if (node.kind === 'file') return ['f', node.name, attrsRow(node.attrs), node.oid, node.size, node.content, node.staged]
+  if (node.kind === 'symlink') return ['l', node.name, attrsRow(node.attrs), node.oid, node.target]
+  return ['d', node.name, attrsRow(node.attrs), node.oid, [...node.children.values()].map(toRow)]
+}
+
+function fromRow (row: Row): Node {
+  let node: Node
+  if (row[0] === 'f') {
+    const file = new FileNode(attrsOf(row[2]))
+    file.size = row[4]
+    file.content = row[5] as FileNode['content']
+    file.staged = row[6] ?? null
+    node = file
+  } else if (row[0] === 'l') {
+    node = new SymlinkNode(attrsOf(row[2]), row[4])
+  } else {
+    const dir = new DirNode(attrsOf(row[2]))
+    for (const childRow of row[4]) {
+      const child = fromRow(childRow)
+      dir.children.set(child.name, child)
+      child.parent = dir
+    }
+    node = dir
+  }
+  node.name = row[1]
+  node.oid = row[3]
+  return node
+}
+
+export function saveSnapshot (dir: string, head: string, root: DirNode): void {
+  const tmp = join(dir, FILE + '.tmp')
+  fs.writeFileSync(tmp, v8.serialize({ version: VERSION, head, root: toRow(root) }))
+  fs.renameSync(tmp, join(dir, FILE))
+}
+
+export function loadSnapshot (dir: string, head: string): DirNode | null {
+  let data: { version: number, head: string, root: Row }
+  try {
+    data = v8.deserialize(fs.readFileSync(join(dir, FILE)))
+  } catch {
+    return null
+  }
+  if (data.version !== VERSION || data.head !== head) return null
+  const root = fromRow(data.root) as DirNode
+  root.isRoot = true
+  return root
+}

@@ -1,0 +1,125 @@
+// A node's disk directory: node.json (identity, volume key: mode 0600) and the lock that keeps two
+// processes from running one disk.
+import fs from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { join, resolve } from 'node:path'
+import { UserError } from '../errors/index.js'
+
+export interface NodeConfig {
+  version: 1
+  nodeId: string
+  volumeName: string
+  volumeId: string
+  volumeKey: string
+  mountPoint: string | null
+  httpPort: number
+  torrentPort: number
+}
+
+export const layout = (disk: string) => ({
+  config: join(disk, 'node.json'),
+  lock: join(disk, 'node.lock'),
+  meta: join(disk, 'meta'),
+  journal: join(disk, 'journal'),
+  state: join(disk, 'state'),
+  content: join(disk, 'content'),
+  staging: join(disk, 'staging')
+})
+
+export function volumeIdOf (key: string): string {
+  return createHash('sha256').update('swarmfs volume id\0' + key).digest('hex').slice(0, 40)
+}
+
+export function isValidVolumeName (name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)
+}
+
+export function inviteFor (config: NodeConfig): string {
+  return `swarmfs://${config.volumeName}/${config.volumeKey}`
+}
+
+export function createConfig (disk: string, volumeName: string, mountPoint: string | null): NodeConfig {
+  if (!isValidVolumeName(volumeName)) {
+    throw new UserError(`invalid volume name "${volumeName}": use letters, digits, '.', '_' or '-' (at most 64)`)
+  }
+  const paths = layout(disk)
+  if (fs.existsSync(paths.config)) {
+    const existing = readConfig(disk)
+    throw new UserError(`${disk} already holds volume "${existing.volumeName}"; use "swarmfs start --disk ${disk}" or choose another disk directory`)
+  }
+  if (fs.existsSync(disk) && fs.readdirSync(disk).length > 0) {
+    throw new UserError(`${disk} is not empty and is not a swarmfs disk; choose an empty or new directory`)
+  }
+  const volumeKey = randomBytes(32).toString('base64url')
+  const config: NodeConfig = {
+    version: 1,
+    nodeId: randomBytes(8).toString('hex'),
+    volumeName,
+    volumeId: volumeIdOf(volumeKey),
+    volumeKey,
+    mountPoint: mountPoint !== null ? resolve(mountPoint) : null,
+    httpPort: 0,
+    torrentPort: 0
+  }
+  fs.mkdirSync(disk, { recursive: true })
+  writeConfig(disk, config)
+  return config
+}
+
+export function writeConfig (disk: string, config: NodeConfig): void {
+  const path = layout(disk).config
+  fs.writeFileSync(path + '.tmp', JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
+  fs.renameSync(path + '.tmp', path)
+}
+
+export function readConfig (disk: string): NodeConfig {
+  const path = layout(disk).config
+  let text: string
+  try {
+    text = fs.readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') {
+      throw new UserError(`${disk} is not a swarmfs disk (no node.json); create one with "swarmfs init <name> --disk ${disk}"`)
+    }
+    throw new UserError(`cannot read ${path}: ${(err as Error).message}`)
+  }
+  try {
+    const c = JSON.parse(text) as NodeConfig
+    if (c.version !== 1 || typeof c.nodeId !== 'string' || typeof c.volumeKey !== 'string') throw new Error('missing fields')
+    return c
+  } catch (err) {
+    throw new UserError(`${path} is damaged (${(err as Error).message}); restore it from a backup`)
+  }
+}
+
+function alive (pid: number): boolean {
+  try {
+    // A killed node not yet reaped by its parent is a zombie: dead, though kill(0) still finds it.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+export function lockHolder (disk: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(layout(disk).lock, 'utf8').trim())
+    return Number.isSafeInteger(pid) && pid > 0 && alive(pid) ? pid : null
+  } catch {
+    return null
+  }
+}
+
+/** Takes the disk for this process; a lock whose process is gone (a crash) is taken over. */
+export function lockDisk (disk: string): () => void {
+  const path = layout(disk).lock
+  const holder = lockHolder(disk)
+  if (holder !== null && holder !== process.pid) {
+    throw new UserError(`${disk} is in use by a running node (pid ${holder}); stop it first`)
+  }
+  fs.writeFileSync(path, String(process.pid) + '\n')
+  return () => {
+    if (lockHolder(disk) === process.pid) fs.rmSync(path, { force: true })
+  }
+}

@@ -1,0 +1,47 @@
+// A file open for writing has one write session, shared by every handle that writes it, so two
+// writers and any reader see the same bytes. The session owns a staging file until it is sealed.
+import fs from 'node:fs'
+import type { PieceHasher } from '../content/piece-hasher.js'
+import type { FileNode } from '../meta/nodes.js'
+
+export class WriteSession {
+  writers = 0
+  /** Bytes written since the last `stage` record. */
+  dirty = false
+  constructor (
+    readonly file: FileNode,
+    readonly stagingId: string,
+    readonly fd: number,
+    public size: number,
+    readonly hasher: PieceHasher
+  ) {}
+
+  write (buf: Buffer, len: number, pos: number): Promise<number> {
+    const data = buf.subarray(0, len)
+    this.hasher.write(pos, data)
+    this.dirty = true
+    if (pos + len > this.size) this.size = pos + len
+    return new Promise((resolve, reject) => {
+      fs.write(this.fd, data, 0, len, pos, (err, written) => err ? reject(err) : resolve(written))
+    })
+  }
+
+  truncate (size: number): Promise<void> {
+    this.hasher.invalidateFrom(Math.min(size, this.size))
+    this.size = size
+    this.dirty = true
+    return new Promise((resolve, reject) => fs.ftruncate(this.fd, size, err => err ? reject(err) : resolve()))
+  }
+
+  sync (): Promise<void> {
+    return new Promise((resolve, reject) => fs.fsync(this.fd, err => err ? reject(err) : resolve()))
+  }
+
+  close (): Promise<void> {
+    return new Promise(resolve => fs.close(this.fd, () => resolve()))
+  }
+}
+
+export function readAt (fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, len, pos, (err, n) => err ? reject(err) : resolve(n)))
+}

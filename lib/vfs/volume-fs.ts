@@ -1,0 +1,365 @@
+// The filesystem a mount serves, in terms a FUSE binding can call: paths in, stats and bytes out,
+// FsErrors for everything POSIX forbids. It knows nothing of FUSE itself.
+import fs from 'node:fs'
+import { PieceHasher } from '../content/piece-hasher.js'
+import type { ContentStore } from '../content/store.js'
+import { fsError, FsError } from '../errors/index.js'
+import type { Logger } from '../log/index.js'
+import type { Meta } from '../meta/meta.js'
+import { typeBits, visibleSize, type Attrs, type FileNode, type Node } from '../meta/nodes.js'
+import { readAt, WriteSession } from './sessions.js'
+
+const O_ACCMODE = 3
+const O_WRONLY = 1
+const O_RDWR = 2
+const O_TRUNC = 0o1000
+const O_APPEND = 0o2000
+/** libfuse 2 passes UTIME_NOW/UTIME_OMIT as tv_sec 0 and a huge tv_nsec; fuse-native turns that into this many ms. */
+const UTIME_SPECIAL_MS = 1073
+
+export interface Stat {
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  nlink: number
+  blksize: number
+  blocks: number
+  atime: number
+  mtime: number
+  ctime: number
+}
+
+interface Handle {
+  file: FileNode
+  session: WriteSession | null
+  append: boolean
+  /** The fd last opened for reading, and the content (infohash or staging id) it holds. */
+  readFd: number | null
+  readKey: string | null
+}
+
+export class VolumeFs {
+  private readonly handles = new Map<number, Handle>()
+  private nextHandle = 1
+  private readonly sessions = new Map<FileNode, WriteSession>()
+  private readonly sealing = new Map<FileNode, Promise<void>>()
+
+  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly log: Logger) {}
+
+  private now (): number {
+    return Date.now()
+  }
+
+  private newAttrs (mode: number): Attrs {
+    const now = this.now()
+    return { perm: mode & 0o7777, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: now, ctime: now }
+  }
+
+  getattr (path: string): Stat {
+    return this.stat(this.meta.mustLookup(path))
+  }
+
+  fgetattr (fh: number): Stat {
+    return this.stat(this.handle(fh).file)
+  }
+
+  private stat (node: Node): Stat {
+    const session = node.kind === 'file' ? this.sessions.get(node) : undefined
+    const size = session !== undefined ? session.size : visibleSize(node)
+    const { mtime, ctime, uid, gid, perm } = node.attrs
+    return {
+      mode: typeBits(node) | perm,
+      uid,
+      gid,
+      size,
+      nlink: node.kind === 'dir' ? 2 : 1,
+      blksize: 128 * 1024,
+      blocks: Math.ceil(size / 512),
+      atime: mtime,
+      mtime,
+      ctime
+    }
+  }
+
+  readdir (path: string): string[] {
+    const node = this.meta.mustLookup(path)
+    if (node.kind !== 'dir') throw fsError('ENOTDIR', path)
+    return ['.', '..', ...node.children.keys()]
+  }
+
+  access (path: string): void {
+    this.meta.mustLookup(path)
+  }
+
+  readlink (path: string): string {
+    const node = this.meta.mustLookup(path)
+    if (node.kind !== 'symlink') throw fsError('EINVAL', path)
+    return node.target
+  }
+
+  mkdir (path: string, mode: number): void {
+    this.meta.apply({ op: 'mkdir', path, attrs: this.newAttrs(mode) })
+  }
+
+  rmdir (path: string): void {
+    this.meta.apply({ op: 'rmdir', path, time: this.now() })
+  }
+
+  unlink (path: string): void {
+    this.meta.apply({ op: 'unlink', path, time: this.now() })
+  }
+
+  rename (from: string, to: string): void {
+    this.meta.apply({ op: 'rename', from, to, ctime: this.now() })
+  }
+
+  symlink (target: string, path: string): void {
+    this.meta.apply({ op: 'symlink', path, target, attrs: this.newAttrs(0o777) })
+  }
+
+  link (_from: string, to: string): void {
+    throw fsError('EPERM', to, 'hard links are not supported:')
+  }
+
+  chmod (path: string, mode: number): void {
+    this.meta.apply({ op: 'setattr', path, attrs: { perm: mode & 0o7777, ctime: this.now() } })
+  }
+
+  chown (path: string, uid: number, gid: number): void {
+    const node = this.meta.mustLookup(path)
+    // (uid_t)-1 means "leave unchanged".
+    const attrs: Partial<Attrs> = { ctime: this.now() }
+    if (uid !== -1 && uid !== 0xffffffff) attrs.uid = uid
+    if (gid !== -1 && gid !== 0xffffffff) attrs.gid = gid
+    if (attrs.uid === node.attrs.uid && attrs.gid === node.attrs.gid) return
+    this.meta.apply({ op: 'setattr', path, attrs })
+  }
+
+  utimens (path: string, _atime: number, mtime: number): void {
+    const node = this.meta.mustLookup(path)
+    const when = mtime === UTIME_SPECIAL_MS ? this.now() : mtime
+    if (node.kind === 'file' && this.sessions.has(node)) {
+      // A writer's later `stage` record carries this mtime with it.
+      node.attrs.mtime = when
+    }
+    this.meta.apply({ op: 'setattr', path, attrs: { mtime: when, ctime: this.now() } })
+  }
+
+  statfs (): fs.StatsFs {
+    return fs.statfsSync(this.disk)
+  }
+
+  // ---- files ----
+
+  private handle (fh: number): Handle {
+    const h = this.handles.get(fh)
+    if (h === undefined) throw new FsError('EBADF', `EBADF: no open file ${fh}`)
+    return h
+  }
+
+  private mustFile (path: string): FileNode {
+    const node = this.meta.mustLookup(path)
+    if (node.kind === 'dir') throw fsError('EISDIR', path)
+    if (node.kind !== 'file') throw fsError('EINVAL', path)
+    return node
+  }
+
+  async create (path: string, mode: number): Promise<number> {
+    this.meta.apply({ op: 'create', path, attrs: this.newAttrs(mode) })
+    return await this.open(path, O_WRONLY)
+  }
+
+  mknod (path: string, mode: number): void {
+    if ((mode & 0o170000) !== 0o100000 && (mode & 0o170000) !== 0) throw fsError('EPERM', path, 'only regular files can be made here:')
+    this.meta.apply({ op: 'create', path, attrs: this.newAttrs(mode) })
+  }
+
+  async open (path: string, flags: number): Promise<number> {
+    const file = this.mustFile(path)
+    const writes = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR
+    const h: Handle = { file, session: null, append: (flags & O_APPEND) !== 0, readFd: null, readKey: null }
+    if (writes) {
+      h.session = await this.writeSession(file, (flags & O_TRUNC) !== 0)
+      h.session.writers++
+    } else {
+      // Opened now, so a content released later (overwritten, unlinked) stays readable through it.
+      await this.readSource(h)
+    }
+    const fh = this.nextHandle++
+    this.handles.set(fh, h)
+    return fh
+  }
+
+  private async writeSession (file: FileNode, truncate: boolean): Promise<WriteSession> {
+    const pending = this.sealing.get(file)
+    if (pending !== undefined) await pending
+    let session = this.sessions.get(file)
+    if (session !== undefined) {
+      if (truncate) await session.truncate(0)
+      return session
+    }
+    let id: string
+    let hasher: PieceHasher
+    let size: number
+    if (file.staged !== null && !truncate) {
+      // Closed but not yet sealed (a seal that failed, or one replayed from the journal).
+      id = file.staged.id
+      size = file.staged.size
+      hasher = new PieceHasher()
+    } else {
+      const staged = await this.content.stage(truncate ? null : file.content)
+      id = staged.id
+      hasher = staged.hasher
+      size = truncate ? 0 : file.size
+    }
+    // Another open may have created the session while this one waited for the copy.
+    session = this.sessions.get(file)
+    if (session !== undefined) {
+      if (id !== file.staged?.id) this.content.remove([], [id])
+      return session
+    }
+    const fd = fs.openSync(this.content.stagingPath(id), 'r+')
+    session = new WriteSession(file, id, fd, size, hasher)
+    if (truncate && (file.size > 0 || file.staged !== null)) session.dirty = true
+    this.sessions.set(file, session)
+    return session
+  }
+
+  /** The fd to read `h.file` from now: the live staging file, a staged one, or the content. */
+  private async readSource (h: Handle): Promise<number | null> {
+    const file = h.file
+    const session = this.sessions.get(file)
+    if (session !== undefined) return session.fd
+    const key = file.staged !== null ? 's' + file.staged.id : file.content !== null ? file.content.infohash : null
+    if (key === null) return null
+    if (key === h.readKey && h.readFd !== null) return h.readFd
+    const path = file.staged !== null ? this.content.stagingPath(file.staged.id) : this.content.contentPath(key)
+    const fd = await new Promise<number>((resolve, reject) => fs.open(path, 'r', (err, fd) => err ? reject(err) : resolve(fd)))
+    if (h.readFd !== null) fs.close(h.readFd, () => {})
+    h.readFd = fd
+    h.readKey = key
+    return fd
+  }
+
+  async read (fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    const h = this.handle(fh)
+    const fd = await this.readSource(h)
+    if (fd === null) return 0
+    return await readAt(fd, buf, len, pos)
+  }
+
+  async write (fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    const h = this.handle(fh)
+    if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
+    const at = h.append ? h.session.size : pos
+    h.file.attrs.mtime = h.file.attrs.ctime = this.now()
+    return await h.session.write(buf, len, at)
+  }
+
+  async truncate (path: string, size: number): Promise<void> {
+    const file = this.mustFile(path)
+    const session = this.sessions.get(file)
+    if (session !== undefined) {
+      await session.truncate(size)
+      file.attrs.mtime = file.attrs.ctime = this.now()
+      return
+    }
+    if (size === 0) {
+      const pending = this.sealing.get(file)
+      if (pending !== undefined) await pending
+      this.meta.apply({ op: 'setcontent', path, size: 0, content: null, mtime: this.now() })
+      return
+    }
+    const fh = await this.open(path, O_WRONLY)
+    try {
+      await this.ftruncate(fh, size)
+      await this.flush(fh)
+    } finally {
+      await this.release(fh)
+    }
+  }
+
+  async ftruncate (fh: number, size: number): Promise<void> {
+    const h = this.handle(fh)
+    if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
+    await h.session.truncate(size)
+    h.file.attrs.mtime = h.file.attrs.ctime = this.now()
+  }
+
+  /** close(2): what was written becomes durable (journaled) before close returns. */
+  async flush (fh: number): Promise<void> {
+    const h = this.handle(fh)
+    if (h.session !== null) this.stageSession(h.session)
+  }
+
+  async fsync (fh: number): Promise<void> {
+    const h = this.handle(fh)
+    if (h.session !== null) {
+      await h.session.sync()
+      this.stageSession(h.session)
+    }
+    this.meta.syncJournal()
+  }
+
+  private stageSession (session: WriteSession): void {
+    if (!session.dirty) return
+    const file = session.file
+    if (!file.attached()) return
+    this.meta.apply({ op: 'stage', path: file.path(), staged: { id: session.stagingId, size: session.size }, mtime: file.attrs.mtime })
+    session.dirty = false
+  }
+
+  async release (fh: number): Promise<void> {
+    const h = this.handle(fh)
+    this.handles.delete(fh)
+    if (h.readFd !== null) fs.close(h.readFd, () => {})
+    const session = h.session
+    if (session === null) return
+    this.stageSession(session)
+    if (--session.writers > 0) return
+    this.sessions.delete(session.file)
+    await session.close()
+    if (session.file.staged?.id !== session.stagingId) {
+      // Nothing was written (or the file is gone): the staging copy is not needed.
+      this.content.remove([], [session.stagingId])
+      return
+    }
+    this.startSeal(session.file, session)
+  }
+
+  /** Hashes a closed file's staged bytes into a content in the background; readers use staging meanwhile. */
+  private startSeal (file: FileNode, session: WriteSession | null): void {
+    const staged = file.staged
+    if (staged === null || !file.attached()) return
+    const work = (async () => {
+      const hasher = session?.hasher ?? new PieceHasher()
+      const content = await this.content.seal(staged.id, staged.size, hasher)
+      if (!file.attached() || file.staged?.id !== staged.id) {
+        // The file went away or changed meanwhile; its content is referenced by no one.
+        if (content !== null && !this.meta.contentRefs.has(content.infohash)) this.content.remove([content.infohash], [])
+        return
+      }
+      this.meta.apply({ op: 'seal', path: file.path(), stagedId: staged.id, size: staged.size, content })
+    })().catch(err => {
+      this.log.error('could not seal a written file; its bytes stay staged and are retried at the next start', { path: file.path(), err })
+    }).finally(() => this.sealing.delete(file))
+    this.sealing.set(file, work)
+  }
+
+  /** Seals what earlier runs staged but did not seal (from the journal). */
+  resumeSeals (): void {
+    for (const file of this.meta.stagedNow()) if (!this.sessions.has(file)) this.startSeal(file, null)
+  }
+
+  /** Waits until every closed file is sealed; open sessions are staged first. */
+  async settle (): Promise<void> {
+    for (const session of this.sessions.values()) this.stageSession(session)
+    while (this.sealing.size > 0) await Promise.all([...this.sealing.values()])
+  }
+
+  openHandles (): number {
+    return this.handles.size
+  }
+}
+

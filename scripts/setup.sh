@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs what swarmfs needs on a Debian machine (run as root): the FUSE packages its prebuilt
+# binary links against, the tools the tests drive the mount with, then the npm dependencies.
+set -eu
+cd "$(dirname "$0")/.."
+
+need=""
+command -v fusermount >/dev/null 2>&1 || need="$need fuse"
+ldconfig -p 2>/dev/null | grep -q 'libfuse.so.2 ' || need="$need libfuse2"
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
+command -v unshare >/dev/null 2>&1 || need="$need util-linux"
+command -v git >/dev/null 2>&1 || need="$need git"
+command -v ffprobe >/dev/null 2>&1 || need="$need ffmpeg"
+if [ -n "$need" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "swarmfs setup: missing Debian packages:$need; run: sudo apt-get install -y$need" >&2
+    exit 1
+  fi
+  echo "swarmfs setup: installing$need" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi
+[ -e /dev/fuse ] || { echo "swarmfs setup: /dev/fuse is missing; load the fuse module (modprobe fuse)" >&2; exit 1; }
+
+npm install --no-audit --no-fund

@@ -1,0 +1,28 @@
+declare module 'bencode' {
+  const bencode: {
+    encode (data: unknown): Uint8Array
+    decode (data: Uint8Array, start?: number, end?: number, encoding?: string): any
+  }
+  export default bencode
+}
+
+declare module 'fuse-native' {
+  type Cb = (err: number, ...args: any[]) => void
+  export interface Stat {
+    mode: number; uid: number; gid: number; size: number; nlink?: number; ino?: number
+    blksize?: number; blocks?: number; atime: Date | number; mtime: Date | number; ctime: Date | number
+  }
+  export interface FuseOptions {
+    force?: boolean; mkdir?: boolean; debug?: boolean; timeout?: number | false | Record<string, number>
+    allowOther?: boolean; defaultPermissions?: boolean; maxRead?: number; fsname?: string; subtype?: string
+    kernelCache?: boolean; autoCache?: boolean; entryTimeout?: number; attrTimeout?: number; acAttrTimeout?: number
+  }
+  export default class Fuse {
+    constructor (mnt: string, ops: Record<string, (...args: any[]) => void>, opts?: FuseOptions)
+    mount (cb: (err: Error | null) => void): void
+    unmount (cb: (err: Error | null) => void): void
+    static unmount (mnt: string, cb: (err: Error | null) => void): void
+    static [errno: string]: any
+  }
+  export type { Cb }
+}
