@@ -35,12 +35,15 @@ export class ContentStore {
     return randomBytes(16).toString('hex')
   }
 
-  /** A new empty staging file, or a copy of a content (reflinked where the disk can). */
-  async stage (from: ContentRef | null): Promise<{ id: string, hasher: PieceHasher }> {
+  /**
+   * A new empty staging file, or a copy of a content (reflinked where the disk can), opened for
+   * reading and writing. Creating an empty one is a single open(2), done synchronously: it is on
+   * the path of every file creation, where a thread-pool round trip costs more than the call.
+   */
+  async stage (from: ContentRef | null): Promise<{ id: string, fd: number, hasher: PieceHasher }> {
     const id = this.newStagingId()
     if (from === null) {
-      await fsp.writeFile(this.stagingPath(id), '', { flag: 'wx' })
-      return { id, hasher: new PieceHasher() }
+      return { id, fd: fs.openSync(this.stagingPath(id), 'wx+'), hasher: new PieceHasher() }
     }
     await fsp.copyFile(this.contentPath(from.infohash), this.stagingPath(id), fs.constants.COPYFILE_FICLONE)
     // The copied bytes keep their piece digests, so appending to a large file hashes only the tail.
@@ -50,7 +53,7 @@ export class ContentStore {
       const whole = Math.floor(from.info.length / BASE_PIECE_LENGTH)
       for (let i = 0; i < whole; i++) digests.push(all.subarray(i * 20, i * 20 + 20))
     }
-    return { id, hasher: new PieceHasher(digests) }
+    return { id, fd: fs.openSync(this.stagingPath(id), 'r+'), hasher: new PieceHasher(digests) }
   }
 
   /** Hashes a staging file into a content and moves it into place; null for an empty file. */

@@ -5,9 +5,26 @@ import { toErrno } from './errno.js'
 
 type Cb = (code: number, ...values: unknown[]) => void
 
+/** With SWARMFS_TRACE_OPS set, time spent in each operation is summed and logged at unmount. */
+export const opTimes = new Map<string, { count: number, ms: number }>()
+const tracing = process.env.SWARMFS_TRACE_OPS !== undefined
+
+function traced (op: string, cb: Cb): Cb {
+  if (!tracing) return cb
+  const start = performance.now()
+  return (code, ...values) => {
+    const t = opTimes.get(op) ?? { count: 0, ms: 0 }
+    t.count++
+    t.ms += performance.now() - start
+    opTimes.set(op, t)
+    cb(code, ...values)
+  }
+}
+
 export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: any[]) => void> {
   /** Runs `fn` (sync or async) and answers the kernel with its result or errno. */
   const run = (op: string, path: string, cb: Cb, fn: () => unknown, answer: (value: any) => unknown[] = v => v === undefined ? [] : [v]): void => {
+    cb = traced(op, cb)
     let result: unknown
     try {
       result = fn()
@@ -55,9 +72,11 @@ export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: a
     create: (path: string, mode: number, cb: Cb) => run('create', path, cb, () => vfs.create(path, mode)),
     open: (path: string, flags: number, cb: Cb) => run('open', path, cb, () => vfs.open(path, flags)),
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+      cb = traced('read', cb)
       vfs.read(fh, buf, len, pos).then(n => cb(n), err => cb(toErrno(err, log, 'read', path)))
     },
     write: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+      cb = traced('write', cb)
       vfs.write(fh, buf, len, pos).then(n => cb(n), err => cb(toErrno(err, log, 'write', path)))
     },
     flush: (path: string, fh: number, cb: Cb) => run('flush', path, cb, () => vfs.flush(fh)),

@@ -6,7 +6,7 @@ import Fuse from 'fuse-native'
 import { UserError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { VolumeFs } from '../vfs/volume-fs.js'
-import { fuseOps } from './fuse-ops.js'
+import { fuseOps, opTimes } from './fuse-ops.js'
 
 const run = promisify(execFile)
 
@@ -96,6 +96,9 @@ export async function mountVolume (mountPoint: string, vfs: VolumeFs, log: Logge
         resolve()
       }))
       if (mountsAt(mountPoint)) await run('fusermount', ['-uz', mountPoint]).catch(() => {})
+      if (opTimes.size > 0) {
+        log.warn('operation times', Object.fromEntries([...opTimes].map(([op, t]) => [op, `${t.count} ops, ${(t.ms / t.count).toFixed(3)} ms avg`])))
+      }
     }
   }
 }

@@ -27,6 +27,12 @@ export class Meta {
   private commitTimer: NodeJS.Timeout | null = null
   private committing: Promise<void> | null = null
   private dirty = false
+  /**
+   * How long the last commit took. A commit costs time in proportion to the directories it
+   * rewrites, and runs on the thread FUSE shares, so the next one waits at least twice as long:
+   * a burst of changes becomes a few commits and commits never take more than a third of the time.
+   */
+  private lastCommitMs = 0
   private closed = false
   readonly contentRefs = new Map<string, number>()
   /** Files with staged bytes; git does not hold those, so the journal must keep them. */
@@ -140,7 +146,7 @@ export class Meta {
     this.commitTimer = setTimeout(() => {
       this.commitTimer = null
       void this.commitNow().catch(err => this.opts.log.error('commit failed', { err }))
-    }, this.opts.commitDelayMs ?? 30)
+    }, Math.max(this.opts.commitDelayMs ?? 30, 2 * this.lastCommitMs))
   }
 
   /** Commits every change so far, waiting for a commit already under way. */
@@ -162,6 +168,7 @@ export class Meta {
     // into the file that outlives this commit.
     this.carryStaged()
     const time = Date.now()
+    const started = performance.now()
     const parents = this.head !== null ? [this.head] : []
     const author: Signature = { name: `swarmfs node ${this.opts.nodeId}`, email: `${this.opts.nodeId}@swarmfs` }
     const commit = await this.git.commit(this.root, parents, `swarmfs: changes from node ${this.opts.nodeId}\n`, author, time)
@@ -171,6 +178,7 @@ export class Meta {
     this.head = commit
     this.committedSeq = seq
     this.journal.dropThrough(seq)
+    this.lastCommitMs = performance.now() - started
     this.opts.log.debug('committed', { commit, seq })
   }
 

@@ -4,6 +4,8 @@ import fs from 'node:fs'
 import type { PieceHasher } from '../content/piece-hasher.js'
 import type { FileNode } from '../meta/nodes.js'
 
+const SYNC_WRITE_MAX = 16 * 1024
+
 export class WriteSession {
   writers = 0
   /** Bytes written since the last `stage` record. */
@@ -21,6 +23,9 @@ export class WriteSession {
     this.hasher.write(pos, data)
     this.dirty = true
     if (pos + len > this.size) this.size = pos + len
+    // A small write costs less as a direct write(2) than as a thread-pool round trip; large ones
+    // go to the pool so a slow disk cannot hold the thread every FUSE operation shares.
+    if (len <= SYNC_WRITE_MAX) return Promise.resolve(fs.writeSync(this.fd, data, 0, len, pos))
     return new Promise((resolve, reject) => {
       fs.write(this.fd, data, 0, len, pos, (err, written) => err ? reject(err) : resolve(written))
     })
@@ -37,8 +42,8 @@ export class WriteSession {
     return new Promise((resolve, reject) => fs.fsync(this.fd, err => err ? reject(err) : resolve()))
   }
 
-  close (): Promise<void> {
-    return new Promise(resolve => fs.close(this.fd, () => resolve()))
+  close (): void {
+    fs.closeSync(this.fd)
   }
 }
 

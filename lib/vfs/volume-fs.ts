@@ -199,28 +199,24 @@ export class VolumeFs {
       if (truncate) await session.truncate(0)
       return session
     }
-    let id: string
-    let hasher: PieceHasher
+    let staged: { id: string, fd: number, hasher: PieceHasher }
     let size: number
     if (file.staged !== null && !truncate) {
       // Closed but not yet sealed (a seal that failed, or one replayed from the journal).
-      id = file.staged.id
+      staged = { id: file.staged.id, fd: fs.openSync(this.content.stagingPath(file.staged.id), 'r+'), hasher: new PieceHasher() }
       size = file.staged.size
-      hasher = new PieceHasher()
     } else {
-      const staged = await this.content.stage(truncate ? null : file.content)
-      id = staged.id
-      hasher = staged.hasher
+      staged = await this.content.stage(truncate ? null : file.content)
       size = truncate ? 0 : file.size
     }
     // Another open may have created the session while this one waited for the copy.
     session = this.sessions.get(file)
     if (session !== undefined) {
-      if (id !== file.staged?.id) this.content.remove([], [id])
+      fs.closeSync(staged.fd)
+      if (staged.id !== file.staged?.id) this.content.remove([], [staged.id])
       return session
     }
-    const fd = fs.openSync(this.content.stagingPath(id), 'r+')
-    session = new WriteSession(file, id, fd, size, hasher)
+    session = new WriteSession(file, staged.id, staged.fd, size, staged.hasher)
     if (truncate && (file.size > 0 || file.staged !== null)) session.dirty = true
     this.sessions.set(file, session)
     return session
@@ -319,7 +315,7 @@ export class VolumeFs {
     this.stageSession(session)
     if (--session.writers > 0) return
     this.sessions.delete(session.file)
-    await session.close()
+    session.close()
     if (session.file.staged?.id !== session.stagingId) {
       // Nothing was written (or the file is gone): the staging copy is not needed.
       this.content.remove([], [session.stagingId])
