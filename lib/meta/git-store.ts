@@ -65,38 +65,39 @@ export class GitStore {
 
   private async loadDir (dir: DirNode, treeOid: string, path: string, defaults: Attrs): Promise<void> {
     const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })
-    const subdirs: Array<Promise<void>> = []
-    for (const entry of tree) {
+    const read = async (oid: string): Promise<string> =>
+      Buffer.from((await git.readBlob({ fs, gitdir: this.gitdir, oid, cache: this.cache })).blob).toString('utf8')
+    const subdirs: Array<[DirNode, string, string]> = []
+    // The entries of one directory are read in parallel; directories one after another, which
+    // bounds how many files are open at once.
+    const nodes = await Promise.all(tree.map(async (entry): Promise<Node | null> => {
       if (entry.path === DIR_MARKER) {
-        const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid })
-        dir.attrs = decodeDirMarker(Buffer.from(blob).toString('utf8'), dir.attrs)
-        continue
+        dir.attrs = decodeDirMarker(await read(entry.oid), dir.attrs)
+        return null
       }
       const name = fromGitName(entry.path)
       const where = `${path}/${name}`
-      if (!isSafeName(name) || dir.children.has(name)) {
-        this.log.warn('refused tree entry: unsafe or duplicate name', { path: `${path}/${JSON.stringify(entry.path)}`, tree: treeOid })
-        continue
+      if (!isSafeName(name)) {
+        this.log.warn('refused tree entry: unsafe name', { path: `${path}/${JSON.stringify(entry.path)}`, tree: treeOid })
+        return null
       }
       let node: Node
       if (entry.type === 'tree' && entry.mode === MODE_DIR) {
         const sub = new DirNode({ ...defaults })
-        subdirs.push(this.loadDir(sub, entry.oid, where, defaults))
+        subdirs.push([sub, entry.oid, where])
         node = sub
       } else if (entry.type === 'blob' && entry.mode === MODE_LINK) {
-        const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid })
-        const target = Buffer.from(blob).toString('utf8')
+        const target = await read(entry.oid)
         if (target.includes('\0') || target.length === 0) {
           this.log.warn('refused tree entry: bad symlink target', { path: where })
-          continue
+          return null
         }
         node = new SymlinkNode({ ...defaults, perm: 0o777 }, target)
       } else if (entry.type === 'blob' && (entry.mode === MODE_FILE || entry.mode === MODE_EXEC)) {
-        const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid })
-        const decoded = decodeFile(Buffer.from(blob).toString('utf8'), { ...defaults, perm: 0o644 })
+        const decoded = decodeFile(await read(entry.oid), { ...defaults, perm: 0o644 })
         if (typeof decoded === 'string') {
           this.log.warn('refused tree entry: ' + decoded, { path: where })
-          continue
+          return null
         }
         const file = new FileNode(decoded.attrs)
         file.size = decoded.size
@@ -104,14 +105,24 @@ export class GitStore {
         node = file
       } else {
         this.log.warn('refused tree entry: unsupported type', { path: where, mode: entry.mode })
-        continue
+        return null
       }
-      dir.children.set(name, node)
-      node.parent = dir
       node.name = name
       node.oid = entry.oid
+      return node
+    }))
+    for (const node of nodes) {
+      if (node === null) continue
+      if (dir.children.has(node.name)) {
+        this.log.warn('refused tree entry: duplicate name', { path: `${path}/${node.name}` })
+        continue
+      }
+      dir.children.set(node.name, node)
+      node.parent = dir
     }
-    await Promise.all(subdirs)
+    for (const [sub, oid, where] of subdirs) {
+      if (sub.parent === dir) await this.loadDir(sub, oid, where, defaults)
+    }
     dir.oid = treeOid
   }
 
