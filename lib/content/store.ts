@@ -5,10 +5,24 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import type { Logger } from '../log/index.js'
 import type { ContentRef } from '../meta/nodes.js'
 import { PieceHasher } from './piece-hasher.js'
 import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash } from './torrent-info.js'
+
+const run = promisify(execFile)
+/** Above this size a copy goes through cp(1), which keeps holes (SEEK_HOLE) and reflinks where it can. */
+const CP_THRESHOLD = 64 << 20
+
+async function copySparse (from: string, to: string, size: number): Promise<void> {
+  if (size < CP_THRESHOLD) {
+    await fsp.copyFile(from, to, fs.constants.COPYFILE_FICLONE)
+    return
+  }
+  await run('cp', ['--reflink=auto', '--sparse=auto', '--', from, to])
+}
 
 export class ContentStore {
   readonly contentDir: string
@@ -45,7 +59,7 @@ export class ContentStore {
     if (from === null) {
       return { id, fd: fs.openSync(this.stagingPath(id), 'wx+'), hasher: new PieceHasher() }
     }
-    await fsp.copyFile(this.contentPath(from.infohash), this.stagingPath(id), fs.constants.COPYFILE_FICLONE)
+    await copySparse(this.contentPath(from.infohash), this.stagingPath(id), from.info.length)
     // The copied bytes keep their piece digests, so appending to a large file hashes only the tail.
     const digests: Buffer[] = []
     if (from.info.pieceLength === BASE_PIECE_LENGTH) {

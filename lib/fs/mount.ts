@@ -33,8 +33,9 @@ export function mountOptions (): Record<string, unknown> {
     defaultPermissions: true,
     force: true,
     mkdir: true,
-    // Our handlers answer every operation themselves; this is only a backstop.
-    timeout: 14000
+    // Our handlers answer every operation themselves; this is only a backstop. Opening a large
+    // file for writing copies it first (copy-on-write), which takes as long as the disk needs.
+    timeout: { default: 14000, open: false, create: false, truncate: false }
   }
 }
 

@@ -153,7 +153,12 @@ export class Meta {
   async commitNow (): Promise<void> {
     while (this.committing !== null) await this.committing
     if (!this.dirty) return
-    this.committing = this.commitBatch().finally(() => {
+    this.committing = this.commitBatch().catch(err => {
+      // Nothing is lost: the changes stay in the journal, and the next attempt commits them.
+      this.dirty = true
+      this.lastCommitMs = Math.max(this.lastCommitMs, 500)
+      throw err
+    }).finally(() => {
       this.committing = null
       if (this.dirty && !this.closed) this.scheduleCommit()
     })

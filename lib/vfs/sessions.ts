@@ -20,15 +20,21 @@ export class WriteSession {
 
   write (buf: Buffer, len: number, pos: number): Promise<number> {
     const data = buf.subarray(0, len)
-    this.hasher.write(pos, data)
     this.dirty = true
     if (pos + len > this.size) this.size = pos + len
-    // A small write costs less as a direct write(2) than as a thread-pool round trip; large ones
-    // go to the pool so a slow disk cannot hold the thread every FUSE operation shares.
-    if (len <= SYNC_WRITE_MAX) return Promise.resolve(fs.writeSync(this.fd, data, 0, len, pos))
-    return new Promise((resolve, reject) => {
+    // A small write costs less as a direct write(2) than as a thread-pool round trip. A large one
+    // goes to the pool, so a slow disk cannot hold the thread every FUSE operation shares, and its
+    // piece hashing runs on this thread meanwhile.
+    if (len <= SYNC_WRITE_MAX) {
+      const written = fs.writeSync(this.fd, data, 0, len, pos)
+      this.hasher.write(pos, data)
+      return Promise.resolve(written)
+    }
+    const done = new Promise<number>((resolve, reject) => {
       fs.write(this.fd, data, 0, len, pos, (err, written) => err ? reject(err) : resolve(written))
     })
+    this.hasher.write(pos, data)
+    return done
   }
 
   truncate (size: number): Promise<void> {

@@ -73,7 +73,8 @@ export class VolumeFs {
       uid,
       gid,
       size,
-      nlink: node.kind === 'dir' ? 2 : 1,
+      // 1 for a directory (as btrfs does) tells find(1) not to count subdirectories by links.
+      nlink: 1,
       blksize: 128 * 1024,
       blocks: Math.ceil(size / 512),
       atime: mtime,

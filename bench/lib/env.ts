@@ -1,0 +1,50 @@
+// Sizes, paths and switches of a benchmark run.
+import fs from 'node:fs'
+import os from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** SWARMFS_BENCH_SMALL=1 shrinks every size 10x for a quick run. */
+export const SMALL = process.env.SWARMFS_BENCH_SMALL === '1'
+const scale = (n: number): number => SMALL ? Math.max(1, Math.round(n / 10)) : n
+
+export const sizes = {
+  /** Bytes of the sequential write/read file (1 GiB). */
+  seqBytes: scale(1024) * 1024 * 1024,
+  smallFiles: scale(10_000),
+  smallFileBytes: 100,
+  bigVolumeDirs: scale(1000),
+  bigVolumeFilesPerDir: 100,
+  /** Repetitions of each timed step; the table shows the median. */
+  reps: Number(process.env.SWARMFS_BENCH_REPS ?? 3)
+}
+
+/** dist/bench/lib → the package root. */
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+export const swarmfsBin = join(root, 'bin', 'swarmfs.js')
+export const benchDist = join(root, 'dist', 'bench')
+export const node = process.execPath
+
+/** Which benchmarks run: SWARMFS_BENCH_ONLY=seq,small,start,stat (default: all). */
+export function enabled (name: string): boolean {
+  const only = process.env.SWARMFS_BENCH_ONLY
+  return only === undefined || only === '' || only.split(',').map(s => s.trim()).includes(name)
+}
+
+/**
+ * SWARMFS_BENCH_PROFILE=<dir>: swarmfs node processes started by the benchmarks run with
+ * `--cpu-prof` into that directory (only them: NODE_OPTIONS is set for that child alone).
+ */
+export const profileDir = process.env.SWARMFS_BENCH_PROFILE !== undefined && process.env.SWARMFS_BENCH_PROFILE !== ''
+  ? resolve(process.env.SWARMFS_BENCH_PROFILE)
+  : null
+
+/** Logs of the servers and the results, kept after the run (small). */
+export const outDir = resolve(process.env.SWARMFS_BENCH_OUT ?? join(os.tmpdir(), 'swarmfs-bench-out'))
+
+/** A scratch directory for one run; removed at the end. */
+export function makeWorkDir (): string {
+  const base = process.env.SWARMFS_BENCH_TMP ?? os.tmpdir()
+  fs.mkdirSync(base, { recursive: true })
+  return fs.mkdtempSync(join(base, 'swarmfs-bench-'))
+}
