@@ -80,9 +80,11 @@ export class ContentStore {
     const { pieceLength, digests } = await hasher.finish(path, size)
     const info = buildInfo(this.volumeId, size, pieceLength, digests)
     const infohash = infoHash(info)
+    // Synchronous from the existence check to the caller recording the content, so no removal
+    // of the same infohash (a file with equal bytes let go meanwhile) can fall in between.
     const target = this.contentPath(infohash)
-    if (fs.existsSync(target)) await fsp.rm(path, { force: true })
-    else await fsp.rename(path, target)
+    if (fs.existsSync(target)) fs.rmSync(path, { force: true })
+    else fs.renameSync(path, target)
     return { infohash, info }
   }
 
@@ -90,9 +92,18 @@ export class ContentStore {
     return fs.existsSync(this.contentPath(infohash))
   }
 
+  /** Synchronous, so that a seal of equal bytes right after finds the content gone, not going. */
   remove (contents: string[], staged: string[]): void {
-    for (const ih of contents) fs.rm(this.contentPath(ih), { force: true }, err => { if (err) this.log.warn('could not remove content', { ih, err }) })
-    for (const id of staged) fs.rm(this.stagingPath(id), { force: true }, err => { if (err) this.log.warn('could not remove staging file', { id, err }) })
+    for (const ih of contents) this.removeFile(this.contentPath(ih))
+    for (const id of staged) this.removeFile(this.stagingPath(id))
+  }
+
+  private removeFile (path: string): void {
+    try {
+      fs.rmSync(path, { force: true })
+    } catch (err) {
+      this.log.warn('could not remove a file no one refers to', { path, err })
+    }
   }
 
   /** Deletes staging files nothing refers to (left by writes that were never closed). */
