@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs what swarmfs needs on a Debian machine (run as root): the FUSE packages its prebuilt
-# binary links against, the tools the tests drive the mount with, then the npm dependencies.
+# Installs what swarmfs needs on a Debian machine (run as root): the FUSE packages, a compiler for
+# the FUSE binding, the tools the tests drive the mount with, then the npm dependencies.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,10 @@ command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v ffprobe >/dev/null 2>&1 || need="$need ffmpeg"
+# fuse-native is built from source at install (vendor/fuse-native carries fixes): node-gyp needs these.
+command -v make >/dev/null 2>&1 || need="$need make"
+command -v g++ >/dev/null 2>&1 || need="$need g++"
+command -v python3 >/dev/null 2>&1 || need="$need python3"
 if [ -n "$need" ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "swarmfs setup: missing Debian packages:$need; run: sudo apt-get install -y$need" >&2

@@ -16,7 +16,9 @@ export const sizes = {
   bigVolumeDirs: scale(1000),
   bigVolumeFilesPerDir: 100,
   /** Repetitions of each timed step; the table shows the median. */
-  reps: Number(process.env.SWARMFS_BENCH_REPS ?? 3)
+  reps: Number(process.env.SWARMFS_BENCH_REPS ?? 5),
+  /** Repetitions of the (slow) start of the large volume. */
+  startReps: Number(process.env.SWARMFS_BENCH_REPS ?? 3)
 }
 
 /** dist/bench/lib → the package root. */
@@ -47,4 +49,14 @@ export function makeWorkDir (): string {
   const base = process.env.SWARMFS_BENCH_TMP ?? os.tmpdir()
   fs.mkdirSync(base, { recursive: true })
   return fs.mkdtempSync(join(base, 'swarmfs-bench-'))
+}
+
+/**
+ * A scratch directory in RAM (tmpfs /dev/shm) for the random source file: this VM reclaims page
+ * cache proactively (DAMON), so a source on disk would sometimes be read from the disk mid-copy;
+ * tmpfs pages are never reclaimed here (no swap). SWARMFS_BENCH_SHM overrides; removed at the end.
+ */
+export function makeRamDir (): string {
+  const base = process.env.SWARMFS_BENCH_SHM ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir())
+  return fs.mkdtempSync(join(base, 'swarmfs-bench-src-'))
 }

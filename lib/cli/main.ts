@@ -5,8 +5,9 @@ import { join, resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { UserError } from '../errors/index.js'
 import { createLogger, setLogLevel, type Logger } from '../log/index.js'
-import { createConfig, inviteFor, readConfig } from '../node/disk.js'
-import { SwarmNode } from '../node/node.js'
+import { checkFreshDisk, createConfig, inviteFor, parseInvite, readConfig } from '../node/disk.js'
+import { findPeer, joinVolume } from '../node/join.js'
+import { parseHostPort, SwarmNode } from '../node/node.js'
 import { statusOf, formatStatus } from './status.js'
 
 const defaultDisk = process.env.SWARMFS_DISK ?? join(os.homedir(), '.local', 'share', 'swarmfs', 'disk')
@@ -20,9 +21,40 @@ function setup (opts: { verbose?: boolean }): Logger {
   return createLogger()
 }
 
+interface NetworkOptions { peer?: string[], address?: string, interface?: string }
+
+function networkOptions (cmd: Command): Command {
+  return cmd
+    .option('--peer <host:port>', 'a peer to sync with besides those mDNS finds (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--address <ipv4>', 'listen and announce on this address only')
+    .option('--interface <name>', 'listen and announce on this network interface only')
+}
+
+/** The address --address or --interface choose; a UserError when the interface has no IPv4 address. */
+function chosenAddress (opts: NetworkOptions): string | undefined {
+  if (opts.address !== undefined) {
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.address)) throw new UserError(`invalid --address "${opts.address}": give an IPv4 address of this machine`)
+    return opts.address
+  }
+  if (opts.interface === undefined) return undefined
+  const found = os.networkInterfaces()[opts.interface]?.find(a => a.family === 'IPv4')
+  if (found === undefined) {
+    throw new UserError(`interface "${opts.interface}" has no IPv4 address here; choose one of: ${Object.keys(os.networkInterfaces()).join(', ')}`)
+  }
+  return found.address
+}
+
 /** Runs a node in the foreground until SIGINT or SIGTERM, then stops it cleanly. */
-async function runNode (disk: string, mountPoint: string | null | undefined, log: Logger): Promise<void> {
-  const node = await SwarmNode.start({ disk, mountPoint, log })
+async function runNode (disk: string, mountPoint: string | null | undefined, log: Logger, net: { peers?: string[], address?: string } = {}): Promise<void> {
+  const config = readConfig(disk)
+  for (const p of net.peers ?? []) parseHostPort(p)
+  const node = await SwarmNode.start({
+    disk,
+    mountPoint,
+    log,
+    peers: [...new Set([...(config.peers ?? []), ...(net.peers ?? [])])],
+    address: net.address ?? config.address
+  })
   const where = mountPoint === null ? 'no mount' : `mounted at ${mountPoint ?? node.config.mountPoint ?? '(none)'}`
   process.stdout.write(`swarmfs: volume "${node.config.volumeName}" running (${where}); Ctrl-C stops it\n`)
   await new Promise<void>(done => {
@@ -50,15 +82,17 @@ export function buildProgram (): Command {
     .description('A distributed filesystem: a FUSE mount whose metadata is a git repository and whose contents are torrents')
     .showSuggestionAfterError(true)
 
-  program.command('init')
+  networkOptions(program.command('init'))
     .description('create a new volume on a disk directory, print its invite, and run the node')
     .argument('<name>', 'volume name (letters, digits, . _ -)')
     .addOption(diskOption())
     .option('--mount <dir>', 'where to mount the volume (empty directory; created if missing)')
     .option('--no-start', 'only create the volume; start it later with "swarmfs start"')
     .option('-v, --verbose', 'log details to stderr')
-    .action(async (name: string, opts: { disk: string, mount?: string, start: boolean, verbose?: boolean }) => {
+    .action(async (name: string, opts: NetworkOptions & { disk: string, mount?: string, start: boolean, verbose?: boolean }) => {
       const log = setup(opts)
+      const address = chosenAddress(opts)
+      for (const p of opts.peer ?? []) parseHostPort(p)
       const disk = resolve(opts.disk)
       const config = createConfig(disk, name, opts.mount ?? null)
       try {
@@ -68,19 +102,45 @@ export function buildProgram (): Command {
         throw err
       }
       process.stdout.write(`swarmfs: created volume "${name}" on ${disk}\ninvite: ${inviteFor(config)}\n`)
+      if (opts.start) await runNode(disk, undefined, log, { peers: opts.peer, address })
+    })
+
+  networkOptions(program.command('join'))
+    .description('make a disk directory a node of an existing volume: find a peer, copy the metadata, and run the node')
+    .argument('<invite>', 'the invite printed by "swarmfs init" (swarmfs://<volume>/<key>)')
+    .addOption(diskOption())
+    .option('--mount <dir>', 'where to mount the volume; without it the node stores and serves only')
+    .option('--wait <seconds>', 'how long to look for a peer', '30')
+    .option('--no-start', 'only join; start later with "swarmfs start"')
+    .option('-v, --verbose', 'log details to stderr')
+    .action(async (invite: string, opts: NetworkOptions & { disk: string, mount?: string, wait: string, start: boolean, verbose?: boolean }) => {
+      const log = setup(opts)
+      const disk = resolve(opts.disk)
+      const parsed = parseInvite(invite)
+      checkFreshDisk(disk, parsed.volumeKey)
+      const waitS = Number(opts.wait)
+      if (!Number.isFinite(waitS) || waitS <= 0) throw new UserError(`invalid --wait "${opts.wait}": give a number of seconds`)
+      const peers = opts.peer ?? []
+      for (const p of peers) parseHostPort(p)
+      const address = chosenAddress(opts)
+      const base = { invite: parsed, peers, address, waitMs: waitS * 1000, log }
+      process.stderr.write(`swarmfs: looking for a peer of volume "${parsed.volumeName}" (up to ${waitS} s)...\n`)
+      const peer = await findPeer(base)
+      await joinVolume({ ...base, disk, mountPoint: opts.mount !== undefined ? resolve(opts.mount) : null }, peer)
+      process.stdout.write(`swarmfs: joined volume "${parsed.volumeName}" on ${disk} (metadata from ${peer.host}:${peer.port})\n`)
       if (opts.start) await runNode(disk, undefined, log)
     })
 
-  program.command('start')
+  networkOptions(program.command('start'))
     .description('run the node of a disk directory in the foreground, mounting its volume')
     .addOption(diskOption())
     .option('--mount <dir>', 'mount here instead of the mount point given at init')
     .option('--no-mount', 'run without a mount')
     .option('-v, --verbose', 'log details to stderr')
-    .action(async (opts: { disk: string, mount?: string | false, verbose?: boolean }) => {
+    .action(async (opts: NetworkOptions & { disk: string, mount?: string | false, verbose?: boolean }) => {
       const log = setup(opts)
       const mountPoint = opts.mount === false ? null : typeof opts.mount === 'string' ? resolve(opts.mount) : undefined
-      await runNode(resolve(opts.disk), mountPoint, log)
+      await runNode(resolve(opts.disk), mountPoint, log, { peers: opts.peer, address: chosenAddress(opts) })
     })
 
   program.command('status')

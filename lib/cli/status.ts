@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import { GitStore } from '../meta/git-store.js'
 import { silentLogger } from '../log/index.js'
 import { layout, lockHolder, readConfig } from '../node/disk.js'
+import { getPeerStatus } from '../sync/peer-client.js'
 
 export interface Status {
   volume: string
@@ -18,7 +19,12 @@ export interface Status {
   contentBytes: number
   stagedFiles: number
   diskFreeBytes: number
+  /** From the running node: its peers and whether it has caught up with them. */
+  live: LiveStatus | null
 }
+
+interface LivePeer { nodeId: string, host: string, httpPort: number, head: string | null, lastSeen: number | null, lastError: string | null }
+interface LiveStatus { head: string | null, inSync: boolean, peers: LivePeer[] }
 
 export async function statusOf (disk: string): Promise<Status> {
   const config = readConfig(disk)
@@ -39,6 +45,14 @@ export async function statusOf (disk: string): Promise<Status> {
   }
   const pid = lockHolder(disk)
   const free = fs.statfsSync(disk)
+  let live: LiveStatus | null = null
+  if (pid !== null && config.httpPort > 0) {
+    try {
+      live = await getPeerStatus({ host: '127.0.0.1', port: config.httpPort, key: config.volumeKey, timeoutMs: 3000 }) as LiveStatus
+    } catch {
+      // A node listening on one address only, or not answering: what the disk says is shown.
+    }
+  }
   return {
     volume: config.volumeName,
     volumeId: config.volumeId,
@@ -52,7 +66,8 @@ export async function statusOf (disk: string): Promise<Status> {
     contents,
     contentBytes,
     stagedFiles: fs.readdirSync(paths.staging).length,
-    diskFreeBytes: free.bavail * free.bsize
+    diskFreeBytes: free.bavail * free.bsize,
+    live
   }
 }
 
@@ -65,6 +80,17 @@ export function formatStatus (s: Status): string {
     `disk:        ${s.disk} (${gib(s.diskFreeBytes)} free)`,
     `mount:       ${s.mountPoint ?? '(none)'}`,
     `head:        ${s.head ?? '(no commit)'}${s.lastCommit !== null ? ` at ${s.lastCommit}` : ''}`,
-    `contents:    ${s.contents} files, ${gib(s.contentBytes)}${s.stagedFiles > 0 ? `; ${s.stagedFiles} being written` : ''}`
+    `contents:    ${s.contents} files, ${gib(s.contentBytes)}${s.stagedFiles > 0 ? `; ${s.stagedFiles} being written` : ''}`,
+    ...liveLines(s)
   ].join('\n') + '\n'
+}
+
+function liveLines (s: Status): string[] {
+  if (s.live === null) return s.running ? ['peers:       (the node did not answer)'] : []
+  const lines = [`sync:        ${s.live.inSync ? 'in sync with every peer' : 'catching up'} (${s.live.peers.length} peer${s.live.peers.length === 1 ? '' : 's'})`]
+  for (const p of s.live.peers) {
+    const seen = p.lastSeen !== null ? new Date(p.lastSeen).toISOString() : 'never'
+    lines.push(`  peer ${p.nodeId} ${p.host}:${p.httpPort} head ${p.head?.slice(0, 12) ?? '?'} last seen ${seen}${p.lastError !== null ? ` (error: ${p.lastError})` : ''}`)
+  }
+  return lines
 }

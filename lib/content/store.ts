@@ -70,21 +70,19 @@ export class ContentStore {
     return { id, fd: fs.openSync(this.stagingPath(id), 'r+'), hasher: new PieceHasher(digests) }
   }
 
-  /** Hashes a staging file into a content and moves it into place; null for an empty file. */
+  /** Hashes a staging file into a content and links it into place; null for an empty file. */
   async seal (id: string, size: number, hasher: PieceHasher): Promise<ContentRef | null> {
     const path = this.stagingPath(id)
-    if (size === 0) {
-      await fsp.rm(path, { force: true })
-      return null
-    }
+    if (size === 0) return null
     const { pieceLength, digests } = await hasher.finish(path, size)
     const info = buildInfo(this.volumeId, size, pieceLength, digests)
     const infohash = infoHash(info)
     // Synchronous from the existence check to the caller recording the content, so no removal
-    // of the same infohash (a file with equal bytes let go meanwhile) can fall in between.
+    // of the same infohash (a file with equal bytes let go meanwhile) can fall in between. The
+    // staging file stays until the caller has journaled the seal and removes it: a crash in
+    // between must leave the journal's staged bytes where it says they are.
     const target = this.contentPath(infohash)
-    if (fs.existsSync(target)) fs.rmSync(path, { force: true })
-    else fs.renameSync(path, target)
+    if (!fs.existsSync(target)) fs.linkSync(path, target)
     return { infohash, info }
   }
 

@@ -14,6 +14,7 @@ export interface FileEntry {
 export function encodeFile (file: FileNode): string {
   const { perm, uid, gid, mtime, ctime } = file.attrs
   const entry: Record<string, unknown> = { v: 1, size: file.size, perm, uid, gid, mtime, ctime }
+  if (file.by !== null) entry.by = file.by
   if (file.content !== null) {
     entry.infohash = file.content.infohash
     entry.info = file.content.info
@@ -50,8 +51,12 @@ function parseJson (text: string): Record<string, unknown> | null {
   }
 }
 
-/** The entry, or a reason it is refused. */
-export function decodeFile (text: string, fallback: Attrs): FileEntry | string {
+/**
+ * The entry, or a reason it is refused. `verifyInfoHash` recomputes the infohash from the info (a
+ * bencode and a SHA-1): needed for what a peer sends, skipped for this node's own repository, whose
+ * entries were checked when they arrived.
+ */
+export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true): FileEntry | string {
   const e = parseJson(text)
   if (e === null) return 'entry is not a JSON object'
   const size = e.size
@@ -60,11 +65,19 @@ export function decodeFile (text: string, fallback: Attrs): FileEntry | string {
   if (size === 0) return { size: 0, attrs, content: null }
   if (!isInfoHash(e.infohash)) return 'infohash is not 40 hex characters'
   if (!isValidInfo(e.info) || e.info.length !== size) return 'torrent info is malformed'
-  if (infoHash(e.info) !== e.infohash) return 'infohash does not match the torrent info'
+  if (verifyInfoHash && infoHash(e.info) !== e.infohash) return 'infohash does not match the torrent info'
   return { size: size as number, attrs, content: { infohash: e.infohash, info: e.info } }
 }
 
 export function decodeDirMarker (text: string, fallback: Attrs): Attrs {
   const e = parseJson(text)
   return e === null ? fallback : decodeAttrs(e, fallback)
+}
+
+const WRITER_ID = /^[0-9a-f]{16}$/
+
+/** The node id in a file entry's optional `by` field (who wrote that version), or null if absent or malformed. */
+export function decodeWriter (text: string): string | null {
+  const by = parseJson(text)?.by
+  return typeof by === 'string' && WRITER_ID.test(by) ? by : null
 }

@@ -3,7 +3,8 @@
 import fs from 'node:fs'
 import git from 'isomorphic-git'
 import type { Logger } from '../log/index.js'
-import { decodeDirMarker, decodeFile, encodeDirMarker, encodeFile } from './entry-codec.js'
+import { ObjectReader, type TreeEntry } from './object-reader.js'
+import { decodeDirMarker, decodeFile, decodeWriter, encodeDirMarker, encodeFile } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
 
@@ -17,7 +18,10 @@ export interface Signature { name: string, email: string }
 
 export class GitStore {
   private readonly cache = {}
-  constructor (readonly gitdir: string, private readonly log: Logger) {}
+  private readonly objects: ObjectReader
+  constructor (readonly gitdir: string, private readonly log: Logger) {
+    this.objects = new ObjectReader(gitdir)
+  }
 
   async init (): Promise<void> {
     await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: 'main' })
@@ -54,62 +58,39 @@ export class GitStore {
     }
   }
 
-  /** Builds the index from a commit; entries that fail validation are logged and left out. */
-  async load (commit: string | null, defaults: Attrs): Promise<DirNode> {
+  /**
+   * Builds the index from a commit; entries that fail validation are logged and left out. Nodes of
+   * `reuse` (an older index) whose oid is unchanged are taken as they are instead of being read.
+   */
+  async load (commit: string | null, defaults: Attrs, reuse?: DirNode): Promise<DirNode> {
     const root = new DirNode({ ...defaults })
     root.isRoot = true
     if (commit === null) return root
-    await this.loadDir(root, await this.treeOf(commit), '', defaults)
+    await this.loadDir(root, await this.treeOf(commit), '', defaults, reuse)
     return root
   }
 
-  private async loadDir (dir: DirNode, treeOid: string, path: string, defaults: Attrs): Promise<void> {
-    const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })
-    const read = async (oid: string): Promise<string> =>
-      Buffer.from((await git.readBlob({ fs, gitdir: this.gitdir, oid, cache: this.cache })).blob).toString('utf8')
-    const subdirs: Array<[DirNode, string, string]> = []
-    // The entries of one directory are read in parallel; directories one after another, which
-    // bounds how many files are open at once.
+  private async loadDir (dir: DirNode, treeOid: string, path: string, defaults: Attrs, reuse?: DirNode): Promise<void> {
+    if (reuse !== undefined && reuse.oid === treeOid) {
+      dir.attrs = reuse.attrs
+      for (const [name, child] of reuse.children) {
+        dir.children.set(name, child)
+        child.parent = dir
+      }
+      dir.oid = treeOid
+      return
+    }
+    const tree = await this.objects.readTree(treeOid)
+    // Everything is read in parallel; the reader bounds how many reads are in flight.
     const nodes = await Promise.all(tree.map(async (entry): Promise<Node | null> => {
       if (entry.path === DIR_MARKER) {
-        dir.attrs = decodeDirMarker(await read(entry.oid), dir.attrs)
+        dir.attrs = await this.readMarker(entry.oid, dir.attrs)
         return null
       }
       const name = fromGitName(entry.path)
-      const where = `${path}/${name}`
-      if (!isSafeName(name)) {
-        this.log.warn('refused tree entry: unsafe name', { path: `${path}/${JSON.stringify(entry.path)}`, tree: treeOid })
-        return null
-      }
-      let node: Node
-      if (entry.type === 'tree' && entry.mode === MODE_DIR) {
-        const sub = new DirNode({ ...defaults })
-        subdirs.push([sub, entry.oid, where])
-        node = sub
-      } else if (entry.type === 'blob' && entry.mode === MODE_LINK) {
-        const target = await read(entry.oid)
-        if (target.includes('\0') || target.length === 0) {
-          this.log.warn('refused tree entry: bad symlink target', { path: where })
-          return null
-        }
-        node = new SymlinkNode({ ...defaults, perm: 0o777 }, target)
-      } else if (entry.type === 'blob' && (entry.mode === MODE_FILE || entry.mode === MODE_EXEC)) {
-        const decoded = decodeFile(await read(entry.oid), { ...defaults, perm: 0o644 })
-        if (typeof decoded === 'string') {
-          this.log.warn('refused tree entry: ' + decoded, { path: where })
-          return null
-        }
-        const file = new FileNode(decoded.attrs)
-        file.size = decoded.size
-        file.content = decoded.content
-        node = file
-      } else {
-        this.log.warn('refused tree entry: unsupported type', { path: where, mode: entry.mode })
-        return null
-      }
-      node.name = name
-      node.oid = entry.oid
-      return node
+      const old = reuse?.children.get(name)
+      if (old !== undefined && old.oid === entry.oid && old.kind !== 'dir' && entry.type === 'blob') return old
+      return await this.loadEntry(entry, path, defaults, old?.kind === 'dir' ? old : undefined)
     }))
     for (const node of nodes) {
       if (node === null) continue
@@ -120,10 +101,60 @@ export class GitStore {
       dir.children.set(node.name, node)
       node.parent = dir
     }
-    for (const [sub, oid, where] of subdirs) {
-      if (sub.parent === dir) await this.loadDir(sub, oid, where, defaults)
-    }
     dir.oid = treeOid
+  }
+
+  async readTree (oid: string): Promise<TreeEntry[]> {
+    return await this.objects.readTree(oid)
+  }
+
+  async readMarker (oid: string, fallback: Attrs): Promise<Attrs> {
+    return decodeDirMarker((await this.objects.readBlob(oid)).toString('utf8'), fallback)
+  }
+
+  /**
+   * The node a tree entry describes (a directory with everything below it), named and with its
+   * oid; null for an entry that fails validation, which is logged.
+   */
+  async loadEntry (entry: TreeEntry, parentPath: string, defaults: Attrs, reuse?: DirNode): Promise<Node | null> {
+    const name = fromGitName(entry.path)
+    const where = `${parentPath}/${name}`
+    if (!isSafeName(name) || entry.path === DIR_MARKER) {
+      this.log.warn('refused tree entry: unsafe name', { path: `${parentPath}/${JSON.stringify(entry.path)}` })
+      return null
+    }
+    const read = async (oid: string): Promise<string> => (await this.objects.readBlob(oid)).toString('utf8')
+    let node: Node
+    if (entry.type === 'tree' && entry.mode === MODE_DIR) {
+      const sub = new DirNode({ ...defaults })
+      await this.loadDir(sub, entry.oid, where, defaults, reuse)
+      node = sub
+    } else if (entry.type === 'blob' && entry.mode === MODE_LINK) {
+      const target = await read(entry.oid)
+      if (target.includes('\0') || target.length === 0) {
+        this.log.warn('refused tree entry: bad symlink target', { path: where })
+        return null
+      }
+      node = new SymlinkNode({ ...defaults, perm: 0o777 }, target)
+    } else if (entry.type === 'blob' && (entry.mode === MODE_FILE || entry.mode === MODE_EXEC)) {
+      const text = await read(entry.oid)
+      const decoded = decodeFile(text, { ...defaults, perm: 0o644 }, false)
+      if (typeof decoded === 'string') {
+        this.log.warn('refused tree entry: ' + decoded, { path: where })
+        return null
+      }
+      const file = new FileNode(decoded.attrs)
+      file.size = decoded.size
+      file.content = decoded.content
+      file.by = decodeWriter(text)
+      node = file
+    } else {
+      this.log.warn('refused tree entry: unsupported type', { path: where, mode: entry.mode })
+      return null
+    }
+    node.name = name
+    node.oid = entry.oid
+    return node
   }
 
   /**

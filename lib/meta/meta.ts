@@ -8,6 +8,7 @@ import { Journal } from './journal.js'
 import { applyOp, lookup, mustLookup, type Op, type Released } from './ops.js'
 import { type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
 import { loadSnapshot, saveSnapshot } from './snapshot.js'
+import { applyAdoption, planAdoption, type ConflictNamer } from './adopt.js'
 
 export interface MetaOptions {
   gitdir: string
@@ -21,11 +22,23 @@ export interface MetaOptions {
   commitDelayMs?: number
 }
 
+/** What a sync's merge produced: HEAD stays, moves to the peer's head, or to a merge commit. */
+export interface MergeOutcome { kind: 'up-to-date' | 'fast-forward' | 'merged', commit: string }
+
 interface CommitState { commit: string, seq: number }
 
 export class Meta {
   private commitTimer: NodeJS.Timeout | null = null
   private committing: Promise<void> | null = null
+  /** A sync moving HEAD to a peer's commit; local commits wait for it, and it for them. */
+  private syncing: Promise<unknown> | null = null
+  /**
+   * Nodes a sync must not replace: files open for writing (set by the filesystem) or holding
+   * staged bytes. Their peer versions are kept beside them as conflict copies.
+   */
+  busy: (node: Node) => boolean = node => node.kind === 'file' && node.staged !== null
+  /** Called after HEAD moved (a local commit or a commit taken from a peer). */
+  onHead: (head: string) => void = () => {}
   private dirty = false
   /**
    * How long the last commit took. A commit costs time in proportion to the directories it
@@ -63,7 +76,8 @@ export class Meta {
     }
     const committedSeq = state !== null && state.commit === head ? state.seq : 0
     const defaults = defaultAttrs()
-    const root = (head !== null ? loadSnapshot(opts.stateDir, head) : null) ?? await git.load(head, defaults)
+    const snapshot = head !== null ? loadSnapshot(opts.stateDir) : null
+    const root = snapshot !== null && snapshot.head === head ? snapshot.root : await git.load(head, defaults, snapshot?.root)
     const { journal, records } = Journal.open(opts.journalDir, committedSeq)
     const meta = new Meta(opts, git, journal, root, head, committedSeq)
     meta.countRefs(root)
@@ -102,6 +116,16 @@ export class Meta {
   private applyLocal (op: Op): void {
     const released = applyOp(this.root, op)
     if (op.op === 'stage') this.stagedFiles.add(this.mustLookup(op.path) as FileNode)
+    if (op.op === 'create' || op.op === 'stage' || op.op === 'seal' || op.op === 'setcontent' || op.op === 'setattr') {
+      // This node wrote the version: a conflict copy of it will carry its id.
+      const node = this.lookup(op.path)
+      if (node?.kind === 'file') node.by = this.opts.nodeId
+    }
+    this.applyReleased(released)
+  }
+
+  /** Keeps content reference counts, and lets go of what nothing refers to any more. */
+  private applyReleased (released: Released): void {
     for (const ih of released.added) this.contentRefs.set(ih, (this.contentRefs.get(ih) ?? 0) + 1)
     const unreferenced: string[] = []
     for (const ih of released.contents) {
@@ -151,7 +175,7 @@ export class Meta {
 
   /** Commits every change so far, waiting for a commit already under way. */
   async commitNow (): Promise<void> {
-    while (this.committing !== null) await this.committing
+    while (this.committing !== null || this.syncing !== null) await (this.committing ?? this.syncing)
     if (!this.dirty) return
     this.committing = this.commitBatch().catch(err => {
       // Nothing is lost: the changes stay in the journal, and the next attempt commits them.
@@ -185,6 +209,50 @@ export class Meta {
     this.journal.dropThrough(seq)
     this.lastCommitMs = performance.now() - started
     this.opts.log.debug('committed', { commit, seq })
+    this.onHead(commit)
+  }
+
+  /**
+   * Takes a peer's head: commits what is pending (so the merge sees every local change), merges,
+   * and moves the index and HEAD to the result. FUSE keeps being served meanwhile; changes made
+   * during the merge stay (see adopt.ts) and are committed on top of it.
+   */
+  async integrate (theirs: string, merge: (ours: string, theirs: string) => Promise<MergeOutcome>, conflictName: ConflictNamer): Promise<MergeOutcome> {
+    while (this.committing !== null || this.syncing !== null) await (this.committing ?? this.syncing)
+    if (this.closed) throw new Error('metadata is closed')
+    const work = this.integrateExclusive(theirs, merge, conflictName)
+    this.syncing = work.catch(() => {}).finally(() => {
+      this.syncing = null
+      if (this.dirty && !this.closed) this.scheduleCommit()
+    })
+    return await work
+  }
+
+  private async integrateExclusive (theirs: string, merge: (ours: string, theirs: string) => Promise<MergeOutcome>, conflictName: ConflictNamer): Promise<MergeOutcome> {
+    if (this.commitTimer !== null) clearTimeout(this.commitTimer)
+    this.commitTimer = null
+    if (this.dirty) await this.commitBatch()
+    const ours = this.head
+    if (ours === null) throw new Error('this volume has no commit yet')
+    if (ours === theirs) return { kind: 'up-to-date', commit: ours }
+    const outcome = await merge(ours, theirs)
+    if (outcome.kind === 'up-to-date' || outcome.commit === ours) return { kind: 'up-to-date', commit: ours }
+    const [oursTree, newTree] = await Promise.all([this.git.treeOf(ours), this.git.treeOf(outcome.commit)])
+    const plan = await planAdoption(this.git, oursTree, newTree, '', defaultAttrs())
+    const adoption = applyAdoption(this.root, plan, this.busy, conflictName)
+    this.applyReleased({ contents: adoption.released.contents, staged: adoption.released.staged, added: adoption.added })
+    // State first, then the ref, as for a local commit: the journal after committedSeq holds only
+    // local changes, which a restart replays on top of the new HEAD.
+    writeState(this.opts.stateDir, { commit: outcome.commit, seq: this.committedSeq })
+    await this.git.setHead(outcome.commit)
+    this.head = outcome.commit
+    if (adoption.kept.length > 0) {
+      this.dirty = true
+      this.opts.log.info('kept local changes over a peer\'s; its versions are kept beside them', { paths: adoption.kept.slice(0, 20) })
+    }
+    this.opts.log.debug('took a peer\'s head', { kind: outcome.kind, commit: outcome.commit })
+    this.onHead(outcome.commit)
+    return outcome
   }
 
   private carryStaged (): void {

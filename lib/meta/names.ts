@@ -8,7 +8,8 @@ const ESCAPE_PREFIX = '.swarmfs~'
 
 function needsEscape (name: string): boolean {
   const lower = name.toLowerCase()
-  return lower === '.git' || lower.startsWith('.git ') || lower === DIR_MARKER || name.startsWith(ESCAPE_PREFIX)
+  // git's fsck also refuses the names Windows and macOS would read as `.git` (`.git.`, `git~1`).
+  return /^\.git[. ]*$/.test(lower) || lower.startsWith('.git ') || lower === 'git~1' || lower === DIR_MARKER || name.startsWith(ESCAPE_PREFIX)
 }
 
 export function toGitName (name: string): string {

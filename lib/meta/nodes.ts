@@ -65,6 +65,8 @@ export class FileNode extends BaseNode {
   content: ContentRef | null = null
   size = 0
   staged: Staged | null = null
+  /** The node that wrote this version (names a conflict copy of it); null when unknown. */
+  by: string | null = null
 }
 
 export class SymlinkNode extends BaseNode {

@@ -1,17 +1,17 @@
 // A copy of the index as of one commit, written at a clean stop. Loading a large volume from git
-// trees reads every entry blob; the snapshot is one file read, and is used only when HEAD is still
-// the commit it was taken at.
+// trees reads every entry blob; the snapshot is one file read, and where HEAD has moved on since
+// (a crash), only the subtrees that changed are read from git.
 import fs from 'node:fs'
 import { join } from 'node:path'
 import v8 from 'node:v8'
 import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
 
 const FILE = 'index-snapshot.v8'
-const VERSION = 1
+const VERSION = 2
 
 type AttrsRow = [number, number, number, number, number]
 type Row =
-  | ['f', string, AttrsRow, string | undefined, number, unknown, FileNode['staged']]
+  | ['f', string, AttrsRow, string | undefined, number, unknown, string | null]
   | ['l', string, AttrsRow, string | undefined, string]
   | ['d', string, AttrsRow, string | undefined, Row[]]
 
@@ -19,7 +19,7 @@ const attrsRow = (a: Attrs): AttrsRow => [a.perm, a.uid, a.gid, a.mtime, a.ctime
 const attrsOf = (r: AttrsRow): Attrs => ({ perm: r[0], uid: r[1], gid: r[2], mtime: r[3], ctime: r[4] })
 
 function toRow (node: Node): Row {
-  if (node.kind === 'file') return ['f', node.name, attrsRow(node.attrs), node.oid, node.size, node.content, node.staged]
+  if (node.kind === 'file') return ['f', node.name, attrsRow(node.attrs), node.oid, node.size, node.content, node.by]
   if (node.kind === 'symlink') return ['l', node.name, attrsRow(node.attrs), node.oid, node.target]
   return ['d', node.name, attrsRow(node.attrs), node.oid, [...node.children.values()].map(toRow)]
 }
@@ -30,7 +30,9 @@ function fromRow (row: Row): Node {
     const file = new FileNode(attrsOf(row[2]))
     file.size = row[4]
     file.content = row[5] as FileNode['content']
-    file.staged = row[6] ?? null
+    // What is staged is not the commit's and is not kept here: the journal after it says so, as it
+    // does for a load from git.
+    file.by = row[6]
     node = file
   } else if (row[0] === 'l') {
     node = new SymlinkNode(attrsOf(row[2]), row[4])
@@ -54,15 +56,19 @@ export function saveSnapshot (dir: string, head: string, root: DirNode): void {
   fs.renameSync(tmp, join(dir, FILE))
 }
 
-export function loadSnapshot (dir: string, head: string): DirNode | null {
+/**
+ * The snapshot and the commit it was taken at, whatever HEAD is now: after a crash HEAD is a few
+ * commits further, and the loader reuses every subtree whose oid has not changed since.
+ */
+export function loadSnapshot (dir: string): { head: string, root: DirNode } | null {
   let data: { version: number, head: string, root: Row }
   try {
     data = v8.deserialize(fs.readFileSync(join(dir, FILE)))
   } catch {
     return null
   }
-  if (data.version !== VERSION || data.head !== head) return null
+  if (data.version !== VERSION || typeof data.head !== 'string') return null
   const root = fromRow(data.root) as DirNode
   root.isRoot = true
-  return root
+  return { head: data.head, root }
 }

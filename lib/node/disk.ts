@@ -14,6 +14,10 @@ export interface NodeConfig {
   mountPoint: string | null
   httpPort: number
   torrentPort: number
+  /** Peers given by hand (host:port) at join or start, asked at every start. */
+  peers?: string[]
+  /** IPv4 address to listen and announce on, when one was chosen. */
+  address?: string
 }
 
 export const layout = (disk: string) => ({
@@ -38,19 +42,46 @@ export function inviteFor (config: NodeConfig): string {
   return `swarmfs://${config.volumeName}/${config.volumeKey}`
 }
 
+/** The volume name and key an invite carries; a UserError that says what is wrong otherwise. */
+export function parseInvite (invite: string): { volumeName: string, volumeKey: string } {
+  const m = /^swarmfs:\/\/([^/]+)\/([A-Za-z0-9_-]{43})$/.exec(invite.trim())
+  if (m === null || !isValidVolumeName(m[1])) {
+    throw new UserError('invalid invite: expected swarmfs://<volume>/<key> exactly as "swarmfs init" printed it (quote it in the shell)')
+  }
+  return { volumeName: m[1], volumeKey: m[2] }
+}
+
+/**
+ * Checks that a disk directory can take a new node of the volume, changing nothing: it must be
+ * new or empty, not a disk of this or another volume.
+ */
+export function checkFreshDisk (disk: string, volumeKey?: string): void {
+  if (fs.existsSync(layout(disk).config)) {
+    const existing = readConfig(disk)
+    if (volumeKey !== undefined && existing.volumeKey === volumeKey) {
+      throw new UserError(`${disk} already holds a node of volume "${existing.volumeName}"; start it with "swarmfs start --disk ${disk}"`)
+    }
+    throw new UserError(`${disk} already belongs to volume "${existing.volumeName}"; choose another disk directory`)
+  }
+  if (fs.existsSync(disk) && (!fs.statSync(disk).isDirectory() || fs.readdirSync(disk).length > 0)) {
+    throw new UserError(`${disk} is not empty and is not a swarmfs disk; choose an empty or new directory`)
+  }
+}
+
 export function createConfig (disk: string, volumeName: string, mountPoint: string | null): NodeConfig {
   if (!isValidVolumeName(volumeName)) {
     throw new UserError(`invalid volume name "${volumeName}": use letters, digits, '.', '_' or '-' (at most 64)`)
   }
-  const paths = layout(disk)
-  if (fs.existsSync(paths.config)) {
+  if (fs.existsSync(layout(disk).config)) {
     const existing = readConfig(disk)
     throw new UserError(`${disk} already holds volume "${existing.volumeName}"; use "swarmfs start --disk ${disk}" or choose another disk directory`)
   }
-  if (fs.existsSync(disk) && fs.readdirSync(disk).length > 0) {
-    throw new UserError(`${disk} is not empty and is not a swarmfs disk; choose an empty or new directory`)
-  }
-  const volumeKey = randomBytes(32).toString('base64url')
+  checkFreshDisk(disk)
+  return writeNewConfig(disk, volumeName, randomBytes(32).toString('base64url'), mountPoint)
+}
+
+/** node.json for a new node of a volume (a new one, or one being joined). */
+export function writeNewConfig (disk: string, volumeName: string, volumeKey: string, mountPoint: string | null, extra: Partial<NodeConfig> = {}): NodeConfig {
   const config: NodeConfig = {
     version: 1,
     nodeId: randomBytes(8).toString('hex'),
@@ -59,7 +90,8 @@ export function createConfig (disk: string, volumeName: string, mountPoint: stri
     volumeKey,
     mountPoint: mountPoint !== null ? resolve(mountPoint) : null,
     httpPort: 0,
-    torrentPort: 0
+    torrentPort: 0,
+    ...extra
   }
   fs.mkdirSync(disk, { recursive: true })
   writeConfig(disk, config)

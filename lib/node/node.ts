@@ -1,17 +1,26 @@
 // One node = one disk. The only place that wires the parts together and decides their order of
 // start and stop.
 import { ContentStore } from '../content/store.js'
+import { Discovery } from '../discovery/index.js'
 import { mountVolume, type Mounted } from '../fs/mount.js'
+import { PeerServer } from '../http/peer-server.js'
 import type { Logger } from '../log/index.js'
 import { GitStore } from '../meta/git-store.js'
 import { Meta } from '../meta/meta.js'
+import { conflictName, gitObjectStore, mergeHeads } from '../sync/merge.js'
+import { Syncer } from '../sync/syncer.js'
 import { VolumeFs } from '../vfs/volume-fs.js'
-import { layout, lockDisk, readConfig, type NodeConfig } from './disk.js'
+import { UserError } from '../errors/index.js'
+import { layout, lockDisk, readConfig, writeConfig, type NodeConfig } from './disk.js'
 
 export interface NodeOptions {
   disk: string
   /** Overrides the mount point stored in node.json; null runs without a mount. */
   mountPoint?: string | null
+  /** Peers given by hand (host:port), besides those mDNS finds. */
+  peers?: string[]
+  /** IPv4 address to listen and announce on; all interfaces when not given. */
+  address?: string
   log: Logger
 }
 
@@ -19,6 +28,10 @@ export class SwarmNode {
   private mounted: Mounted | null = null
   private unlock: (() => void) | null = null
   private stopping: Promise<void> | null = null
+  private server: PeerServer | null = null
+  private discovery: Discovery | null = null
+  syncer: Syncer | null = null
+  private mountPoint: string | null = null
 
   private constructor (
     readonly config: NodeConfig,
@@ -58,12 +71,21 @@ export class SwarmNode {
       if (removed > 0) log.info('removed staging files of writes never closed', { removed })
       const vfs = new VolumeFs(meta, content, opts.disk, log)
       vfs.resumeSeals()
+      meta.busy = n => n.kind === 'file' && (n.staged !== null || vfs.isWriting(n))
       const node = new SwarmNode(config, opts.disk, meta, content, vfs, log)
       node.unlock = unlock
-      const mountPoint = opts.mountPoint !== undefined ? opts.mountPoint : config.mountPoint
-      if (mountPoint !== null) {
-        node.mounted = await mountVolume(mountPoint, vfs, log)
-        log.info('mounted', { mountPoint })
+      try {
+        await node.startSync(opts)
+        const mountPoint = opts.mountPoint !== undefined ? opts.mountPoint : config.mountPoint
+        if (mountPoint !== null) {
+          node.mounted = await mountVolume(mountPoint, vfs, log)
+          node.mountPoint = mountPoint
+          log.info('mounted', { mountPoint })
+        }
+      } catch (err) {
+        // What did start (server, mDNS, the index) is stopped again, so the process can exit.
+        await node.stop().catch(() => {})
+        throw err
       }
       return node
     } catch (err) {
@@ -72,15 +94,98 @@ export class SwarmNode {
     }
   }
 
+  /** The peer server (git endpoint, notices, status), mDNS, and the syncer between them and meta. */
+  private async startSync (opts: NodeOptions): Promise<void> {
+    const { config, log } = this
+    const paths = layout(this.disk)
+    const store = gitObjectStore(paths.meta)
+    const syncer = new Syncer({
+      gitdir: paths.meta,
+      nodeId: config.nodeId,
+      volumeKey: config.volumeKey,
+      meta: this.meta,
+      store,
+      merge: async (ours, theirs) => await mergeHeads(store, ours, theirs, log),
+      conflictName,
+      ports: () => ({ httpPort: this.server?.port ?? 0, torrentPort: 0 }),
+      log
+    })
+    this.syncer = syncer
+    const serverAt = (port: number): PeerServer => new PeerServer({
+      gitdir: paths.meta,
+      volumeKey: config.volumeKey,
+      host: opts.address ?? '0.0.0.0',
+      port,
+      log,
+      onNotify: (msg, from) => syncer.notified(msg, from),
+      status: () => this.status()
+    })
+    this.server = serverAt(config.httpPort)
+    let port: number
+    try {
+      port = await this.server.start()
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || config.httpPort === 0) throw err
+      log.warn('the HTTP port of the last run is taken; using another', { port: config.httpPort })
+      this.server = serverAt(0)
+      port = await this.server.start()
+    }
+    if (port !== config.httpPort) {
+      // Kept, so peers given by hand (host:port) still reach this node after a restart.
+      config.httpPort = port
+      writeConfig(this.disk, config)
+    }
+    this.meta.onHead = head => syncer.announce(head)
+    const discovery = new Discovery({ volumeId: config.volumeId, nodeId: config.nodeId, httpPort: port, torrentPort: 0, address: opts.address, log })
+    discovery.on('peer', p => syncer.peerSeen(p))
+    discovery.on('peer-down', p => syncer.peerGone(p.nodeId))
+    this.discovery = discovery
+    await discovery.start()
+    for (const hp of opts.peers ?? []) {
+      const { host, port: peerPort } = parseHostPort(hp)
+      syncer.addManualPeer(host, peerPort)
+    }
+    syncer.start()
+  }
+
+  /** What GET /status answers and `swarmfs status` shows. */
+  status (): Record<string, unknown> {
+    const sync = this.syncer?.report() ?? { peers: [], inSync: true }
+    return {
+      nodeId: this.config.nodeId,
+      volumeName: this.config.volumeName,
+      head: this.meta.head,
+      httpPort: this.server?.port ?? 0,
+      torrentPort: 0,
+      mountPoint: this.mountPoint,
+      peers: sync.peers,
+      inSync: sync.inSync
+    }
+  }
+
   /** Unmounts, seals what was written, commits, and releases the disk. Safe to call twice. */
   stop (): Promise<void> {
     this.stopping ??= (async () => {
       if (this.mounted !== null) await this.mounted.unmount()
+      this.syncer?.stop()
+      await this.discovery?.stop()
+      await this.syncer?.settle()
       await this.vfs.settle()
       await this.meta.close()
+      await this.server?.stop()
       this.unlock?.()
       this.log.info('stopped')
     })()
     return this.stopping
   }
+}
+
+export function parseHostPort (hp: string): { host: string, port: number } {
+  const at = hp.lastIndexOf(':')
+  const host = hp.slice(0, at)
+  const port = Number(hp.slice(at + 1))
+  if (at <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UserError(`invalid peer "${hp}": use host:port, e.g. 192.168.1.20:7421`)
+  }
+  return { host, port }
 }

@@ -14,8 +14,9 @@ const O_WRONLY = 1
 const O_RDWR = 2
 const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
-/** libfuse 2 passes UTIME_NOW/UTIME_OMIT as tv_sec 0 and a huge tv_nsec; fuse-native turns that into this many ms. */
-const UTIME_SPECIAL_MS = 1073
+/** How the vendored fuse-native passes utimensat's UTIME_NOW and UTIME_OMIT (see vendor/fuse-native). */
+const UTIME_NOW = -1
+const UTIME_OMIT = -2
 
 export interface Stat {
   mode: number
@@ -139,12 +140,14 @@ export class VolumeFs {
 
   utimens (path: string, _atime: number, mtime: number): void {
     const node = this.meta.mustLookup(path)
-    const when = mtime === UTIME_SPECIAL_MS ? this.now() : mtime
-    if (node.kind === 'file' && this.sessions.has(node)) {
+    // atime is not kept (stat shows mtime): an atime-only change still changes ctime, as POSIX says.
+    const attrs: Partial<Attrs> = { ctime: this.now() }
+    if (mtime !== UTIME_OMIT) attrs.mtime = mtime === UTIME_NOW ? this.now() : mtime
+    if (attrs.mtime !== undefined && node.kind === 'file' && this.sessions.has(node)) {
       // A writer's later `stage` record carries this mtime with it.
-      node.attrs.mtime = when
+      node.attrs.mtime = attrs.mtime
     }
-    this.meta.apply({ op: 'setattr', path, attrs: { mtime: when, ctime: this.now() } })
+    this.meta.apply({ op: 'setattr', path, attrs })
   }
 
   statfs (): fs.StatsFs {
@@ -207,7 +210,12 @@ export class VolumeFs {
       staged = { id: file.staged.id, fd: fs.openSync(this.content.stagingPath(file.staged.id), 'r+'), hasher: new PieceHasher() }
       size = file.staged.size
     } else {
-      staged = await this.content.stage(truncate ? null : file.content)
+      try {
+        staged = await this.content.stage(truncate ? null : file.content)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+        throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
+      }
       size = truncate ? 0 : file.size
     }
     // Another open may have created the session while this one waited for the copy.
@@ -225,18 +233,36 @@ export class VolumeFs {
 
   /** The fd to read `h.file` from now: the live staging file, a staged one, or the content. */
   private async readSource (h: Handle): Promise<number | null> {
-    const file = h.file
-    const session = this.sessions.get(file)
-    if (session !== undefined) return session.fd
-    const key = file.staged !== null ? 's' + file.staged.id : file.content !== null ? file.content.infohash : null
-    if (key === null) return null
-    if (key === h.readKey && h.readFd !== null) return h.readFd
-    const path = file.staged !== null ? this.content.stagingPath(file.staged.id) : this.content.contentPath(key)
-    const fd = await new Promise<number>((resolve, reject) => fs.open(path, 'r', (err, fd) => err ? reject(err) : resolve(fd)))
-    if (h.readFd !== null) fs.close(h.readFd, () => {})
-    h.readFd = fd
-    h.readKey = key
-    return fd
+    for (;;) {
+      const file = h.file
+      const session = this.sessions.get(file)
+      if (session !== undefined) return session.fd
+      const key = this.sourceKey(file)
+      if (key === null) return null
+      if (key === h.readKey && h.readFd !== null) return h.readFd
+      const path = file.staged !== null ? this.content.stagingPath(file.staged.id) : this.content.contentPath(key)
+      let fd: number
+      try {
+        fd = await new Promise<number>((resolve, reject) => fs.open(path, 'r', (err, fd) => err ? reject(err) : resolve(fd)))
+      } catch (err) {
+        // A seal may have moved the staged bytes into content/ while this open was under way; the
+        // file then names its new source, so look again. Otherwise the bytes are really missing.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.sourceKey(file) !== key) continue
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          // The entry names a content this disk does not hold (written on another node).
+          throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
+        }
+        throw err
+      }
+      if (h.readFd !== null) fs.close(h.readFd, () => {})
+      h.readFd = fd
+      h.readKey = key
+      return fd
+    }
+  }
+
+  private sourceKey (file: FileNode): string | null {
+    return file.staged !== null ? 's' + file.staged.id : file.content !== null ? file.content.infohash : null
   }
 
   async read (fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -338,6 +364,8 @@ export class VolumeFs {
         return
       }
       this.meta.apply({ op: 'seal', path: file.path(), stagedId: staged.id, size: staged.size, content })
+      // Only now that the journal names the content may the staged copy go.
+      this.content.remove([], [staged.id])
     })().catch(err => {
       this.log.error('could not seal a written file; its bytes stay staged and are retried at the next start', { path: file.path(), err })
     }).finally(() => this.sealing.delete(file))
@@ -353,6 +381,11 @@ export class VolumeFs {
   async settle (): Promise<void> {
     for (const session of this.sessions.values()) this.stageSession(session)
     while (this.sealing.size > 0) await Promise.all([...this.sealing.values()])
+  }
+
+  /** A file some handle has open for writing: a sync must not replace it under the writer. */
+  isWriting (node: Node): boolean {
+    return node.kind === 'file' && this.sessions.has(node)
   }
 
   openHandles (): number {

@@ -1,0 +1,143 @@
+// Moving the live index from one commit to another that a sync produced (a fast-forward to a peer's
+// head, or a merge with it), without stopping FUSE: what changed between the two trees is read from
+// git first (asynchronously), then applied in one synchronous step. Local changes made since the
+// old commit (dirty nodes) and files open for writing are never overwritten: the step reports them,
+// and the caller commits its own changes and merges again, so the merge rules decide.
+import { DIR_MARKER, fromGitName } from './names.js'
+import type { GitStore } from './git-store.js'
+import type { TreeEntry } from './object-reader.js'
+import { collectData, type Attrs, type DirNode, type Node } from './nodes.js'
+
+type Change =
+  | { kind: 'remove', oursOid: string }
+  | { kind: 'set', oursOid: string | undefined, node: Node }
+  | { kind: 'descend', oursOid: string, plan: DirPlan }
+
+export interface DirPlan {
+  oursOid: string
+  newOid: string
+  marker: Attrs | null
+  changes: Map<string, Change>
+}
+
+/** Reads what differs between two trees (the new side fully, where it is new). */
+export async function planAdoption (git: GitStore, oursTree: string, newTree: string, path: string, defaults: Attrs): Promise<DirPlan> {
+  const plan: DirPlan = { oursOid: oursTree, newOid: newTree, marker: null, changes: new Map() }
+  if (oursTree === newTree) return plan
+  const [ours, next] = await Promise.all([git.readTree(oursTree), git.readTree(newTree)])
+  const oursByName = new Map(ours.map(e => [e.path, e]))
+  const nextByName = new Map(next.map(e => [e.path, e]))
+  const work: Array<Promise<void>> = []
+  for (const entry of next) {
+    const old = oursByName.get(entry.path)
+    if (old !== undefined && old.oid === entry.oid && old.mode === entry.mode) continue
+    if (entry.path === DIR_MARKER) {
+      work.push(git.readMarker(entry.oid, defaults).then(attrs => { plan.marker = attrs }))
+      continue
+    }
+    const name = fromGitName(entry.path)
+    if (old !== undefined && isDir(old) && isDir(entry)) {
+      work.push(planAdoption(git, old.oid, entry.oid, `${path}/${name}`, defaults).then(sub => {
+        plan.changes.set(name, { kind: 'descend', oursOid: old.oid, plan: sub })
+      }))
+      continue
+    }
+    work.push(git.loadEntry(entry, path, defaults).then(node => {
+      if (node !== null) plan.changes.set(name, { kind: 'set', oursOid: old?.oid, node })
+      else if (old !== undefined) plan.changes.set(name, { kind: 'remove', oursOid: old.oid })
+    }))
+  }
+  for (const old of ours) {
+    if (old.path !== DIR_MARKER && !nextByName.has(old.path)) plan.changes.set(fromGitName(old.path), { kind: 'remove', oursOid: old.oid })
+  }
+  await Promise.all(work)
+  return plan
+}
+
+const isDir = (e: TreeEntry): boolean => e.mode === '040000'
+
+export interface Adoption {
+  /** Paths whose local change (or open writer) kept the new commit's version out. */
+  kept: string[]
+  /** Contents and staged ids nothing refers to any more; contents that now are. */
+  released: { contents: string[], staged: string[] }
+  added: string[]
+}
+
+/**
+ * Applies a plan to the index in one synchronous step. `busy` tells which nodes must not be
+ * replaced (files open for writing, bytes staged but not yet sealed).
+ */
+export function applyAdoption (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, conflictName: ConflictNamer): Adoption {
+  const result: Adoption = { kept: [], released: { contents: [], staged: [] }, added: [] }
+  applyDir(dir, plan, busy, conflictName, result)
+  return result
+}
+
+export type ConflictNamer = (name: string, mtimeMs: number, writer: string, attempt?: number) => string
+
+function setAside (dir: DirNode, name: string, node: Node, conflictName: ConflictNamer, out: Adoption): void {
+  const writer = node.kind === 'file' && node.by !== null ? node.by : (node.oid ?? '').slice(0, 8)
+  let aside = conflictName(name, node.attrs.mtime, writer)
+  for (let n = 2; dir.children.has(aside); n++) aside = conflictName(name, node.attrs.mtime, writer, n)
+  dir.add(aside, node)
+  collectContents(node, out.added)
+}
+
+function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, conflictName: ConflictNamer, out: Adoption): void {
+  const wasClean = dir.oid === plan.oursOid
+  const keptBefore = out.kept.length
+  if (plan.marker !== null) dir.attrs = plan.marker
+  for (const [name, change] of plan.changes) {
+    const current = dir.children.get(name)
+    // A node still as committed in the old tree is ours to replace; anything else was changed here.
+    const untouched = current !== undefined && current.oid === change.oursOid && !subtreeBusy(current, busy)
+    if (change.kind === 'descend') {
+      if (current?.kind === 'dir') applyDir(current, change.plan, busy, conflictName, out)
+      else out.kept.push(dir.path() + '/' + name)
+      continue
+    }
+    if (current !== undefined && !untouched) {
+      out.kept.push(pathOf(dir, name))
+      // Changed on both sides: the version that came in is kept beside ours, as a merge would.
+      if (change.kind === 'set') setAside(dir, name, change.node, conflictName, out)
+      continue
+    }
+    // (Deleted here and changed there falls through: the change is kept.)
+    if (current !== undefined) {
+      dir.children.delete(name)
+      current.parent = null
+      collectData(current, out.released.contents, out.released.staged)
+    }
+    if (change.kind === 'set') {
+      change.node.parent = dir
+      change.node.name = name
+      dir.children.set(name, change.node)
+      collectContents(change.node, out.added)
+    }
+  }
+  if (wasClean && out.kept.length === keptBefore) {
+    // The directory is now exactly the new tree; what is above it is settled by the caller.
+    dir.oid = plan.newOid
+  } else {
+    dir.touch()
+  }
+}
+
+function pathOf (dir: DirNode, name: string): string {
+  const base = dir.path()
+  return base === '/' ? '/' + name : base + '/' + name
+}
+
+function subtreeBusy (node: Node, busy: (node: Node) => boolean): boolean {
+  if (node.kind === 'dir') {
+    for (const child of node.children.values()) if (subtreeBusy(child, busy)) return true
+    return false
+  }
+  return busy(node)
+}
+
+function collectContents (node: Node, out: string[]): void {
+  if (node.kind === 'file' && node.content !== null) out.push(node.content.infohash)
+  else if (node.kind === 'dir') for (const child of node.children.values()) collectContents(child, out)
+}

@@ -1,0 +1,107 @@
+// Reads git objects in bulk, for loading the index from trees. isomorphic-git's readBlob/readTree
+// cost ~0.4 ms an object here (a stat of the gitdir, pako inflate, a SHA-1 check per call), which
+// made a cold start of 100,000 files take 40 s. Loose objects (all that this node writes itself) are
+// read here with one file read and zlib's native inflate; anything else (packs fetched from peers)
+// goes through isomorphic-git, which knows packs and deltas.
+import fs from 'node:fs'
+import { join } from 'node:path'
+import zlib from 'node:zlib'
+import git from 'isomorphic-git'
+
+export interface TreeEntry { mode: string, path: string, oid: string, type: 'blob' | 'tree' | 'commit' }
+
+interface RawObject { type: string, body: Buffer }
+
+export class ObjectReader {
+  private readonly cache = {}
+  private active = 0
+  // A queue with a head index: shift() on a queue of 100,000 waiters is quadratic.
+  private waiting: Array<() => void> = []
+  private waitingHead = 0
+
+  /** `concurrency` bounds the reads in flight, so a wide tree does not open thousands of files at once. */
+  constructor (private readonly gitdir: string, private readonly concurrency = 32) {}
+
+  async readBlob (oid: string): Promise<Buffer> {
+    const { type, body } = await this.read(oid)
+    if (type !== 'blob') throw new Error(`object ${oid} is a ${type}, not a blob`)
+    return body
+  }
+
+  async readTree (oid: string): Promise<TreeEntry[]> {
+    const { type, body } = await this.read(oid)
+    if (type !== 'tree') throw new Error(`object ${oid} is a ${type}, not a tree`)
+    return parseTree(body, oid)
+  }
+
+  private async read (oid: string): Promise<RawObject> {
+    if (!/^[0-9a-f]{40}$/.test(oid)) throw new Error(`not an object id: ${JSON.stringify(oid)}`)
+    await this.acquire()
+    try {
+      const loose = await this.readLoose(oid)
+      if (loose !== null) return loose
+      const { type, object } = await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'content', cache: this.cache })
+      return { type, body: Buffer.from(object as Uint8Array) }
+    } finally {
+      this.release()
+    }
+  }
+
+  private async readLoose (oid: string): Promise<RawObject | null> {
+    let deflated: Buffer
+    try {
+      // Synchronous: ~4x faster than the promise API for many small files, and a load runs before
+      // the mount answers anything.
+      deflated = fs.readFileSync(join(this.gitdir, 'objects', oid.slice(0, 2), oid.slice(2)))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw err
+    }
+    const raw = zlib.inflateSync(deflated)
+    const space = raw.indexOf(0x20)
+    const nul = raw.indexOf(0, space)
+    if (space < 0 || nul < 0) throw new Error(`object ${oid} has no header`)
+    const length = Number(raw.toString('latin1', space + 1, nul))
+    const body = raw.subarray(nul + 1)
+    if (body.length !== length) throw new Error(`object ${oid} is ${body.length} bytes, its header says ${length}`)
+    return { type: raw.toString('latin1', 0, space), body }
+  }
+
+  private async acquire (): Promise<void> {
+    if (this.active < this.concurrency) {
+      this.active++
+      return
+    }
+    await new Promise<void>(resolve => this.waiting.push(resolve))
+  }
+
+  private release (): void {
+    if (this.waitingHead < this.waiting.length) {
+      const next = this.waiting[this.waitingHead++]
+      if (this.waitingHead === this.waiting.length) {
+        this.waiting = []
+        this.waitingHead = 0
+      }
+      next()
+    } else {
+      this.active--
+    }
+  }
+}
+
+/** Git's tree format: entries of `<octal mode> <name>\0<20-byte oid>`. */
+export function parseTree (body: Buffer, oid = '?'): TreeEntry[] {
+  const entries: TreeEntry[] = []
+  let at = 0
+  while (at < body.length) {
+    const space = body.indexOf(0x20, at)
+    const nul = body.indexOf(0, space + 1)
+    if (space < 0 || nul < 0 || nul + 21 > body.length) throw new Error(`tree ${oid} is malformed`)
+    const mode = body.toString('latin1', at, space).padStart(6, '0')
+    const path = body.toString('utf8', space + 1, nul)
+    const entryOid = body.toString('hex', nul + 1, nul + 21)
+    entries.push({ mode, path, oid: entryOid, type: mode === '040000' ? 'tree' : mode === '160000' ? 'commit' : 'blob' })
+    at = nul + 21
+  }
+  return entries
+}

@@ -1,0 +1,87 @@
+// Joining a volume: find a peer that holds it (mDNS, or peers given by hand), then make a disk
+// directory a node of it with a copy of the peer's metadata. Nothing is written to the disk until a
+// peer has answered with the volume key; a failure after that removes what was written.
+import fs from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { Discovery } from '../discovery/index.js'
+import { UserError } from '../errors/index.js'
+import type { Logger } from '../log/index.js'
+import { cloneFromPeer, getPeerStatus, PeerError } from '../sync/peer-client.js'
+import { checkFreshDisk, layout, volumeIdOf, writeNewConfig, type NodeConfig } from './disk.js'
+import { parseHostPort } from './node.js'
+
+export interface JoinOptions {
+  invite: { volumeName: string, volumeKey: string }
+  disk: string
+  mountPoint: string | null
+  peers: string[]
+  address?: string
+  waitMs: number
+  log: Logger
+}
+
+interface FoundPeer { host: string, port: number }
+
+/** The first peer that answers with the volume key: mDNS and the given peers are asked at once. */
+export async function findPeer (opts: Omit<JoinOptions, 'disk' | 'mountPoint'>): Promise<FoundPeer> {
+  const key = opts.invite.volumeKey
+  const candidates = opts.peers.map(parseHostPort)
+  const discovery = new Discovery({
+    volumeId: volumeIdOf(key),
+    nodeId: randomBytes(8).toString('hex'),
+    httpPort: 1,
+    torrentPort: 0,
+    address: opts.address,
+    publish: false,
+    log: opts.log
+  })
+  let refused: string | null = null
+  let timer: NodeJS.Timeout | undefined
+  let again: NodeJS.Timeout | undefined
+  try {
+    return await new Promise<FoundPeer>((resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(new UserError(refused ?? `no peer of volume "${opts.invite.volumeName}" answered within ${Math.round(opts.waitMs / 1000)} s: start a node of it on this network, or give one with --peer host:port`))
+      }, opts.waitMs)
+      const probe = (host: string, port: number): void => {
+        getPeerStatus({ host, port, key, timeoutMs: 3000 }).then(() => resolve({ host, port }), err => {
+          if (err instanceof PeerError && err.code === 'SWARMFS_PEER_KEY_REFUSED') {
+            refused = `the peer at ${host}:${port} refused the invite's key: the invite is wrong or from another volume`
+          }
+          opts.log.debug('peer did not answer', { host, port, err: (err as Error).message })
+        })
+      }
+      discovery.on('peer', p => probe(p.host, p.httpPort))
+      discovery.start().catch(err => opts.log.warn('mDNS could not start; only peers given with --peer are asked', { err: (err as Error).message }))
+      // Given peers are asked again every few seconds: one may still be starting up.
+      const askGiven = (): void => { for (const c of candidates) probe(c.host, c.port) }
+      askGiven()
+      again = setInterval(() => { askGiven(); discovery.refresh() }, 2000)
+    })
+  } finally {
+    clearTimeout(timer)
+    clearInterval(again)
+    await discovery.stop()
+  }
+}
+
+/** Makes `disk` a node of the volume with the metadata of `peer`; returns its config. */
+export async function joinVolume (opts: JoinOptions, peer: FoundPeer): Promise<NodeConfig> {
+  const { volumeName, volumeKey } = opts.invite
+  const existed = fs.existsSync(opts.disk)
+  checkFreshDisk(opts.disk, volumeKey)
+  try {
+    const config = writeNewConfig(opts.disk, volumeName, volumeKey, opts.mountPoint, {
+      peers: opts.peers.length > 0 ? opts.peers : undefined,
+      address: opts.address
+    })
+    const head = await cloneFromPeer({ gitdir: layout(opts.disk).meta, host: peer.host, port: peer.port, key: volumeKey })
+    if (head === null) throw new UserError(`the peer at ${peer.host}:${peer.port} has no commit of the volume yet; try again once it has started`)
+    return config
+  } catch (err) {
+    // Nothing of a half-made node is left behind.
+    if (existed) for (const name of fs.readdirSync(opts.disk)) fs.rmSync(`${opts.disk}/${name}`, { recursive: true, force: true })
+    else fs.rmSync(opts.disk, { recursive: true, force: true })
+    throw err
+  }
+}

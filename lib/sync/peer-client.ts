@@ -1,0 +1,263 @@
+// The client side of the peer HTTP API: fetching a peer's metadata head with isomorphic-git, a first
+// copy of the repository for a joining node, change notices and status. Every request carries the
+// volume key; a peer answering 401 holds another key, and the error says so.
+import fs from 'node:fs'
+import http from 'node:http'
+import git from 'isomorphic-git'
+import gitHttp from 'isomorphic-git/http/node'
+import { SwarmError } from '../errors/index.js'
+
+export type PeerErrorCode =
+  | 'SWARMFS_PEER_KEY_REFUSED'
+  | 'SWARMFS_PEER_UNREACHABLE'
+  | 'SWARMFS_PEER_TIMEOUT'
+  | 'SWARMFS_PEER_BAD_RESPONSE'
+  | 'SWARMFS_PEER_INVALID'
+
+export class PeerError extends SwarmError {
+  constructor (code: PeerErrorCode, message: string, data: Record<string, unknown> = {}) {
+    super(code, message, data)
+  }
+}
+
+export interface PeerAddress { host: string, port: number, key: string }
+export interface FetchPeerOptions extends PeerAddress { gitdir: string, peerId: string }
+export interface CloneFromPeerOptions extends PeerAddress { gitdir: string, peerId?: string }
+export interface NotifyBody { nodeId: string, head: string, httpPort: number, torrentPort: number }
+export interface NotifyPeerOptions extends PeerAddress { body: NotifyBody, timeoutMs?: number }
+export interface PeerStatusOptions extends PeerAddress { timeoutMs?: number }
+
+const BRANCH = 'refs/heads/main'
+const NOTIFY_TIMEOUT_MS = 2000
+const STATUS_TIMEOUT_MS = 5000
+const STATUS_LIMIT = 1024 * 1024
+// A fetch may legitimately take long (a first copy of a large volume); only silence is a failure.
+const FETCH_IDLE_TIMEOUT_MS = 30_000
+// Remote name used when a joining node does not know the peer's id.
+const JOIN_REMOTE = 'join'
+
+const isPeerId = (s: string): boolean => /^[0-9a-f]{16}$/.test(s)
+
+function where (a: PeerAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+}
+
+function baseUrl (a: PeerAddress): string {
+  if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer port ${a.port}`)
+  return `http://${where(a)}`
+}
+
+function authHeader (key: string): string {
+  return 'Basic ' + Buffer.from(`swarmfs:${key}`, 'utf8').toString('base64')
+}
+
+function keyRefused (a: PeerAddress): PeerError {
+  return new PeerError('SWARMFS_PEER_KEY_REFUSED',
+    `peer ${where(a)} refused the volume key (HTTP 401): it serves another volume, or this node's key is wrong`,
+    { host: a.host, port: a.port })
+}
+
+/** Turns transport and isomorphic-git failures into PeerErrors a caller can act on by code. */
+function peerFailure (a: PeerAddress, what: string, err: unknown): PeerError {
+  if (err instanceof PeerError) return err
+  const e = err as { code?: string, message?: string, data?: { statusCode?: number } }
+  if (e.code === 'HttpError' && e.data?.statusCode === 401) return keyRefused(a)
+  const data = { host: a.host, port: a.port, cause: e.code ?? e.message }
+  if (e.code === 'HttpError') {
+    return new PeerError('SWARMFS_PEER_BAD_RESPONSE', `${what} from ${where(a)} failed: HTTP ${e.data?.statusCode}`, data)
+  }
+  if (e.code === 'ABORT_ERR' || e.code === 'ETIMEDOUT' || /timed out/i.test(e.message ?? '')) {
+    return new PeerError('SWARMFS_PEER_TIMEOUT', `${what} from ${where(a)} timed out`, data)
+  }
+  if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) {
+    return new PeerError('SWARMFS_PEER_UNREACHABLE', `${what}: cannot reach peer ${where(a)} (${e.code})`, data)
+  }
+  return new PeerError('SWARMFS_PEER_BAD_RESPONSE', `${what} from ${where(a)} failed: ${e.message ?? String(err)}`, data)
+}
+
+// isomorphic-git's node client, with an idle timeout and no redirects: a peer has no reason to
+// send us elsewhere, and following one could carry the key to another host.
+const peerHttp = {
+  request: (req: Parameters<typeof gitHttp.request>[0]) =>
+    gitHttp.request({ ...req, fetchOptions: { followRedirects: false, timeout: FETCH_IDLE_TIMEOUT_MS } })
+}
+
+// isomorphic-git's setConfig rewrites the whole config file in place. Writes to one gitdir go one at
+// a time, so two peers registered at once do not lose an entry, and through a temporary file and a
+// rename, so a fetch reading the config meanwhile never sees it half written.
+const atomicFs = {
+  promises: {
+    ...fs.promises,
+    writeFile: async (path: string, data: string | Uint8Array, options?: fs.WriteFileOptions): Promise<void> => {
+      const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
+      try {
+        await fs.promises.writeFile(tmp, data, options)
+        await fs.promises.rename(tmp, path)
+      } catch (err) {
+        await fs.promises.rm(tmp, { force: true })
+        throw err
+      }
+    }
+  }
+}
+
+const configQueues = new Map<string, Promise<unknown>>()
+
+function serializeConfig<T> (gitdir: string, work: () => Promise<T>): Promise<T> {
+  const prev = configQueues.get(gitdir) ?? Promise.resolve()
+  const next = prev.then(work, work)
+  const settled = next.catch(() => {})
+  configQueues.set(gitdir, settled)
+  void settled.then(() => { if (configQueues.get(gitdir) === settled) configQueues.delete(gitdir) })
+  return next
+}
+
+/** isomorphic-git's fetch stores remote refs only through a configured refspec. */
+async function ensureRefspec (gitdir: string, remote: string): Promise<void> {
+  const path = `remote.${remote}.fetch`
+  const want = `+${BRANCH}:refs/remotes/${remote}/main`
+  if (await git.getConfig({ fs, gitdir, path }) === want) return
+  await serializeConfig(gitdir, () => git.setConfig({ fs: atomicFs, gitdir, path, value: want }))
+}
+
+/**
+ * Fetches the peer's main into refs/remotes/<remote>/main and returns its oid (null: no commits).
+ *
+ * singleBranch is left off on purpose: with it isomorphic-git offers only the local main as a "have",
+ * and once two nodes have both committed the peer does not know that commit, finds nothing in common
+ * and sends its whole history. Without it every local ref is offered, including the peer's previous
+ * head, which it always knows. The peer advertises only its main (and HEAD), so nothing else is sent.
+ *
+ * isomorphic-git moves the tracking ref just before it stores the pack: merge the oid this returns,
+ * once it has resolved, rather than reading the ref while a fetch may be in flight.
+ */
+async function fetchMain (gitdir: string, a: PeerAddress, remote: string): Promise<string | null> {
+  await ensureRefspec(gitdir, remote)
+  try {
+    const res = await git.fetch({
+      fs,
+      http: peerHttp,
+      gitdir,
+      url: `${baseUrl(a)}/meta.git`,
+      remote,
+      ref: 'main',
+      remoteRef: 'main',
+      singleBranch: false,
+      tags: false,
+      headers: { Authorization: authHeader(a.key) }
+    })
+    return res.fetchHead ?? null
+  } catch (err) {
+    // A peer whose repository exists but has no main yet has nothing to give.
+    const e = err as { code?: string, data?: { what?: string } }
+    if (e.code === 'NotFoundError' && e.data?.what === 'main') return null
+    throw peerFailure(a, 'fetch', err)
+  }
+}
+
+export async function fetchPeer (opts: FetchPeerOptions): Promise<string | null> {
+  if (!isPeerId(opts.peerId)) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer id "${opts.peerId}": expected 16 hex characters`)
+  return await fetchMain(opts.gitdir, opts, opts.peerId)
+}
+
+async function localMain (gitdir: string): Promise<string | null> {
+  try {
+    return await git.resolveRef({ fs, gitdir, ref: BRANCH })
+  } catch {
+    return null
+  }
+}
+
+/**
+ * A joining node's first copy: a bare repository holding the peer's main as its own main.
+ * Returns the head (null when the peer has no commits yet). A different local history is never
+ * overwritten: that would lose commits, so it is an error.
+ */
+export async function cloneFromPeer (opts: CloneFromPeerOptions): Promise<string | null> {
+  const { gitdir } = opts
+  if (opts.peerId !== undefined && !isPeerId(opts.peerId)) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer id "${opts.peerId}": expected 16 hex characters`)
+  await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' })
+  const remote = opts.peerId ?? JOIN_REMOTE
+  const head = await fetchMain(gitdir, opts, remote)
+  if (head !== null) {
+    const mine = await localMain(gitdir)
+    if (mine !== null && mine !== head) {
+      throw new SwarmError('SWARMFS_CLONE_CONFLICT', `${gitdir} already has a history (main ${mine}); refusing to replace it with ${where(opts)}'s ${head}`)
+    }
+    // Written only now, after the pack is stored, so main never names missing objects.
+    await git.writeRef({ fs, gitdir, ref: BRANCH, value: head, force: true })
+  }
+  if (opts.peerId === undefined) await forgetRemote(gitdir, remote)
+  return head
+}
+
+/** The anonymous join remote is scaffolding; later fetches track peers by node id. */
+async function forgetRemote (gitdir: string, remote: string): Promise<void> {
+  for (const name of ['main', 'HEAD']) {
+    await git.deleteRef({ fs, gitdir, ref: `refs/remotes/${remote}/${name}` }).catch(() => {})
+  }
+  await serializeConfig(gitdir, () => git.deleteRemote({ fs: atomicFs, gitdir, remote }))
+}
+
+interface SimpleResponse { status: number, body: Buffer }
+
+/** One small request with a deadline for the whole exchange; bodies larger than `limit` fail. */
+function request (a: PeerAddress, method: string, path: string, body: Buffer | null, timeoutMs: number, limit: number): Promise<SimpleResponse> {
+  return new Promise((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { Authorization: authHeader(a.key) }
+    if (body !== null) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': body.length })
+    const req = http.request(`${baseUrl(a)}${path}`, { method, headers, signal: AbortSignal.timeout(timeoutMs) }, res => {
+      const chunks: Buffer[] = []
+      let size = 0
+      res.on('data', (c: Buffer) => {
+        size += c.length
+        if (size > limit) {
+          req.destroy(new PeerError('SWARMFS_PEER_BAD_RESPONSE', `response from ${where(a)} is larger than ${limit} bytes`))
+          return
+        }
+        chunks.push(c)
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }))
+      res.on('error', reject)
+    })
+    req.on('error', err => {
+      const e = err as { name?: string, code?: string }
+      // AbortSignal.timeout aborts with a TimeoutError; report it as the timeout it is.
+      reject(e.name === 'AbortError' || e.code === 'ABORT_ERR' ? Object.assign(new Error('timed out'), { code: 'ABORT_ERR' }) : err)
+    })
+    req.end(body ?? undefined)
+  })
+}
+
+function firstLine (b: Buffer): string {
+  return b.toString('utf8').split('\n', 1)[0].slice(0, 200)
+}
+
+/** Tells a peer this node has a new head; resolves once the peer accepted the notice (204). */
+export async function notifyPeer (opts: NotifyPeerOptions): Promise<void> {
+  let res: SimpleResponse
+  try {
+    res = await request(opts, 'POST', '/notify', Buffer.from(JSON.stringify(opts.body)), opts.timeoutMs ?? NOTIFY_TIMEOUT_MS, 4096)
+  } catch (err) {
+    throw peerFailure(opts, 'notify', err)
+  }
+  if (res.status === 204) return
+  if (res.status === 401) throw keyRefused(opts)
+  throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `notify to ${where(opts)} rejected: HTTP ${res.status} ${firstLine(res.body)}`.trim(), { status: res.status })
+}
+
+export async function getPeerStatus (opts: PeerStatusOptions): Promise<unknown> {
+  let res: SimpleResponse
+  try {
+    res = await request(opts, 'GET', '/status', null, opts.timeoutMs ?? STATUS_TIMEOUT_MS, STATUS_LIMIT)
+  } catch (err) {
+    throw peerFailure(opts, 'status', err)
+  }
+  if (res.status === 401) throw keyRefused(opts)
+  if (res.status !== 200) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `status from ${where(opts)}: HTTP ${res.status}`, { status: res.status })
+  try {
+    return JSON.parse(res.body.toString('utf8'))
+  } catch {
+    throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `status from ${where(opts)} is not JSON`)
+  }
+}

@@ -1,0 +1,237 @@
+// Keeps this node's tree in step with its peers: learns peers (mDNS, --peer, notices), tells them
+// of every new HEAD at once, fetches a peer's head when it is new to us and merges it. A periodic
+// round asks every peer for its head, which catches up whatever a notice missed.
+import type { Logger } from '../log/index.js'
+import type { Meta, MergeOutcome } from '../meta/meta.js'
+import type { ObjectStore } from './merge.js'
+import { fetchPeer, getPeerStatus, notifyPeer, PeerError } from './peer-client.js'
+
+export interface PeerState {
+  nodeId: string
+  host: string
+  httpPort: number
+  torrentPort: number
+  /** Their HEAD as last heard (status or notice). */
+  head: string | null
+  lastSeen: number | null
+  lastError: string | null
+  manual: boolean
+}
+
+export interface SyncerOptions {
+  gitdir: string
+  nodeId: string
+  volumeKey: string
+  meta: Meta
+  /** Reads commits (with a cache of parents, so ancestry checks stay cheap as history grows). */
+  store: ObjectStore
+  merge: (ours: string, theirs: string) => Promise<MergeOutcome>
+  conflictName: (name: string, mtimeMs: number, writer: string, attempt?: number) => string
+  ports: () => { httpPort: number, torrentPort: number }
+  log: Logger
+  /** How often every peer is asked for its head. */
+  pollMs?: number
+}
+
+const HEX40 = /^[0-9a-f]{40}$/
+const NODE_ID = /^[0-9a-f]{16}$/
+
+export class Syncer {
+  readonly peers = new Map<string, PeerState>()
+  /** host:port given by hand; their node ids are learnt from their status. */
+  private readonly manual = new Set<string>()
+  private readonly busy = new Map<string, Promise<void>>()
+  private readonly again = new Set<string>()
+  private timer: NodeJS.Timeout | null = null
+  private stopped = false
+
+  constructor (private readonly opts: SyncerOptions) {}
+
+  start (): void {
+    const tick = (): void => {
+      this.timer = setTimeout(() => {
+        void this.pollAll().finally(() => { if (!this.stopped) tick() })
+      }, this.opts.pollMs ?? 5000)
+    }
+    tick()
+    void this.pollAll()
+  }
+
+  stop (): void {
+    this.stopped = true
+    if (this.timer !== null) clearTimeout(this.timer)
+  }
+
+  /** Waits for fetches and merges under way (for a clean stop). */
+  async settle (): Promise<void> {
+    while (this.busy.size > 0) await Promise.allSettled([...this.busy.values()])
+  }
+
+  addManualPeer (host: string, port: number): void {
+    this.manual.add(`${host}:${port}`)
+    void this.pollManual(host, port)
+  }
+
+  /** A peer announced by mDNS (or re-announced with new ports). */
+  peerSeen (p: { nodeId: string, host: string, httpPort: number, torrentPort: number }, manual = false): void {
+    if (p.nodeId === this.opts.nodeId) return
+    const known = this.peers.get(p.nodeId)
+    if (known !== undefined) {
+      Object.assign(known, { host: p.host, httpPort: p.httpPort, torrentPort: p.torrentPort, manual: known.manual || manual })
+    } else {
+      this.peers.set(p.nodeId, { ...p, head: null, lastSeen: null, lastError: null, manual })
+      this.opts.log.info('peer found', { peer: p.nodeId, host: p.host, port: p.httpPort })
+    }
+    this.schedule(p.nodeId)
+  }
+
+  peerGone (nodeId: string): void {
+    const p = this.peers.get(nodeId)
+    if (p !== undefined && !p.manual) {
+      this.peers.delete(nodeId)
+      this.opts.log.info('peer left', { peer: nodeId })
+    }
+  }
+
+  /** A peer told us its new head. */
+  notified (msg: { nodeId: string, head: string, httpPort: number, torrentPort: number }, host: string): void {
+    if (msg.nodeId === this.opts.nodeId) return
+    this.peerSeen({ nodeId: msg.nodeId, host, httpPort: msg.httpPort, torrentPort: msg.torrentPort })
+    const p = this.peers.get(msg.nodeId)
+    if (p !== undefined) {
+      p.head = msg.head
+      p.lastSeen = Date.now()
+    }
+    this.schedule(msg.nodeId)
+  }
+
+  /** Tells every peer our new head; a peer that does not answer is asked again at the next round. */
+  announce (head: string): void {
+    const { httpPort, torrentPort } = this.opts.ports()
+    for (const p of this.peers.values()) {
+      notifyPeer({ host: p.host, port: p.httpPort, key: this.opts.volumeKey, body: { nodeId: this.opts.nodeId, head, httpPort, torrentPort } })
+        .catch(err => this.failed(p, err))
+    }
+  }
+
+  /** Fetches and merges a peer's head, one sync per peer at a time; a request meanwhile runs after. */
+  private schedule (nodeId: string): void {
+    if (this.stopped) return
+    if (this.busy.has(nodeId)) {
+      this.again.add(nodeId)
+      return
+    }
+    const run = this.syncWith(nodeId).catch(err => {
+      const p = this.peers.get(nodeId)
+      if (p !== undefined) this.failed(p, err)
+    }).finally(() => {
+      this.busy.delete(nodeId)
+      if (this.again.delete(nodeId)) this.schedule(nodeId)
+    })
+    this.busy.set(nodeId, run)
+  }
+
+  private async syncWith (nodeId: string): Promise<void> {
+    const p = this.peers.get(nodeId)
+    if (p === undefined) return
+    const meta = this.opts.meta
+    if (p.head !== null && (p.head === meta.head || await this.contains(meta.head, p.head))) return
+    const theirs = p.head !== null && await this.has(p.head)
+      ? p.head
+      : await fetchPeer({ gitdir: this.opts.gitdir, host: p.host, port: p.httpPort, key: this.opts.volumeKey, peerId: p.nodeId })
+    p.lastSeen = Date.now()
+    p.lastError = null
+    if (theirs === null || this.stopped) return
+    p.head = theirs
+    if (theirs === meta.head || await this.contains(meta.head, theirs)) return
+    const outcome = await meta.integrate(theirs, this.opts.merge, this.opts.conflictName)
+    this.opts.log.debug('synced', { peer: nodeId, kind: outcome.kind, head: outcome.commit })
+  }
+
+  private async has (oid: string): Promise<boolean> {
+    try {
+      await this.opts.store.readCommit(oid)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** Whether `ancestor` is already part of `head`'s history. */
+  private async contains (head: string | null, ancestor: string): Promise<boolean> {
+    if (head === null || !await this.has(ancestor)) return false
+    if (head === ancestor) return true
+    try {
+      return await this.opts.store.isDescendent(head, ancestor)
+    } catch {
+      return false
+    }
+  }
+
+  private async pollAll (): Promise<void> {
+    const work: Array<Promise<void>> = []
+    for (const p of this.peers.values()) work.push(this.pollPeer(p))
+    for (const hp of this.manual) {
+      const at = hp.lastIndexOf(':')
+      work.push(this.pollManual(hp.slice(0, at), Number(hp.slice(at + 1))))
+    }
+    await Promise.allSettled(work)
+  }
+
+  private async pollPeer (p: PeerState): Promise<void> {
+    try {
+      const status = await getPeerStatus({ host: p.host, port: p.httpPort, key: this.opts.volumeKey, timeoutMs: 3000 })
+      const head = headOf(status)
+      p.lastSeen = Date.now()
+      p.lastError = null
+      if (head !== undefined && head !== p.head) {
+        p.head = head
+        this.schedule(p.nodeId)
+      }
+    } catch (err) {
+      this.failed(p, err)
+    }
+  }
+
+  private async pollManual (host: string, port: number): Promise<void> {
+    try {
+      const status = await getPeerStatus({ host, port, key: this.opts.volumeKey, timeoutMs: 3000 }) as Record<string, unknown>
+      const nodeId = typeof status.nodeId === 'string' && NODE_ID.test(status.nodeId) ? status.nodeId : null
+      if (nodeId === null) return
+      const torrentPort = Number.isInteger(status.torrentPort) ? status.torrentPort as number : 0
+      this.peerSeen({ nodeId, host, httpPort: port, torrentPort }, true)
+      const p = this.peers.get(nodeId)
+      const head = headOf(status)
+      if (p !== undefined && head !== undefined) {
+        p.head = head
+        p.lastSeen = Date.now()
+      }
+    } catch (err) {
+      this.opts.log.debug('manual peer unreachable', { peer: `${host}:${port}`, err: (err as Error).message })
+    }
+  }
+
+  private failed (p: PeerState, err: unknown): void {
+    const message = (err as Error).message ?? String(err)
+    if (p.lastError !== message) {
+      const level = err instanceof PeerError && err.code === 'SWARMFS_PEER_KEY_REFUSED' ? 'warn' : 'info'
+      this.opts.log[level]('sync with a peer failed', { peer: p.nodeId, host: p.host, err: message })
+    }
+    p.lastError = message
+  }
+
+  /** Peers for `swarmfs status`, and whether every peer heard from has our HEAD. */
+  report (): { peers: PeerState[], inSync: boolean } {
+    const peers = [...this.peers.values()].map(p => ({ ...p }))
+    const head = this.opts.meta.head
+    const inSync = !this.opts.meta.pendingChanges && peers.every(p => p.lastError !== null || p.head === head)
+    return { peers, inSync }
+  }
+}
+
+function headOf (status: unknown): string | null | undefined {
+  if (typeof status !== 'object' || status === null) return undefined
+  const head = (status as Record<string, unknown>).head
+  if (head === null) return null
+  return typeof head === 'string' && HEX40.test(head) ? head : undefined
+}
