@@ -46,12 +46,27 @@ export async function stopChild (child: ChildProcess, timeoutMs = 120_000): Prom
   return { clean: false }
 }
 
-/** Last resort, synchronous (used from an exit handler): SIGKILL every child still tracked. */
+const syncCleanups = new Set<() => void>()
+
+/**
+ * Registers a synchronous last-resort cleanup (e.g. deleting network namespaces) that killAllSync
+ * runs after killing the children, so run.ts's exit, signal and failure paths run it too. Returns
+ * the function that unregisters it (call it once the normal cleanup is done).
+ */
+export function onCleanupSync (fn: () => void): () => void {
+  syncCleanups.add(fn)
+  return () => { syncCleanups.delete(fn) }
+}
+
+/** Last resort, synchronous (used from an exit handler): SIGKILL every child still tracked, then the registered cleanups. */
 export function killAllSync (): void {
   for (const [pid, child] of live) {
     if (!exited(child)) {
       try { process.kill(pid, 'SIGKILL') } catch {}
     }
+  }
+  for (const fn of [...syncCleanups]) {
+    try { fn() } catch (err) { process.stderr.write(`bench: cleanup failed: ${(err as Error).message}\n`) }
   }
 }
 

@@ -35,14 +35,17 @@ function tail (file: string): string {
   }
 }
 
-async function startServer (label: string, args: string[], mountPoint: string, ready: RegExp, env: NodeJS.ProcessEnv = process.env, timeoutMs = 600_000): Promise<Server> {
+/** Spawns `node args` (through `via`, e.g. nsenter and its arguments, if given) and waits for `ready` on stdout. */
+async function startServer (label: string, args: string[], mountPoint: string, ready: RegExp, env: NodeJS.ProcessEnv = process.env, timeoutMs = 600_000, via: string[] = []): Promise<Server> {
   const logFile = logFileFor(label)
   const logFd = fs.openSync(logFile, 'a')
   trackMount(mountPoint)
   const spawnedAt = performance.now()
   let child: ChildProcess
   try {
-    child = spawnTracked(node, args, { stdio: ['ignore', 'pipe', logFd], env })
+    child = via.length > 0
+      ? spawnTracked(via[0], [...via.slice(1), node, ...args], { stdio: ['ignore', 'pipe', logFd], env })
+      : spawnTracked(node, args, { stdio: ['ignore', 'pipe', logFd], env })
   } finally {
     fs.closeSync(logFd)
   }
@@ -83,13 +86,21 @@ export async function initVolume (disk: string, name = 'bench'): Promise<void> {
  * SWARMFS_BENCH_PROFILE set (or `profile`), that child alone runs with --cpu-prof.
  */
 export async function startSwarmfs (disk: string, mountPoint: string, opts: { profile?: boolean, env?: NodeJS.ProcessEnv } = {}): Promise<Server> {
+  return await startSwarmfsNode(['start', '--disk', disk, '--mount', mountPoint], mountPoint, opts)
+}
+
+/**
+ * Runs any swarmfs command that ends up running a mounted node (`start`, `init`, `join`) as a
+ * child, through `via` if given (e.g. `nsenter --net=... --`); resolves at its "running" line.
+ */
+export async function startSwarmfsNode (swarmfsArgs: string[], mountPoint: string, opts: { profile?: boolean, env?: NodeJS.ProcessEnv, via?: string[], label?: string } = {}): Promise<Server> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env }
   delete env.NODE_OPTIONS
   if (profileDir !== null && opts.profile !== false) {
     fs.mkdirSync(profileDir, { recursive: true })
     env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${profileDir}`
   }
-  return await startServer('swarmfs', [swarmfsBin, 'start', '--disk', disk, '--mount', mountPoint], mountPoint, /running/, env)
+  return await startServer(opts.label ?? 'swarmfs', [swarmfsBin, ...swarmfsArgs], mountPoint, /running/, env, 600_000, opts.via)
 }
 
 /** The passthrough baseline of `backing`, mounted at `mountPoint` with swarmfs's options. */

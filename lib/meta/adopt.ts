@@ -5,7 +5,7 @@
 // and the caller commits its own changes and merges again, so the merge rules decide.
 import { DIR_MARKER, fromGitName } from './names.js'
 import type { GitStore } from './git-store.js'
-import type { TreeEntry } from './object-reader.js'
+import type { TreeEntry } from './objects.js'
 import { collectData, type Attrs, type DirNode, type Node } from './nodes.js'
 
 type Change =

@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import git from 'isomorphic-git'
 import type { Logger } from '../log/index.js'
-import { ObjectReader, type TreeEntry } from './object-reader.js'
+import { ObjectReader, ObjectWriter, type TreeEntry } from './objects.js'
 import { decodeDirMarker, decodeFile, decodeWriter, encodeDirMarker, encodeFile } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
@@ -19,8 +19,10 @@ export interface Signature { name: string, email: string }
 export class GitStore {
   private readonly cache = {}
   private readonly objects: ObjectReader
+  private readonly writer: ObjectWriter
   constructor (readonly gitdir: string, private readonly log: Logger) {
     this.objects = new ObjectReader(gitdir)
+    this.writer = new ObjectWriter(gitdir)
   }
 
   async init (): Promise<void> {
@@ -186,12 +188,12 @@ export class GitStore {
       writes.push((async () => {
         entry.oid = item.dir !== undefined
           ? await this.writePlan(item.dir)
-          : await git.writeBlob({ fs, gitdir: this.gitdir, blob: Buffer.from(item.blob ?? '') })
+          : await this.writer.writeBlob(Buffer.from(item.blob ?? ''))
         if (item.node !== undefined && item.node.version === item.version) item.node.oid = entry.oid
       })())
     }
     await Promise.all(writes)
-    const oid = await git.writeTree({ fs, gitdir: this.gitdir, tree: entries })
+    const oid = await this.writer.writeTree(entries)
     if (plan.node.version === plan.version) plan.node.oid = oid
     return oid
   }

@@ -1,0 +1,910 @@
+// Contents between nodes, as BitTorrent torrents: one webtorrent client per node that seeds the
+// contents this disk holds completely and fetches, piece by piece, the parts of other contents that
+// reads need.
+//
+// Nothing internet-facing (read from webtorrent 2.8.5's source): `dht: false` (no DHT in the client,
+// and torrent-discovery gets `dht: false`), `tracker: false` (torrent-discovery makes no tracker
+// client), `lsd: false` (no BEP14 multicast), `natUpnp`/`natPmp: false` (no NatAPI object at all),
+// `webSeeds: false` (BEP19 URLs ignored), `utPex: false` (no peer exchange: peers come only from the
+// cluster), `utp: false` (no uTP server on UDP: utp-native is installed here and would otherwise be
+// used; TCP only). Our info dicts carry no `announce`, `url-list` or `xs`, so nothing is fetched.
+//
+// Which peers may talk to us: the TCP server's connection listener is wrapped so a connection from
+// an address `allowedPeer` refuses is destroyed before a byte is read; outgoing connections go
+// through the client's `blocked` ip-set hook, which Torrent.addPeer consults.
+//
+// Active torrents: webtorrent handles tens of torrents well and thousands badly, so at most
+// `maxActive` are in the client, in LRU order (a read, a seed, an upload to a peer count as a use;
+// torrents with a read in progress are never evicted). An inactive torrent is activated
+//   - by a read on this node (read() activates it, then connects to the cluster's peers);
+//   - by a peer asking for it: ConnPool routes an incoming handshake with `client.get(infoHash)`;
+//     that one method of our client is wrapped so that an infohash this node holds (complete, or
+//     partial with a bitfield) but has not active is activated, and the connection is handed to
+//     it once ready (a few milliseconds; the peer waits up to 25 s for our handshake);
+//   - by seed(), which the node calls when a content is written, so new contents stay active
+//     while they are likely to be read elsewhere.
+// Seeding torrents never connect out (a seeder has nothing to fetch); a partial torrent connects
+// to the cluster's peers only while a read waits for pieces.
+//
+// Reads of a content this disk does not hold completely: the torrent's storage is a sparse file
+// <partialDir>/<infohash> plus <partialDir>/<infohash>.bitfield (written at most once a second,
+// after an fdatasync of the data, so it never names bytes that are not on the disk). The pieces a
+// read covers get a selection of their own at priority 1 and are marked critical (webtorrent may
+// then take a block away from a slow peer); sequential reads add a read-ahead window (priority 0,
+// doubling up to `maxReadAheadBytes`) that moves with the reader, and a seek drops it. Each read
+// waits for exactly its pieces, verified by SHA-1 (webtorrent hashes every received piece and puts
+// only those that match), until its deadline, then fails with EIO. When every piece is there the
+// file is fsynced and renamed to <contentDir>/<infohash>: an ordinary complete content, seeded.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import net from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import WebTorrent, { type ChunkStore, type Torrent, type TorrentBitfield, type Wire } from 'webtorrent'
+import { FsError } from '../errors/index.js'
+import type { Logger } from '../log/index.js'
+import { bitfieldLength, readBitfield, writeBitfield } from './bitfield.js'
+import { encodeInfo, infoHash, isInfoHash, isValidInfo, pieceCount, type TorrentInfo } from './torrent-info.js'
+
+const DEFAULT_MAX_ACTIVE = 64
+const DEFAULT_MAX_READ_AHEAD = 32 << 20
+/** How often, at most, a partial content's bitfield is written while pieces arrive. */
+const PERSIST_INTERVAL_MS = 1_000
+const PRIORITY_READ = 1
+const PRIORITY_READ_AHEAD = 0
+
+export interface TorrentServiceOptions {
+  /** Complete contents by infohash (ContentStore.contentDir). */
+  contentDir: string
+  /** Partial contents: sparse files and their bitfields. Same filesystem as contentDir (a rename moves a completed one). */
+  partialDir: string
+  /** Every info this service accepts has this name. */
+  volumeId: string
+  /** TCP port for BitTorrent; 0 picks a free one (see `port`). */
+  listenPort: number
+  /** Whether a peer at this IP address (IPv4 dotted, or IPv6) may exchange pieces with us. */
+  allowedPeer: (ip: string) => boolean
+  log: Logger
+  /** Torrents kept in the client at once (LRU). Default 64. */
+  maxActive?: number
+  /** Largest read-ahead window of a sequential reader. Default 32 MiB. */
+  maxReadAheadBytes?: number
+  /** The info of a content this node holds but was not given to seed() (for peers asking for it). */
+  lookupInfo?: (infohash: string) => TorrentInfo | null
+  /** Called when a partial content has become complete in contentDir. */
+  onComplete?: (infohash: string, info: TorrentInfo) => void
+}
+
+export interface TorrentStats {
+  port: number
+  /** Infohashes of the torrents in the client, least recently used first. */
+  active: string[]
+  /** Bytes received from / sent to peers (BitTorrent wire bytes, protocol included). */
+  downloaded: number
+  uploaded: number
+  /** Pieces received from peers and verified. */
+  piecesFetched: number
+  /** Pieces received whose hash did not match (discarded). */
+  hashFailures: number
+  /** Connections refused because allowedPeer said no. */
+  refused: number
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage of one torrent: one file, read and written at piece offsets through a file descriptor.
+
+const openP = promisify(fs.open)
+const fstatP = promisify(fs.fstat)
+const ftruncateP = promisify(fs.ftruncate)
+const readP = promisify(fs.read)
+const writeP = promisify(fs.write)
+const fsyncP = promisify(fs.fsync)
+const fdatasyncP = promisify(fs.fdatasync)
+const closeP = promisify(fs.close)
+
+/**
+ * The abstract-chunk-store webtorrent reads and writes pieces through (passed as `preloadedStore`,
+ * with webtorrent's memory cache off: the page cache does that job). The file descriptor belongs
+ * to the service: webtorrent's close() leaves it open; release() closes it once nothing is in
+ * flight. A rename of the file (completion) does not disturb it.
+ */
+class PieceFile implements ChunkStore {
+  readonly chunkLength: number
+  private inflight = 0
+  private idleWaiters: Array<() => void> = []
+  private released: Promise<void> | null = null
+
+  private constructor (private readonly fd: number, private readonly length: number, pieceLength: number, private readonly writable: boolean) {
+    this.chunkLength = pieceLength
+  }
+
+  static async open (path: string, info: TorrentInfo, writable: boolean): Promise<PieceFile> {
+    const flags = writable ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDONLY
+    const fd = await openP(path, flags, 0o644)
+    try {
+      const st = await fstatP(fd)
+      if (writable) {
+        // Sparse: only the pieces written take space.
+        if (st.size !== info.length) await ftruncateP(fd, info.length)
+      } else if (st.size !== info.length) {
+        throw new Error(`${path} has ${st.size} bytes, its info says ${info.length}`)
+      }
+    } catch (err) {
+      fs.close(fd, () => {})
+      throw err
+    }
+    return new PieceFile(fd, info.length, info.pieceLength, writable)
+  }
+
+  private async track<T> (work: () => Promise<T>): Promise<T> {
+    if (this.released !== null) throw new Error('store released')
+    this.inflight++
+    try {
+      return await work()
+    } finally {
+      if (--this.inflight === 0) for (const f of this.idleWaiters.splice(0)) f()
+    }
+  }
+
+  private pieceSize (index: number): number {
+    return Math.min(this.chunkLength, this.length - index * this.chunkLength)
+  }
+
+  readAt (position: number, length: number): Promise<Buffer> {
+    return this.track(async () => {
+      const buf = Buffer.allocUnsafe(length)
+      let done = 0
+      while (done < length) {
+        const { bytesRead: n } = await readP(this.fd, buf, done, length - done, position + done)
+        if (n === 0) throw new Error(`short read at ${position + done}`)
+        done += n
+      }
+      return buf
+    })
+  }
+
+  put (index: number, chunk: Uint8Array, cb: (err?: Error | null) => void = () => {}): void {
+    if (!this.writable) {
+      queueMicrotask(() => cb(new Error('a complete content is never written')))
+      return
+    }
+    if (!Number.isInteger(index) || index < 0 || index * this.chunkLength >= this.length || chunk.length !== this.pieceSize(index)) {
+      queueMicrotask(() => cb(new Error(`bad piece ${index} (${chunk.length} bytes)`)))
+      return
+    }
+    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    this.track(async () => {
+      let done = 0
+      while (done < buf.length) {
+        const { bytesWritten } = await writeP(this.fd, buf, done, buf.length - done, index * this.chunkLength + done)
+        done += bytesWritten
+      }
+    }).then(() => cb(null), err => cb(err as Error))
+  }
+
+  get (index: number, opts: { offset?: number, length?: number } | null, cb: (err: Error | null, buf?: Uint8Array) => void): void {
+    if (typeof opts === 'function') {
+      cb = opts as typeof cb
+      opts = null
+    }
+    const size = this.pieceSize(index)
+    const offset = opts?.offset ?? 0
+    const length = opts?.length ?? size - offset
+    if (!Number.isInteger(index) || index < 0 || size <= 0 || offset < 0 || length < 0 || offset + length > size) {
+      queueMicrotask(() => cb(new Error(`bad get ${index} ${offset}+${length}`)))
+      return
+    }
+    this.readAt(index * this.chunkLength + offset, length).then(buf => cb(null, buf), err => cb(err as Error))
+  }
+
+  close (cb: (err?: Error | null) => void = () => {}): void {
+    queueMicrotask(() => cb(null))
+  }
+
+  destroy (cb: (err?: Error | null) => void = () => {}): void {
+    queueMicrotask(() => cb(null))
+  }
+
+  fsync (): Promise<void> {
+    return this.track(() => fsyncP(this.fd))
+  }
+
+  fdatasync (): Promise<void> {
+    return this.track(() => fdatasyncP(this.fd))
+  }
+
+  private idle (): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve()
+    return new Promise(resolve => this.idleWaiters.push(resolve))
+  }
+
+  release (): Promise<void> {
+    this.released ??= this.idle().then(() => closeP(this.fd))
+    return this.released
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+type Kind = 'seed' | 'partial'
+
+interface Selection {
+  from: number
+  to: number
+  /** Identifies our selection item among webtorrent's (its `notify`). */
+  tag: () => void
+}
+
+/** One active torrent. */
+class Entry {
+  torrent: Torrent | null = null
+  store: PieceFile | null = null
+  bitfield: TorrentBitfield | null = null
+  ready!: Promise<Torrent>
+  /** Reads in progress: the entry is not evicted while > 0. */
+  pins = 0
+  closed = false
+  shutdown: Promise<void> | null = null
+  /** Readers waiting for a piece, by piece index. */
+  readonly waiters = new Map<number, Set<(index: number) => void>>()
+  readonly onClose = new Set<() => void>()
+  started = false
+  // Partial contents: bitfield persistence, completion. All disk steps run in this chain.
+  dirty = false
+  persistTimer: NodeJS.Timeout | null = null
+  chain: Promise<void> = Promise.resolve()
+  completing = false
+  hashFailures = 0
+  // Read-ahead.
+  lastStart = -1
+  lastEnd = -1
+  readAheadBytes = 0
+  readAhead: Selection | null = null
+  lastUploadTouch = 0
+
+  constructor (readonly infohash: string, readonly info: TorrentInfo, public kind: Kind, readonly pieces: number) {}
+}
+
+function eio (message: string, data: Record<string, unknown> = {}): FsError {
+  return new FsError('EIO', `EIO: ${message}`, data)
+}
+
+/** An IPv4-mapped IPv6 address (how a dual-stack server sees IPv4 peers) as plain IPv4. */
+function plainIp (address: string | undefined): string | null {
+  if (typeof address !== 'string' || address === '') return null
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  return mapped !== null ? mapped[1]! : address
+}
+
+function peerAddr (host: string, port: number): string {
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/** The .torrent file of an info: exactly our bencoded info inside `d4:info...e`, so the infohash webtorrent computes is ours. */
+function torrentFile (info: TorrentInfo): Uint8Array {
+  return Buffer.concat([Buffer.from('d4:info'), encodeInfo(info), Buffer.from('e')])
+}
+
+export class TorrentService {
+  /** The TCP port peers connect to. */
+  port = 0
+  private readonly client: WebTorrent
+  private readonly log: Logger
+  private readonly maxActive: number
+  private readonly maxReadAhead: number
+  /** Active torrents, least recently used first. */
+  private readonly active = new Map<string, Entry>()
+  /** Complete contents given to seed(): activated again when a peer asks. */
+  private readonly known = new Map<string, TorrentInfo>()
+  /** Infos already checked against their infohash. */
+  private readonly checked = new WeakMap<TorrentInfo, string>()
+  /** Peers of the cluster ("ip:port"), and peers known to hold a given content. */
+  private readonly clusterPeers = new Set<string>()
+  private readonly holders = new Map<string, Set<string>>()
+  private destroyed = false
+  private destroying: Promise<void> | null = null
+  private readonly counters = { downloaded: 0, uploaded: 0, piecesFetched: 0, hashFailures: 0, refused: 0 }
+
+  private constructor (private readonly opts: TorrentServiceOptions) {
+    this.log = opts.log
+    this.maxActive = Math.max(1, opts.maxActive ?? DEFAULT_MAX_ACTIVE)
+    this.maxReadAhead = Math.max(0, opts.maxReadAheadBytes ?? DEFAULT_MAX_READ_AHEAD)
+    fs.mkdirSync(opts.contentDir, { recursive: true })
+    fs.mkdirSync(opts.partialDir, { recursive: true })
+    this.client = new WebTorrent({
+      torrentPort: opts.listenPort,
+      dht: false,
+      tracker: false,
+      lsd: false,
+      utPex: false,
+      natUpnp: false,
+      natPmp: false,
+      webSeeds: false,
+      utp: false,
+      seedOutgoingConnections: false
+    })
+    this.guardConnections()
+    this.client.on('error', (err: Error) => this.log.error('webtorrent client error', { err }))
+    this.client.on('download', (n: number) => { this.counters.downloaded += n })
+    this.client.on('upload', (n: number) => { this.counters.uploaded += n })
+  }
+
+  /** Starts the client; resolves once it listens (`port` is then the bound port). */
+  static async create (opts: TorrentServiceOptions): Promise<TorrentService> {
+    const service = new TorrentService(opts)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const client = service.client
+        if (client.listening) return resolve()
+        const onError = (err: Error): void => { client.removeListener('listening', onListening); reject(err) }
+        const onListening = (): void => { client.removeListener('error', onError); resolve() }
+        client.once('error', onError)
+        client.once('listening', onListening)
+      })
+    } catch (err) {
+      await service.destroy().catch(() => {})
+      throw err
+    }
+    service.port = service.client.address()?.port ?? 0
+    service.log.info('bittorrent listening', { port: service.port })
+    return service
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Peers
+
+  private allowed (address: string | undefined): boolean {
+    const ip = plainIp(address)
+    try {
+      return ip !== null && this.opts.allowedPeer(ip)
+    } catch (err) {
+      this.log.error('allowedPeer threw', { err })
+      return false
+    }
+  }
+
+  private guardConnections (): void {
+    const allowed = (address: string | undefined): boolean => this.allowed(address)
+    // Outgoing: Torrent.addPeer drops an address this "ip-set" contains.
+    this.client.blocked = { contains: (ip: string) => !allowed(ip) }
+    // Incoming: decide before ConnPool sees the connection.
+    const pool = this.client._connPool
+    if (pool === null) throw new Error('webtorrent has no TCP connection pool')
+    const route = pool._onTCPConnectionBound
+    pool.tcpServer.removeListener('connection', route)
+    pool.tcpServer.on('connection', (conn: net.Socket) => {
+      if (!allowed(conn.remoteAddress)) {
+        this.counters.refused++
+        this.log.warn('refused a BitTorrent connection from an address that is not a peer', { address: conn.remoteAddress })
+        conn.on('error', () => {})
+        conn.destroy()
+        return
+      }
+      route(conn)
+    })
+    // An incoming handshake is routed by client.get(infoHash): activate what we hold but have not active.
+    const get = this.client.get.bind(this.client)
+    this.client.get = async (id: unknown): Promise<Torrent | null> => {
+      const found = await get(id)
+      if (found !== null || typeof id !== 'string' || !isInfoHash(id)) return found
+      return await this.activateForPeer(id)
+    }
+  }
+
+  /** Every wire of every torrent is checked again (a second line behind the two above). */
+  private readonly wireGuard = (wire: Wire): void => {
+    if (!this.allowed(wire.remoteAddress)) {
+      this.counters.refused++
+      this.log.warn('dropped a BitTorrent wire from an address that is not a peer', { address: wire.remoteAddress })
+      wire.destroy()
+    }
+  }
+
+  /**
+   * A peer to fetch from. With an infohash: a holder of that content; with null: a node of the
+   * cluster, asked for any content this node reads. Partial torrents connect to them while a read
+   * waits for pieces; nothing connects to an address allowedPeer refuses.
+   */
+  addPeer (infohash: string | null, host: string, port: number): void {
+    if (this.destroyed) return
+    if (infohash !== null && !isInfoHash(infohash)) throw new FsError('EINVAL', `EINVAL: not an infohash: ${JSON.stringify(infohash)}`)
+    if (net.isIP(host) === 0 || !Number.isInteger(port) || port <= 0 || port > 65535) throw new FsError('EINVAL', `EINVAL: not a peer address: ${host}:${port}`)
+    if (!this.opts.allowedPeer(host)) {
+      this.log.warn('not adding a BitTorrent peer that is not allowed', { host, port })
+      return
+    }
+    const addr = peerAddr(host, port)
+    if (infohash === null) {
+      this.clusterPeers.add(addr)
+    } else {
+      let set = this.holders.get(infohash)
+      if (set === undefined) this.holders.set(infohash, set = new Set())
+      set.add(addr)
+    }
+    for (const entry of this.active.values()) {
+      if ((infohash === null || entry.infohash === infohash) && entry.pins > 0) this.connectPeers(entry, [addr])
+    }
+  }
+
+  /** Forgets a peer (it left the cluster) and drops its connections. */
+  removePeer (host: string, port: number): void {
+    const addr = peerAddr(host, port)
+    this.clusterPeers.delete(addr)
+    for (const [ih, set] of this.holders) {
+      set.delete(addr)
+      if (set.size === 0) this.holders.delete(ih)
+    }
+    for (const entry of this.active.values()) {
+      const t = entry.torrent
+      if (t !== null && !t.destroyed) t.removePeer(addr)
+    }
+  }
+
+  private peersFor (entry: Entry): string[] {
+    return [...this.clusterPeers, ...(this.holders.get(entry.infohash) ?? [])]
+  }
+
+  /** Connects a partial torrent to peers (an address already queued or connected is ignored by webtorrent). */
+  private connectPeers (entry: Entry, addrs: string[]): void {
+    const t = entry.torrent
+    if (!entry.started || t === null || t.destroyed || t.done || entry.kind !== 'partial') return
+    for (const addr of addrs) t.addPeer(addr)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Activation
+
+  private checkInfo (infohash: string, info: TorrentInfo): void {
+    if (this.checked.get(info) === infohash) return
+    if (!isInfoHash(infohash)) throw new FsError('EINVAL', `EINVAL: not an infohash: ${JSON.stringify(infohash)}`)
+    if (!isValidInfo(info)) throw eio(`malformed torrent info for ${infohash}`)
+    if (info.name !== this.opts.volumeId) throw eio(`torrent info of another volume for ${infohash}`)
+    if (infoHash(info) !== infohash) throw eio(`torrent info does not hash to ${infohash}`)
+    this.checked.set(info, infohash)
+  }
+
+  private contentPath (ih: string): string { return join(this.opts.contentDir, ih) }
+  private partialPath (ih: string): string { return join(this.opts.partialDir, ih) }
+  private bitfieldPath (ih: string): string { return join(this.opts.partialDir, `${ih}.bitfield`) }
+
+  private touch (entry: Entry): void {
+    if (this.active.get(entry.infohash) !== entry) return
+    this.active.delete(entry.infohash)
+    this.active.set(entry.infohash, entry)
+  }
+
+  /** The active entry of a content, made and started if needed (the caller awaits entry.ready). */
+  private activate (infohash: string, info: TorrentInfo): Entry {
+    const existing = this.active.get(infohash)
+    if (existing !== undefined) {
+      this.touch(existing)
+      return existing
+    }
+    const kind: Kind = fs.existsSync(this.contentPath(infohash)) ? 'seed' : 'partial'
+    const entry = new Entry(infohash, info, kind, pieceCount(info.length, info.pieceLength))
+    this.active.set(infohash, entry)
+    entry.ready = this.start(entry)
+    entry.ready.catch(err => {
+      this.log.warn('could not activate a torrent', { infohash, err })
+      void this.deactivate(entry)
+    })
+    this.evict()
+    return entry
+  }
+
+  private evict (): void {
+    if (this.active.size <= this.maxActive) return
+    for (const entry of [...this.active.values()]) {
+      if (this.active.size <= this.maxActive) break
+      if (entry.pins > 0 || entry.completing) continue
+      this.log.debug('deactivating a torrent (least recently used)', { infohash: entry.infohash })
+      void this.deactivate(entry)
+    }
+  }
+
+  private async start (entry: Entry): Promise<Torrent> {
+    const ih = entry.infohash
+    const seeding = entry.kind === 'seed'
+    const store = await PieceFile.open(seeding ? this.contentPath(ih) : this.partialPath(ih), entry.info, !seeding)
+    entry.store = store
+    let bits: Uint8Array | undefined
+    if (!seeding) bits = (await readBitfield(this.bitfieldPath(ih), entry.pieces)) ?? new Uint8Array(bitfieldLength(entry.pieces))
+    if (entry.closed || this.destroyed) throw eio('torrent deactivated while starting')
+    // A complete content is trusted as it is (skipVerify: no hashing of the whole file at start).
+    // A partial one passes its bitfield: webtorrent then hashes one present piece as a spot check
+    // (all of them only if that one fails) and never hashes the holes; an all-zero bitfield (never
+    // absent) keeps it from hashing a fresh sparse file.
+    const torrent = this.client.add(torrentFile(entry.info), {
+      preloadedStore: store,
+      storeCacheSlots: 0,
+      deselect: true,
+      skipVerify: seeding,
+      bitfield: bits,
+      strategy: 'sequential',
+      alwaysChokeSeeders: true,
+      path: this.opts.partialDir
+    })
+    entry.torrent = torrent
+    torrent.on('error', (err: Error) => {
+      this.log.error('torrent error', { infohash: ih, err })
+      void this.deactivate(entry)
+    })
+    torrent.on('warning', (err: Error) => {
+      if (/failed verification/.test(err.message)) {
+        this.counters.hashFailures++
+        entry.hashFailures++
+        // A corrupt holder sends the same bad piece again and again: log the first and then rarely.
+        if ((entry.hashFailures & (entry.hashFailures - 1)) === 0) this.log.warn('a piece from a peer failed its hash check (discarded)', { infohash: ih, message: err.message, failures: entry.hashFailures })
+      } else {
+        this.log.debug('torrent warning', { infohash: ih, err })
+      }
+    })
+    torrent.on('verified', (index: number) => {
+      if (entry.started) {
+        this.counters.piecesFetched++
+        entry.dirty = true
+        this.schedulePersist(entry)
+      }
+      const waiting = entry.waiters.get(index)
+      if (waiting !== undefined) {
+        entry.waiters.delete(index)
+        for (const f of waiting) f(index)
+      }
+    })
+    torrent.on('done', () => { if (entry.kind === 'partial') this.complete(entry) })
+    torrent.on('wire', this.wireGuard)
+    torrent.on('upload', () => {
+      const now = Date.now()
+      if (now - entry.lastUploadTouch > 1_000) {
+        entry.lastUploadTouch = now
+        this.touch(entry)
+      }
+    })
+    await new Promise<void>((resolve, reject) => {
+      if (torrent.ready) return resolve()
+      const onReady = (): void => { torrent.removeListener('close', onClose); resolve() }
+      const onClose = (): void => { torrent.removeListener('ready', onReady); reject(eio('torrent closed while starting')) }
+      torrent.once('ready', onReady)
+      torrent.once('close', onClose)
+    })
+    if (torrent.infoHash !== ih) throw eio(`webtorrent computed infohash ${torrent.infoHash} for ${ih}`)
+    entry.bitfield = torrent.bitfield
+    entry.started = true
+    if (bits !== undefined && !Buffer.from(bits).equals(Buffer.from(torrent.bitfield.buffer.subarray(0, bits.length)))) {
+      // The spot check found a claimed piece missing and rescanned: keep what it found.
+      entry.dirty = true
+      this.schedulePersist(entry)
+    }
+    this.log.debug('torrent active', { infohash: ih, kind: entry.kind, active: this.active.size })
+    return torrent
+  }
+
+  private async activateForPeer (infohash: string): Promise<Torrent | null> {
+    if (this.destroyed) return null
+    let entry = this.active.get(infohash)
+    if (entry === undefined) {
+      let info = this.known.get(infohash) ?? null
+      try {
+        info ??= this.opts.lookupInfo?.(infohash) ?? null
+        if (info === null) return null
+        this.checkInfo(infohash, info)
+      } catch (err) {
+        this.log.warn('no usable info for a torrent a peer asked for', { infohash, err })
+        return null
+      }
+      if (!fs.existsSync(this.contentPath(infohash)) && !fs.existsSync(this.bitfieldPath(infohash))) return null
+      this.log.debug('activating a torrent a peer asked for', { infohash })
+      entry = this.activate(infohash, info)
+    } else {
+      this.touch(entry)
+    }
+    try {
+      return await entry.ready
+    } catch {
+      return null
+    }
+  }
+
+  /** Removes a torrent from the client; its files stay (a partial one's bitfield is written first). */
+  private deactivate (entry: Entry): Promise<void> {
+    if (entry.shutdown !== null) return entry.shutdown
+    entry.closed = true
+    if (this.active.get(entry.infohash) === entry) this.active.delete(entry.infohash)
+    for (const f of [...entry.onClose]) f()
+    if (entry.persistTimer !== null) clearTimeout(entry.persistTimer)
+    entry.persistTimer = null
+    const destroyTorrent = async (): Promise<void> => {
+      const t = entry.torrent
+      if (t !== null && !t.destroyed) await new Promise<void>(resolve => t.destroy(() => resolve()))
+    }
+    entry.shutdown = (async () => {
+      await destroyTorrent()
+      await entry.ready.catch(() => {})
+      await destroyTorrent()
+      this.enqueue(entry, () => this.persistNow(entry))
+      await entry.chain
+      await entry.store?.release().catch(err => this.log.warn('closing a content file failed', { infohash: entry.infohash, err }))
+    })()
+    return entry.shutdown
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Partial contents on the disk
+
+  private enqueue (entry: Entry, step: () => Promise<void>): void {
+    entry.chain = entry.chain.then(step).catch(err => this.log.error('partial content bookkeeping failed', { infohash: entry.infohash, err }))
+  }
+
+  private schedulePersist (entry: Entry): void {
+    if (entry.persistTimer !== null || entry.kind !== 'partial' || entry.closed) return
+    entry.persistTimer = setTimeout(() => {
+      entry.persistTimer = null
+      this.enqueue(entry, () => this.persistNow(entry))
+    }, PERSIST_INTERVAL_MS)
+  }
+
+  private async persistNow (entry: Entry): Promise<void> {
+    if (entry.kind !== 'partial' || !entry.dirty || entry.bitfield === null || entry.store === null) return
+    entry.dirty = false
+    // Snapshot first: every piece it names was written before now, so the fdatasync covers it.
+    const bits = Uint8Array.from(entry.bitfield.buffer.subarray(0, bitfieldLength(entry.pieces)))
+    await entry.store.fdatasync()
+    await writeBitfield(this.bitfieldPath(entry.infohash), bits)
+  }
+
+  /** Every piece is here: the partial file becomes the complete content (then seeded as such). */
+  private complete (entry: Entry): void {
+    if (entry.completing || entry.kind !== 'partial') return
+    entry.completing = true
+    if (entry.persistTimer !== null) clearTimeout(entry.persistTimer)
+    entry.persistTimer = null
+    this.enqueue(entry, async () => {
+      const ih = entry.infohash
+      try {
+        if (entry.store === null) return
+        await entry.store.fsync()
+        const from = this.partialPath(ih)
+        const to = this.contentPath(ih)
+        try {
+          await fsp.rename(from, to)
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err
+          await fsp.copyFile(from, to)
+          await fsp.rm(from, { force: true })
+        }
+        await syncDir(this.opts.contentDir)
+        entry.kind = 'seed'
+        await fsp.rm(this.bitfieldPath(ih), { force: true })
+        this.known.set(ih, entry.info)
+        this.log.info('content complete', { infohash: ih, length: entry.info.length })
+        try {
+          this.opts.onComplete?.(ih, entry.info)
+        } catch (err) {
+          this.log.error('onComplete threw', { infohash: ih, err })
+        }
+      } finally {
+        entry.completing = false
+      }
+    })
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Seeding
+
+  /**
+   * Makes a complete local content (<contentDir>/<infohash>) available to peers, without hashing
+   * it (its pieces are the ones its info was built from), and remembers it, so that a peer asking
+   * for it later activates it again. Resolves once the torrent is active.
+   */
+  async seed (infohash: string, info: TorrentInfo): Promise<void> {
+    this.checkInfo(infohash, info)
+    if (this.destroyed) throw eio('torrent service stopped')
+    const st = await fsp.stat(this.contentPath(infohash))
+    if (st.size !== info.length) throw eio(`content ${infohash} has ${st.size} bytes, its info says ${info.length}`)
+    this.known.set(infohash, info)
+    const existing = this.active.get(infohash)
+    if (existing !== undefined && existing.kind === 'partial' && !existing.completing && existing.pins === 0) {
+      // The bytes arrived by other means (written here): the partial copy is redundant.
+      await this.deactivate(existing)
+      await fsp.rm(this.partialPath(infohash), { force: true })
+      await fsp.rm(this.bitfieldPath(infohash), { force: true })
+    }
+    await this.activate(infohash, info).ready
+  }
+
+  /** Stops seeding or fetching a content and forgets it (a removed content). With dropPartial, its partial files go too. */
+  async forget (infohash: string, opts: { dropPartial?: boolean } = {}): Promise<void> {
+    this.known.delete(infohash)
+    this.holders.delete(infohash)
+    const entry = this.active.get(infohash)
+    if (entry !== undefined) await this.deactivate(entry)
+    if (opts.dropPartial === true && isInfoHash(infohash)) {
+      await fsp.rm(this.partialPath(infohash), { force: true })
+      await fsp.rm(this.bitfieldPath(infohash), { force: true })
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reading
+
+  /**
+   * `length` bytes at `offset` of a content (fewer at its end). A content complete on this disk is
+   * read from it; otherwise from its partial file, after fetching the pieces the range covers from
+   * peers, first. Rejects with an FsError of code EIO when they are not all there `deadlineMs`
+   * milliseconds from now: never returns bytes that are not verified.
+   */
+  async read (infohash: string, info: TorrentInfo, offset: number, length: number, deadlineMs: number): Promise<Buffer> {
+    this.checkInfo(infohash, info)
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) throw new FsError('EINVAL', `EINVAL: bad range ${offset}+${length}`)
+    const end = Math.min(info.length, offset + length)
+    if (end <= offset) return Buffer.alloc(0)
+    const deadline = Date.now() + Math.max(0, deadlineMs)
+    const local = await readLocal(this.contentPath(infohash), offset, end - offset)
+    if (local !== null) return local
+    if (this.destroyed) throw eio('torrent service stopped')
+
+    const entry = this.activate(infohash, info)
+    entry.pins++
+    try {
+      const torrent = await withDeadline(entry.ready, deadline, () => eio(`torrent ${infohash} did not start in time`, { infohash }))
+      const pl = info.pieceLength
+      const first = Math.floor(offset / pl)
+      const last = Math.floor((end - 1) / pl)
+      const missing: number[] = []
+      for (let i = first; i <= last; i++) if (!torrent.bitfield.get(i)) missing.push(i)
+      let selection: Selection | null = null
+      if (missing.length > 0) {
+        selection = this.select(torrent, first, last, PRIORITY_READ)
+        torrent.critical(first, last)
+        this.connectPeers(entry, this.peersFor(entry))
+      }
+      this.moveReadAhead(entry, torrent, offset, end)
+      if (missing.length > 0) {
+        try {
+          await this.waitPieces(entry, missing, deadline)
+        } finally {
+          this.unselect(torrent, selection)
+        }
+      }
+      if (entry.store === null) throw eio(`content ${infohash} has no storage`)
+      return await entry.store.readAt(offset, end - offset)
+    } finally {
+      entry.pins--
+    }
+  }
+
+  private select (torrent: Torrent, from: number, to: number, priority: number): Selection {
+    const tag = (): void => {}
+    torrent._select(from, to, priority, tag, true)
+    return { from, to, tag }
+  }
+
+  /** Removes exactly our selection (webtorrent drops completed ones itself). */
+  private unselect (torrent: Torrent, selection: Selection | null): void {
+    if (selection === null || torrent.destroyed) return
+    const items = torrent._selections._items
+    const i = items.findIndex(s => s.notify === selection.tag)
+    if (i < 0) return
+    items.splice(i, 1)
+    torrent._updateSelections()
+  }
+
+  /**
+   * Sequential readers (a read starting where the previous one ended, give or take a piece) get a
+   * window of pieces after the read, fetched at a lower priority than reads, doubling while the
+   * reader stays sequential. A seek drops the window; the next sequential read starts a new one.
+   */
+  private moveReadAhead (entry: Entry, torrent: Torrent, offset: number, end: number): void {
+    const pl = entry.info.pieceLength
+    const sequential = entry.lastEnd >= 0 && offset >= entry.lastStart && offset <= entry.lastEnd + pl
+    entry.lastStart = offset
+    entry.lastEnd = end
+    if (!sequential || this.maxReadAhead === 0) {
+      entry.readAheadBytes = 0
+      this.unselect(torrent, entry.readAhead)
+      entry.readAhead = null
+      return
+    }
+    entry.readAheadBytes = Math.min(Math.max(this.maxReadAhead, pl), Math.max(2 * pl, entry.readAheadBytes * 2))
+    const from = Math.floor((end - 1) / pl) + 1
+    const to = Math.min(entry.pieces - 1, from + Math.ceil(entry.readAheadBytes / pl) - 1)
+    if (entry.readAhead !== null && entry.readAhead.from === from && entry.readAhead.to === to) return
+    this.unselect(torrent, entry.readAhead)
+    entry.readAhead = null
+    if (from > to) return
+    let start = from
+    while (start <= to && torrent.bitfield.get(start)) start++
+    if (start > to) return
+    const selection = this.select(torrent, start, to, PRIORITY_READ_AHEAD)
+    entry.readAhead = { from, to, tag: selection.tag }
+  }
+
+  private waitPieces (entry: Entry, pieces: number[], deadline: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const pending = new Set(pieces.filter(i => entry.bitfield?.get(i) !== true))
+      if (pending.size === 0) return resolve()
+      const onPiece = (index: number): void => {
+        pending.delete(index)
+        if (pending.size === 0) finish(null)
+      }
+      const onClose = (): void => finish(eio(`torrent ${entry.infohash} was deactivated during a read`, { infohash: entry.infohash }))
+      const timer = setTimeout(() => {
+        const t = entry.torrent
+        finish(eio(`pieces ${[...pending].slice(0, 8).join(',')}${pending.size > 8 ? ',...' : ''} of ${entry.infohash} did not arrive in time`,
+          { infohash: entry.infohash, missing: pending.size, peers: t?.numPeers ?? 0 }))
+      }, Math.max(0, deadline - Date.now()))
+      const finish = (err: Error | null): void => {
+        clearTimeout(timer)
+        entry.onClose.delete(onClose)
+        for (const i of pieces) {
+          const set = entry.waiters.get(i)
+          if (set === undefined) continue
+          set.delete(onPiece)
+          if (set.size === 0) entry.waiters.delete(i)
+        }
+        if (err === null) resolve()
+        else reject(err)
+      }
+      entry.onClose.add(onClose)
+      for (const i of pending) {
+        let set = entry.waiters.get(i)
+        if (set === undefined) entry.waiters.set(i, set = new Set())
+        set.add(onPiece)
+      }
+    })
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  stats (): TorrentStats {
+    return { port: this.port, active: [...this.active.keys()], ...this.counters }
+  }
+
+  /** Stops every torrent (partial bitfields are written) and the client. */
+  destroy (): Promise<void> {
+    this.destroying ??= (async () => {
+      this.destroyed = true
+      await Promise.all([...this.active.values()].map(e => this.deactivate(e)))
+      if (!this.client.destroyed) await new Promise<void>(resolve => this.client.destroy(() => resolve()))
+    })()
+    return this.destroying
+  }
+}
+
+async function readLocal (path: string, offset: number, length: number): Promise<Buffer | null> {
+  let fd: number
+  try {
+    fd = await openP(path, fs.constants.O_RDONLY)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw err
+  }
+  try {
+    const buf = Buffer.allocUnsafe(length)
+    let done = 0
+    while (done < length) {
+      const { bytesRead: n } = await readP(fd, buf, done, length - done, offset + done)
+      if (n === 0) throw eio(`content file ${path} is shorter than its info says`)
+      done += n
+    }
+    return buf
+  } finally {
+    await closeP(fd).catch(() => {})
+  }
+}
+
+async function syncDir (dir: string): Promise<void> {
+  const fd = await openP(dir, fs.constants.O_RDONLY)
+  try {
+    await fsyncP(fd)
+  } finally {
+    await closeP(fd).catch(() => {})
+  }
+}
+
+function withDeadline<T> (promise: Promise<T>, deadline: number, error: () => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(error()), Math.max(0, deadline - Date.now()))
+    promise.then(v => { clearTimeout(timer); resolve(v) }, err => { clearTimeout(timer); reject(err instanceof FsError ? err : eio((err as Error).message)) })
+  })
+}
