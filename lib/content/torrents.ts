@@ -51,6 +51,14 @@ const DEFAULT_MAX_READ_AHEAD = 32 << 20
 /** How often, at most, a partial content's bitfield is written while pieces arrive. */
 const PERSIST_INTERVAL_MS = 1_000
 const PRIORITY_READ = 1
+/** Whole pieces a content file keeps in memory to serve block requests from. */
+const PIECE_CACHE = 2
+/**
+ * webtorrent sizes a wire's request pipeline from its measured download speed (2 + speed / 16 KiB
+ * blocks in flight): an idle wire gets 2, so a random read's 1 MiB piece takes 32 round trips. Our
+ * peers are on the LAN: each wire's speed reads at least this, so a whole piece is asked at once.
+ */
+const MIN_WIRE_SPEED = 4 << 20
 const PRIORITY_READ_AHEAD = 0
 
 export interface TorrentServiceOptions {
@@ -113,6 +121,8 @@ class PieceFile implements ChunkStore {
   private inflight = 0
   private idleWaiters: Array<() => void> = []
   private released: Promise<void> | null = null
+  /** The last pieces read whole to serve a peer's 16 KiB block requests from (most recent last). */
+  private recent: Array<{ index: number, piece: Promise<Buffer> }> = []
 
   private constructor (private readonly fd: number, private readonly length: number, pieceLength: number, private readonly writable: boolean) {
     this.chunkLength = pieceLength
@@ -173,6 +183,7 @@ class PieceFile implements ChunkStore {
       return
     }
     const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    this.recent = this.recent.filter(r => r.index !== index)
     this.track(async () => {
       let done = 0
       while (done < buf.length) {
@@ -194,7 +205,19 @@ class PieceFile implements ChunkStore {
       queueMicrotask(() => cb(new Error(`bad get ${index} ${offset}+${length}`)))
       return
     }
-    this.readAt(index * this.chunkLength + offset, length).then(buf => cb(null, buf), err => cb(err as Error))
+    if (length === size) {
+      this.readAt(index * this.chunkLength, size).then(buf => cb(null, buf), err => cb(err as Error))
+      return
+    }
+    // A peer asks a piece block by block: one read of the whole piece serves all of them.
+    let cached = this.recent.find(r => r.index === index)
+    if (cached === undefined) {
+      cached = { index, piece: this.readAt(index * this.chunkLength, size) }
+      cached.piece.catch(() => { this.recent = this.recent.filter(r => r !== cached) })
+      this.recent.push(cached)
+      if (this.recent.length > PIECE_CACHE) this.recent.shift()
+    }
+    cached.piece.then(piece => cb(null, piece.subarray(offset, offset + length)), err => cb(err as Error))
   }
 
   close (cb: (err?: Error | null) => void = () => {}): void {
@@ -219,6 +242,7 @@ class PieceFile implements ChunkStore {
   }
 
   release (): Promise<void> {
+    this.recent = []
     this.released ??= this.idle().then(() => closeP(this.fd))
     return this.released
   }
@@ -391,13 +415,17 @@ export class TorrentService {
     }
   }
 
-  /** Every wire of every torrent is checked again (a second line behind the two above). */
-  private readonly wireGuard = (wire: Wire): void => {
+  /** Every wire of every torrent: checked again (a second line behind the two above), and given a pipeline floor. */
+  private readonly onWire = (wire: Wire): void => {
     if (!this.allowed(wire.remoteAddress)) {
       this.counters.refused++
       this.log.warn('dropped a BitTorrent wire from an address that is not a peer', { address: wire.remoteAddress })
       wire.destroy()
+      return
     }
+    // The same meter records received bytes (called with a count): pass those through.
+    const meter = wire.downloadSpeed
+    wire.downloadSpeed = (delta?: number) => delta === undefined ? Math.max(meter(), MIN_WIRE_SPEED) : meter(delta)
   }
 
   /**
@@ -552,7 +580,7 @@ export class TorrentService {
       }
     })
     torrent.on('done', () => { if (entry.kind === 'partial') this.complete(entry) })
-    torrent.on('wire', this.wireGuard)
+    torrent.on('wire', this.onWire)
     torrent.on('upload', () => {
       const now = Date.now()
       if (now - entry.lastUploadTouch > 1_000) {
@@ -739,8 +767,12 @@ export class TorrentService {
     const end = Math.min(info.length, offset + length)
     if (end <= offset) return Buffer.alloc(0)
     const deadline = Date.now() + Math.max(0, deadlineMs)
-    const local = await readLocal(this.contentPath(infohash), offset, end - offset)
-    if (local !== null) return local
+    // An active torrent reads through its open file (complete or partial); otherwise a complete
+    // content is read straight from the disk, without activating anything.
+    if (this.active.get(infohash)?.started !== true) {
+      const local = await readLocal(this.contentPath(infohash), offset, end - offset)
+      if (local !== null) return local
+    }
     if (this.destroyed) throw eio('torrent service stopped')
 
     const entry = this.activate(infohash, info)

@@ -10,6 +10,8 @@ declare module 'webtorrent' {
     remotePort?: number
     destroyed: boolean
     destroy (): void
+    /** A `throughput` meter: records `delta` received bytes, or without one returns bytes per second lately; webtorrent sizes request pipelines with it. */
+    downloadSpeed: (delta?: number) => number
   }
 
   export interface TorrentBitfield {

@@ -4,7 +4,7 @@
 // old commit (dirty nodes) and files open for writing are never overwritten: the step reports them,
 // and the caller commits its own changes and merges again, so the merge rules decide.
 import { DIR_MARKER, fromGitName } from './names.js'
-import type { GitStore } from './git-store.js'
+import { applyLinkAttrs, type GitStore, type MarkerLinks } from './git-store.js'
 import type { TreeEntry } from './objects.js'
 import { collectData, type Attrs, type DirNode, type Node } from './nodes.js'
 
@@ -16,7 +16,7 @@ type Change =
 export interface DirPlan {
   oursOid: string
   newOid: string
-  marker: Attrs | null
+  marker: { attrs: Attrs, links: MarkerLinks } | null
   changes: Map<string, Change>
 }
 
@@ -32,7 +32,7 @@ export async function planAdoption (git: GitStore, oursTree: string, newTree: st
     const old = oursByName.get(entry.path)
     if (old !== undefined && old.oid === entry.oid && old.mode === entry.mode) continue
     if (entry.path === DIR_MARKER) {
-      work.push(git.readMarker(entry.oid, defaults).then(attrs => { plan.marker = attrs }))
+      work.push(git.readMarker(entry.oid, defaults).then(marker => { plan.marker = marker }))
       continue
     }
     const name = fromGitName(entry.path)
@@ -87,7 +87,7 @@ function setAside (dir: DirNode, name: string, node: Node, conflictName: Conflic
 function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, conflictName: ConflictNamer, out: Adoption): void {
   const wasClean = dir.oid === plan.oursOid
   const keptBefore = out.kept.length
-  if (plan.marker !== null) dir.attrs = plan.marker
+  if (plan.marker !== null) dir.attrs = plan.marker.attrs
   for (const [name, change] of plan.changes) {
     const current = dir.children.get(name)
     // A node still as committed in the old tree is ours to replace; anything else was changed here.
@@ -116,6 +116,7 @@ function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, c
       collectContents(change.node, out.added)
     }
   }
+  if (plan.marker !== null) applyLinkAttrs(dir, plan.marker.links)
   if (wasClean && out.kept.length === keptBefore) {
     // The directory is now exactly the new tree; what is above it is settled by the caller.
     dir.oid = plan.newOid

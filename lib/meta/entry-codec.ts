@@ -24,7 +24,32 @@ export function encodeFile (file: FileNode): string {
 
 export function encodeDirMarker (dir: DirNode): string {
   const { perm, uid, gid, mtime, ctime } = dir.attrs
-  return JSON.stringify({ v: 1, perm, uid, gid, mtime, ctime }) + '\n'
+  const marker: Record<string, unknown> = { v: 1, perm, uid, gid, mtime, ctime }
+  // A git symlink holds only its target, so the times and owner of the directory's symlinks
+  // live here, or a restart or a peer would show them with its own clock.
+  const links: Record<string, [number, number, number, number]> = {}
+  let any = false
+  for (const [name, child] of dir.children) {
+    if (child.kind !== 'symlink') continue
+    links[name] = [child.attrs.mtime, child.attrs.ctime, child.attrs.uid, child.attrs.gid]
+    any = true
+  }
+  if (any) marker.links = links
+  return JSON.stringify(marker) + '\n'
+}
+
+/** The attributes of a directory's symlinks as its marker holds them (by name). */
+export function decodeMarkerLinks (text: string): Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid'>> {
+  const links = new Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid'>>()
+  const raw = parseJson(text)?.links
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return links
+  for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!Array.isArray(v) || v.length !== 4 || !v.every(n => typeof n === 'number' && Number.isFinite(n))) continue
+    const [mtime, ctime, uid, gid] = v as number[]
+    if (!Number.isSafeInteger(uid) || uid < 0 || !Number.isSafeInteger(gid) || gid < 0) continue
+    links.set(name, { mtime, ctime, uid, gid })
+  }
+  return links
 }
 
 function isTime (v: unknown): v is number {

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import git from 'isomorphic-git'
 import type { Logger } from '../log/index.js'
 import { ObjectReader, ObjectWriter, type TreeEntry } from './objects.js'
-import { decodeDirMarker, decodeFile, decodeWriter, encodeDirMarker, encodeFile } from './entry-codec.js'
+import { decodeDirMarker, decodeFile, decodeMarkerLinks, decodeWriter, encodeDirMarker, encodeFile } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
 
@@ -83,10 +83,13 @@ export class GitStore {
       return
     }
     const tree = await this.objects.readTree(treeOid)
+    let links: MarkerLinks = new Map()
     // Everything is read in parallel; the reader bounds how many reads are in flight.
     const nodes = await Promise.all(tree.map(async (entry): Promise<Node | null> => {
       if (entry.path === DIR_MARKER) {
-        dir.attrs = await this.readMarker(entry.oid, dir.attrs)
+        const marker = await this.readMarker(entry.oid, dir.attrs)
+        dir.attrs = marker.attrs
+        links = marker.links
         return null
       }
       const name = fromGitName(entry.path)
@@ -103,6 +106,7 @@ export class GitStore {
       dir.children.set(node.name, node)
       node.parent = dir
     }
+    applyLinkAttrs(dir, links)
     dir.oid = treeOid
   }
 
@@ -110,8 +114,10 @@ export class GitStore {
     return await this.objects.readTree(oid)
   }
 
-  async readMarker (oid: string, fallback: Attrs): Promise<Attrs> {
-    return decodeDirMarker((await this.objects.readBlob(oid)).toString('utf8'), fallback)
+  /** A directory's own attributes and those of its symlinks. */
+  async readMarker (oid: string, fallback: Attrs): Promise<{ attrs: Attrs, links: MarkerLinks }> {
+    const text = (await this.objects.readBlob(oid)).toString('utf8')
+    return { attrs: decodeDirMarker(text, fallback), links: decodeMarkerLinks(text) }
   }
 
   /**
@@ -234,4 +240,14 @@ function planDir (dir: DirNode): PlannedDir {
     }
   }
   return { node: dir, version: dir.version, entries }
+}
+
+export type MarkerLinks = ReturnType<typeof decodeMarkerLinks>
+
+/** Gives a directory's symlinks the times and owner its marker holds for them. */
+export function applyLinkAttrs (dir: DirNode, links: MarkerLinks): void {
+  for (const [name, attrs] of links) {
+    const child = dir.children.get(name)
+    if (child?.kind === 'symlink') child.attrs = { ...child.attrs, ...attrs }
+  }
 }
