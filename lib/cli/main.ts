@@ -124,7 +124,8 @@ export function buildProgram (): Command {
       for (const p of peers) parseHostPort(p)
       const address = chosenAddress(opts)
       const base = { invite: parsed, peers, address, waitMs: waitS * 1000, log }
-      process.stderr.write(`swarmfs: looking for a peer of volume "${parsed.volumeName}" (up to ${waitS} s)...\n`)
+      // Progress for a person at a terminal; a script gets only the outcome (or the one-line error).
+      if (process.stderr.isTTY) process.stderr.write(`swarmfs: looking for a peer of volume "${parsed.volumeName}" (up to ${waitS} s)...\n`)
       const peer = await findPeer(base)
       await joinVolume({ ...base, disk, mountPoint: opts.mount !== undefined ? resolve(opts.mount) : null }, peer)
       process.stdout.write(`swarmfs: joined volume "${parsed.volumeName}" on ${disk} (metadata from ${peer.host}:${peer.port})\n`)

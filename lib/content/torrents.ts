@@ -53,6 +53,7 @@ const PERSIST_INTERVAL_MS = 1_000
 const PRIORITY_READ = 1
 /** Whole pieces a content file keeps in memory to serve block requests from. */
 const PIECE_CACHE = 2
+const PIECE_CACHE_MS = 1_000
 /**
  * webtorrent sizes a wire's request pipeline from its measured download speed (2 + speed / 16 KiB
  * blocks in flight): an idle wire gets 2, so a random read's 1 MiB piece takes 32 round trips. Our
@@ -122,7 +123,7 @@ class PieceFile implements ChunkStore {
   private idleWaiters: Array<() => void> = []
   private released: Promise<void> | null = null
   /** The last pieces read whole to serve a peer's 16 KiB block requests from (most recent last). */
-  private recent: Array<{ index: number, piece: Promise<Buffer> }> = []
+  private recent: Array<{ index: number, at: number, piece: Promise<Buffer> }> = []
 
   private constructor (private readonly fd: number, private readonly length: number, pieceLength: number, private readonly writable: boolean) {
     this.chunkLength = pieceLength
@@ -210,9 +211,13 @@ class PieceFile implements ChunkStore {
       return
     }
     // A peer asks a piece block by block: one read of the whole piece serves all of them.
+    // Kept briefly: long enough for a peer's burst of requests, and the bytes come from the disk
+    // again soon after (a piece corrupted on disk and repaired is served repaired).
+    const now = Date.now()
+    this.recent = this.recent.filter(r => now - r.at < PIECE_CACHE_MS)
     let cached = this.recent.find(r => r.index === index)
     if (cached === undefined) {
-      cached = { index, piece: this.readAt(index * this.chunkLength, size) }
+      cached = { index, at: now, piece: this.readAt(index * this.chunkLength, size) }
       cached.piece.catch(() => { this.recent = this.recent.filter(r => r !== cached) })
       this.recent.push(cached)
       if (this.recent.length > PIECE_CACHE) this.recent.shift()
@@ -404,6 +409,7 @@ export class TorrentService {
         conn.destroy()
         return
       }
+      conn.setNoDelay(true)
       route(conn)
     })
     // An incoming handshake is routed by client.get(infoHash): activate what we hold but have not active.
@@ -416,13 +422,16 @@ export class TorrentService {
   }
 
   /** Every wire of every torrent: checked again (a second line behind the two above), and given a pipeline floor. */
-  private readonly onWire = (wire: Wire): void => {
+  private readonly onWire = (wire: Wire, torrent: Torrent, addr: string | undefined): void => {
     if (!this.allowed(wire.remoteAddress)) {
       this.counters.refused++
       this.log.warn('dropped a BitTorrent wire from an address that is not a peer', { address: wire.remoteAddress })
       wire.destroy()
       return
     }
+    // Small messages (requests, haves) must not wait for Nagle and delayed ACKs (40 ms each here).
+    // Incoming sockets got this on accept; outgoing ones webtorrent connects itself.
+    if (addr !== undefined) torrent._peers?.get(addr)?.conn?.setNoDelay?.(true)
     // The same meter records received bytes (called with a count): pass those through.
     const meter = wire.downloadSpeed
     wire.downloadSpeed = (delta?: number) => delta === undefined ? Math.max(meter(), MIN_WIRE_SPEED) : meter(delta)
@@ -454,7 +463,7 @@ export class TorrentService {
     }
   }
 
-  /** Forgets a peer (it left the cluster) and drops its connections. */
+  /** Forgets a peer (it left the cluster): no new connections to it, and ours to it are closed. */
   removePeer (host: string, port: number): void {
     const addr = peerAddr(host, port)
     this.clusterPeers.delete(addr)
@@ -465,6 +474,21 @@ export class TorrentService {
     for (const entry of this.active.values()) {
       const t = entry.torrent
       if (t !== null && !t.destroyed) t.removePeer(addr)
+    }
+    this.dropDisallowed()
+  }
+
+  /** Closes every wire from an address allowedPeer now refuses (call it when the set of peers shrinks). */
+  dropDisallowed (): void {
+    for (const entry of this.active.values()) {
+      const t = entry.torrent
+      if (t === null || t.destroyed) continue
+      for (const wire of [...t.wires]) {
+        if (!this.allowed(wire.remoteAddress)) {
+          this.log.info('closing a BitTorrent wire of an address that is no longer a peer', { address: wire.remoteAddress })
+          wire.destroy()
+        }
+      }
     }
   }
 
@@ -484,6 +508,12 @@ export class TorrentService {
 
   private checkInfo (infohash: string, info: TorrentInfo): void {
     if (this.checked.get(info) === infohash) return
+    // An equal copy of an info checked before (callers may pass a fresh object per read).
+    const ref = this.active.get(infohash)?.info ?? this.known.get(infohash)
+    if (ref !== undefined && ref.name === info.name && ref.length === info.length && ref.pieceLength === info.pieceLength && ref.pieces === info.pieces) {
+      this.checked.set(info, infohash)
+      return
+    }
     if (!isInfoHash(infohash)) throw new FsError('EINVAL', `EINVAL: not an infohash: ${JSON.stringify(infohash)}`)
     if (!isValidInfo(info)) throw eio(`malformed torrent info for ${infohash}`)
     if (info.name !== this.opts.volumeId) throw eio(`torrent info of another volume for ${infohash}`)
@@ -580,7 +610,7 @@ export class TorrentService {
       }
     })
     torrent.on('done', () => { if (entry.kind === 'partial') this.complete(entry) })
-    torrent.on('wire', this.onWire)
+    torrent.on('wire', (wire: Wire, addr?: string) => this.onWire(wire, torrent, addr))
     torrent.on('upload', () => {
       const now = Date.now()
       if (now - entry.lastUploadTouch > 1_000) {

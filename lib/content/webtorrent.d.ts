@@ -39,6 +39,8 @@ declare module 'webtorrent' {
     _select (from: number, to: number, priority: number, notify?: () => void, isStreamSelection?: boolean): void
     _selections: { _items: Array<{ from: number, to: number, priority: number, notify?: () => void }> }
     _updateSelections (): void
+    /** Peers by id ("ip:port" for TCP ones), each with its socket once connected. */
+    _peers: Map<string, { conn: { setNoDelay?: (on: boolean) => void } | null }> | null
   }
 
   export interface ChunkStore {

@@ -18,14 +18,16 @@ const run = promisify(execFile)
  * - auto_cache: the kernel keeps file pages between opens and drops them when the size or mtime it
  *   sees has changed; contents change only with a new size or mtime (a sealed write, a sync from a
  *   peer), so cached pages are never stale while reopening a file reads it from memory.
- * - attr/entry timeouts of 1 s: the index changes only through this mount for now, but later peers
- *   change it behind the kernel's back and fuse-native cannot invalidate; 1 s bounds staleness.
+ * - attr/entry timeouts of 1 s: peers change the index behind the kernel's back and fuse-native
+ *   cannot invalidate kernel caches; 1 s bounds how stale a cached attribute can be.
  * - negative_timeout 0 (default): a name created by a peer must not stay hidden.
  * - default_permissions: the kernel checks mode bits like any local filesystem.
+ * - atomic_o_trunc: open(O_TRUNC) arrives as one open with the flag instead of an open and then a
+ *   truncate, so `> file` never copies the old content first (which may not even be on this disk).
  */
 export function mountOptions (): Record<string, unknown> {
   return {
-    fsname: 'swarmfs,big_writes,max_read=131072,negative_timeout=0',
+    fsname: 'swarmfs,big_writes,max_read=131072,negative_timeout=0,atomic_o_trunc',
     subtype: 'swarmfs',
     autoCache: true,
     attrTimeout: 1,

@@ -34,6 +34,41 @@ const MAX_STAMP_MS = Date.UTC(10000, 0, 1) - 1
 const MAX_NAME_BYTES = 255
 
 // ---------------------------------------------------------------------------------------------
+// Conflict copies
+
+const CONFLICT_INFIX = '.sync-conflict-'
+
+/** What names the copies of one version of one name share: the name's stem, mode and object. */
+function copyKeyOf (name: string, entry: { mode: string, oid: string }): string {
+  const sample = conflictName(name, 0, 'x')
+  return `${sample.slice(0, sample.indexOf(CONFLICT_INFIX))}\0${entry.mode}\0${entry.oid}`
+}
+
+/** The key of an entry that is a conflict copy, null for any other entry. */
+function copyKey (entry: { name: string, mode: string, oid: string }): string | null {
+  const name = fromGitName(entry.name)
+  const at = name.indexOf(CONFLICT_INFIX)
+  if (at <= 0 || entry.mode === MODE_DIR) return null
+  return `${name.slice(0, at)}\0${entry.mode}\0${entry.oid}`
+}
+
+/**
+ * One version kept as a conflict copy under two names (two merges numbered it differently) keeps
+ * the first name only. A pure function of the merged entries, so every node drops the same one.
+ */
+function dedupeCopies<E extends { name: string, mode: string, oid: string }> (entries: E[]): E[] {
+  const seen = new Set<string>()
+  const drop = new Set<E>()
+  for (const e of [...entries].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
+    const key = copyKey(e)
+    if (key === null) continue
+    if (seen.has(key)) drop.add(e)
+    else seen.add(key)
+  }
+  return drop.size === 0 ? entries : entries.filter(e => !drop.has(e))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors
 
 /** An object the merge needs is not in the store: the fetch was incomplete. Fetch again, then retry. */
@@ -550,7 +585,7 @@ class TreeMerger {
     if (marker !== undefined) entries.push(marker)
     for (const outcome of outcomes) if (outcome.own !== undefined) entries.push(outcome.own)
     this.placeLosers(path, entries, outcomes)
-    return entries
+    return dedupeCopies(entries)
   }
 
   /** The merge of one name (not the marker); see the module's rules in the order they apply. */
@@ -577,8 +612,14 @@ class TreeMerger {
   /** Moves each losing version to its conflict name, in name order so every node numbers alike. */
   private placeLosers (path: string, entries: Entry[], outcomes: Outcome[]): void {
     const taken = new Set(entries.map(e => e.name))
+    // A version the directory already holds as a conflict copy of the same name (made by an
+    // earlier merge, seen as new against another merge base) is not copied again.
+    const copies = new Set(entries.map(copyKey).filter((k): k is string => k !== null))
     for (const { loser, path: kept } of outcomes) {
       if (loser === undefined) continue
+      const key = copyKeyOf(fromGitName(loser.entry.name), loser.entry)
+      if (copies.has(key)) continue
+      copies.add(key)
       const name = fromGitName(loser.entry.name)
       let gitName: string
       for (let attempt = 1; ; attempt++) {

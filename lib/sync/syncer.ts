@@ -44,6 +44,7 @@ export class Syncer {
   private readonly again = new Set<string>()
   private timer: NodeJS.Timeout | null = null
   private stopped = false
+  private chain: Promise<void> = Promise.resolve()
 
   constructor (private readonly opts: SyncerOptions) {}
 
@@ -121,7 +122,9 @@ export class Syncer {
       this.again.add(nodeId)
       return
     }
-    const run = this.syncWith(nodeId).catch(err => {
+    // One sync at a time for the whole node: isomorphic-git writes a fetched pack's index in
+    // place, and a read of the pack meanwhile would cache a half-written index for good.
+    const run = this.exclusive(async () => await this.syncWith(nodeId)).catch(err => {
       const p = this.peers.get(nodeId)
       if (p !== undefined) this.failed(p, err)
     }).finally(() => {
@@ -129,6 +132,12 @@ export class Syncer {
       if (this.again.delete(nodeId)) this.schedule(nodeId)
     })
     this.busy.set(nodeId, run)
+  }
+
+  private exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    const result = this.chain.then(fn)
+    this.chain = result.then(() => {}, () => {})
+    return result
   }
 
   private async syncWith (nodeId: string): Promise<void> {
