@@ -330,6 +330,8 @@ export class TorrentService {
   /** Peers of the cluster ("ip:port"), and peers known to hold a given content. */
   private readonly clusterPeers = new Set<string>()
   private readonly holders = new Map<string, Set<string>>()
+  /** Shutdowns under way: a new activation of the same content waits for them (they touch its files). */
+  private readonly closing = new Map<string, Promise<void>>()
   private destroyed = false
   private destroying: Promise<void> | null = null
   private readonly counters = { downloaded: 0, uploaded: 0, piecesFetched: 0, hashFailures: 0, refused: 0 }
@@ -446,7 +448,7 @@ export class TorrentService {
     if (this.destroyed) return
     if (infohash !== null && !isInfoHash(infohash)) throw new FsError('EINVAL', `EINVAL: not an infohash: ${JSON.stringify(infohash)}`)
     if (net.isIP(host) === 0 || !Number.isInteger(port) || port <= 0 || port > 65535) throw new FsError('EINVAL', `EINVAL: not a peer address: ${host}:${port}`)
-    if (!this.opts.allowedPeer(host)) {
+    if (!this.allowed(host)) {
       this.log.warn('not adding a BitTorrent peer that is not allowed', { host, port })
       return
     }
@@ -538,8 +540,8 @@ export class TorrentService {
       this.touch(existing)
       return existing
     }
-    const kind: Kind = fs.existsSync(this.contentPath(infohash)) ? 'seed' : 'partial'
-    const entry = new Entry(infohash, info, kind, pieceCount(info.length, info.pieceLength))
+    // Starts as partial; start() looks at the disk (after any shutdown of the same content).
+    const entry = new Entry(infohash, info, 'partial', pieceCount(info.length, info.pieceLength))
     this.active.set(infohash, entry)
     entry.ready = this.start(entry)
     entry.ready.catch(err => {
@@ -562,7 +564,10 @@ export class TorrentService {
 
   private async start (entry: Entry): Promise<Torrent> {
     const ih = entry.infohash
-    const seeding = entry.kind === 'seed'
+    await this.closing.get(ih)?.catch(() => {})
+    if (entry.closed || this.destroyed) throw eio('torrent deactivated while starting')
+    const seeding = await fsp.access(this.contentPath(ih)).then(() => true, () => false)
+    entry.kind = seeding ? 'seed' : 'partial'
     const store = await PieceFile.open(seeding ? this.contentPath(ih) : this.partialPath(ih), entry.info, !seeding)
     entry.store = store
     let bits: Uint8Array | undefined
@@ -682,8 +687,18 @@ export class TorrentService {
       this.enqueue(entry, () => this.persistNow(entry))
       await entry.chain
       await entry.store?.release().catch(err => this.log.warn('closing a content file failed', { infohash: entry.infohash, err }))
+      if (entry.kind === 'partial' && entry.bitfield !== null && entry.bitfield.buffer.every(b => b === 0)) {
+        // Nothing was fetched (a read that failed): leave no empty sparse file behind.
+        await fsp.rm(this.partialPath(entry.infohash), { force: true }).catch(() => {})
+        await fsp.rm(this.bitfieldPath(entry.infohash), { force: true }).catch(() => {})
+      }
     })()
-    return entry.shutdown
+    const shutdown = entry.shutdown
+    this.closing.set(entry.infohash, shutdown)
+    shutdown.catch(err => this.log.error('deactivating a torrent failed', { infohash: entry.infohash, err })).then(() => {
+      if (this.closing.get(entry.infohash) === shutdown) this.closing.delete(entry.infohash)
+    }, () => {})
+    return shutdown
   }
 
   // -------------------------------------------------------------------------------------------
@@ -852,13 +867,15 @@ export class TorrentService {
   }
 
   /**
-   * Sequential readers (a read starting where the previous one ended, give or take a piece) get a
+   * Sequential readers (a read starting after the previous one's start and at most a piece past
+   * its end: FUSE may deliver a stream's reads slightly out of order; a read of the same offset
+   * again is not a sign of streaming) get a
    * window of pieces after the read, fetched at a lower priority than reads, doubling while the
    * reader stays sequential. A seek drops the window; the next sequential read starts a new one.
    */
   private moveReadAhead (entry: Entry, torrent: Torrent, offset: number, end: number): void {
     const pl = entry.info.pieceLength
-    const sequential = entry.lastEnd >= 0 && offset >= entry.lastStart && offset <= entry.lastEnd + pl
+    const sequential = entry.lastEnd >= 0 && offset > entry.lastStart && offset <= entry.lastEnd + pl
     entry.lastStart = offset
     entry.lastEnd = end
     if (!sequential || this.maxReadAhead === 0) {
@@ -914,6 +931,27 @@ export class TorrentService {
         set.add(onPiece)
       }
     })
+  }
+
+  /**
+   * Which pieces of a content this disk holds: all of them for a complete content; for a partial
+   * one, its bitfield (BitTorrent's layout, a copy); null when it holds none.
+   */
+  async progress (infohash: string, info: TorrentInfo): Promise<{ complete: boolean, pieces: number, bitfield: Uint8Array } | null> {
+    this.checkInfo(infohash, info)
+    const pieces = pieceCount(info.length, info.pieceLength)
+    const entry = this.active.get(infohash)
+    if (entry?.started === true && entry.bitfield !== null) {
+      const bitfield = Uint8Array.from(entry.bitfield.buffer.subarray(0, bitfieldLength(pieces)))
+      return { complete: entry.kind === 'seed', pieces, bitfield }
+    }
+    if (await fsp.access(this.contentPath(infohash)).then(() => true, () => false)) {
+      const bitfield = new Uint8Array(bitfieldLength(pieces))
+      for (let i = 0; i < pieces; i++) bitfield[i >> 3] |= 128 >> (i & 7)
+      return { complete: true, pieces, bitfield }
+    }
+    const bitfield = await readBitfield(this.bitfieldPath(infohash), pieces)
+    return bitfield === null ? null : { complete: false, pieces, bitfield }
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // The volume's git repository (bare, isomorphic-git): loading the index from a commit, and writing a
 // commit that rewrites only the trees whose contents changed since the last one.
 import fs from 'node:fs'
+import { dirname, join } from 'node:path'
 import git from 'isomorphic-git'
 import type { Logger } from '../log/index.js'
 import { ObjectReader, ObjectWriter, type TreeEntry } from './objects.js'
@@ -37,8 +38,13 @@ export class GitStore {
     }
   }
 
+  /** Moves the branch atomically (isomorphic-git writes refs in place: a crash could empty it). */
   async setHead (oid: string): Promise<void> {
-    await git.writeRef({ fs, gitdir: this.gitdir, ref: BRANCH, value: oid, force: true })
+    if (!/^[0-9a-f]{40}$/.test(oid)) throw new Error(`not a commit id: ${oid}`)
+    const path = join(this.gitdir, BRANCH)
+    await fs.promises.mkdir(dirname(path), { recursive: true })
+    await fs.promises.writeFile(path + '.lock', oid + '\n')
+    await fs.promises.rename(path + '.lock', path)
   }
 
   async treeOf (commit: string): Promise<string> {
@@ -174,11 +180,7 @@ export class GitStore {
     const plan = planDir(root)
     const tree = await this.writePlan(plan)
     const sig = { ...author, timestamp: Math.floor(time / 1000), timezoneOffset: 0 }
-    return await git.writeCommit({
-      fs,
-      gitdir: this.gitdir,
-      commit: { message, tree, parent: parents, author: sig, committer: sig }
-    })
+    return await this.writer.writeCommit({ message, tree, parent: parents, author: sig, committer: sig })
   }
 
   private async writePlan (plan: PlannedDir): Promise<string> {

@@ -128,6 +128,14 @@ export class ObjectWriter {
     return await this.write('tree', treeBody(entries))
   }
 
+  /** A commit as isomorphic-git and git render it (signatures in the form git writes). */
+  async writeCommit (commit: CommitFields): Promise<string> {
+    const sig = (s: Signature): string => `${s.name} <${s.email}> ${s.timestamp} ${timezone(s.timezoneOffset)}`
+    const head = [`tree ${commit.tree}`, ...commit.parent.map(p => `parent ${p}`), `author ${sig(commit.author)}`, `committer ${sig(commit.committer)}`]
+    const message = commit.message.endsWith('\n') ? commit.message : commit.message + '\n'
+    return await this.write('commit', Buffer.from(head.join('\n') + '\n\n' + message))
+  }
+
   private async write (type: string, body: Buffer): Promise<string> {
     const raw = Buffer.concat([Buffer.from(`${type} ${body.length}\0`), body])
     const oid = createHash('sha1').update(raw).digest('hex')
@@ -136,7 +144,10 @@ export class ObjectWriter {
     if (this.active >= this.concurrency) await new Promise<void>(resolve => this.waiting.push(resolve))
     this.active++
     try {
-      if (fs.existsSync(path)) return oid
+      // An object file left empty or cut short (a crash of a writer that did not write atomically)
+      // is written again.
+      const existing = fs.statSync(path, { throwIfNoEntry: false })
+      if (existing !== undefined && existing.size > 0) return oid
       const deflated = zlib.deflateSync(raw)
       await fs.promises.mkdir(dir, { recursive: true })
       const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
@@ -148,6 +159,16 @@ export class ObjectWriter {
       this.waiting.shift()?.()
     }
   }
+}
+
+export interface Signature { name: string, email: string, timestamp: number, timezoneOffset: number }
+export interface CommitFields { tree: string, parent: string[], author: Signature, committer: Signature, message: string }
+
+/** git's `+hhmm`; isomorphic-git's timezoneOffset is minutes west of UTC, as Date's is. */
+function timezone (offsetMinutes: number): string {
+  const east = -offsetMinutes
+  const abs = Math.abs(east)
+  return `${east < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}${String(abs % 60).padStart(2, '0')}`
 }
 
 /** Git's tree order: by name bytes, a directory compared as if its name ended in `/`. */

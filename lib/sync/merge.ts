@@ -18,6 +18,7 @@ import { SwarmError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { decodeDirMarker, decodeFile, decodeWriter } from '../meta/entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from '../meta/names.js'
+import { ObjectWriter } from '../meta/objects.js'
 import type { Attrs } from '../meta/nodes.js'
 
 const MODE_FILE = '100644'
@@ -153,6 +154,7 @@ const INFLATE_SYNC_BYTES = 16 << 10
  * reads every commit. Packed objects go through isomorphic-git.
  */
 export function gitObjectStore (gitdir: string, cache: object = {}): ObjectStore {
+  const writer = new ObjectWriter(gitdir)
   // A merge reads the entries of a directory in parallel; this bounds the files open at once.
   const limit = limiter(32)
   const parents = new Map<string, string[]>()
@@ -173,12 +175,10 @@ export function gitObjectStore (gitdir: string, cache: object = {}): ObjectStore
   return {
     readTree: async oid => parseTree(oid, await read(oid, 'tree', MAX_OBJECT_BYTES)),
     readBlob: async (oid, maxBytes = MAX_OBJECT_BYTES) => await read(oid, 'blob', maxBytes),
-    writeTree: async entries => await limit(async () => await git.writeTree({
-      fs,
-      gitdir,
-      tree: entries.map(e => ({ path: e.name, mode: e.mode, oid: e.oid, type: e.mode === MODE_DIR ? 'tree' as const : 'blob' as const }))
-    })),
-    writeCommit: async commit => await limit(async () => await git.writeCommit({ fs, gitdir, commit })),
+    // Written like the node's own commits: atomically (temporary file, then rename), so a crash
+    // mid-merge never leaves a truncated object behind.
+    writeTree: async entries => await writer.writeTree(entries.map(e => ({ path: e.name, mode: e.mode, oid: e.oid }))),
+    writeCommit: async commit => await writer.writeCommit(commit),
     readCommit,
     isDescendent: async (oid, ancestor) => oid !== ancestor && (await ancestry(parentsOf, await parentsOf(oid), ancestor)).has(ancestor),
     findMergeBase: async oids => await mergeBases(parentsOf, oids)
