@@ -16,12 +16,14 @@ import { smallFiles } from './small-files.js'
 import { startLarge } from './start-large.js'
 import { statLoad } from './stat-load.js'
 import { syncBench } from './sync.js'
+import { contentBench } from './content.js'
 
 const benchmarks: Array<[string, Benchmark]> = [
   ['seq', seqIo],
   ['small', smallFiles],
   ['start', startLarge],
   ['stat', statLoad],
+  ['content', contentBench],
   ['sync', syncBench]
 ]
 

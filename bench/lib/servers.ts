@@ -96,11 +96,13 @@ export async function startSwarmfs (disk: string, mountPoint: string, opts: { pr
 export async function startSwarmfsNode (swarmfsArgs: string[], mountPoint: string, opts: { profile?: boolean, env?: NodeJS.ProcessEnv, via?: string[], label?: string } = {}): Promise<Server> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env }
   delete env.NODE_OPTIONS
+  // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the node command line of this child.
+  const profile: string[] = []
   if (profileDir !== null && opts.profile !== false) {
     fs.mkdirSync(profileDir, { recursive: true })
-    env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${profileDir}`
+    profile.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`)
   }
-  return await startServer(opts.label ?? 'swarmfs', [swarmfsBin, ...swarmfsArgs], mountPoint, /running/, env, 600_000, opts.via)
+  return await startServer(opts.label ?? 'swarmfs', [...profile, swarmfsBin, ...swarmfsArgs], mountPoint, /running/, env, 600_000, opts.via)
 }
 
 /** The passthrough baseline of `backing`, mounted at `mountPoint` with swarmfs's options. */

@@ -35,6 +35,15 @@
 // waits for exactly its pieces, verified by SHA-1 (webtorrent hashes every received piece and puts
 // only those that match), until its deadline, then fails with EIO. When every piece is there the
 // file is fsynced and renamed to <contentDir>/<infohash>: an ordinary complete content, seeded.
+//
+// Latency on a LAN: sockets get TCP_NODELAY (webtorrent leaves Nagle on, and a request then waits
+// for a delayed ACK), and each wire's measured speed has a floor, so an idle wire asks a whole
+// piece at once instead of two 16 KiB blocks per round trip (see MIN_WIRE_SPEED). A seeding file
+// keeps the last two pieces it read for a second, so a peer's 64 block requests cost one read.
+//
+// webtorrent internals used (version pinned; see webtorrent.d.ts): `_select` with isStreamSelection
+// (selections that are never merged, as its own file streams use), removal of exactly our
+// selection from `_selections._items`, `_connPool`, `_peers`, and the `client.get` wrapper above.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import net from 'node:net'

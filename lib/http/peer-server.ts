@@ -30,6 +30,8 @@ export interface PeerServerOptions {
   port?: number
   log: Logger
   onNotify: (msg: NotifyMessage, remoteAddress: string) => void
+  /** Every request that carried the volume key, by address: that host holds the key. */
+  onAuthenticated?: (remoteAddress: string) => void
   status: () => unknown
 }
 
@@ -223,7 +225,9 @@ export class PeerServer {
 
   private authorized (req: http.IncomingMessage): boolean {
     const key = presentedKey(req.headers.authorization)
-    return key !== null && timingSafeEqual(digest(key), this.keyDigest)
+    const ok = key !== null && timingSafeEqual(digest(key), this.keyDigest)
+    if (ok) this.opts.onAuthenticated?.(normalizeAddress(req.socket.remoteAddress))
+    return ok
   }
 
   /** The same answer whatever was asked, so it reveals nothing about paths or methods. */

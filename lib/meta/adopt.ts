@@ -6,7 +6,7 @@
 import { DIR_MARKER, fromGitName } from './names.js'
 import { applyLinkAttrs, type GitStore, type MarkerLinks } from './git-store.js'
 import type { TreeEntry } from './objects.js'
-import { collectData, type Attrs, type DirNode, type Node } from './nodes.js'
+import { collectData, type Attrs, type ContentRef, type DirNode, type Node } from './nodes.js'
 
 type Change =
   | { kind: 'remove', oursOid: string }
@@ -61,7 +61,7 @@ export interface Adoption {
   kept: string[]
   /** Contents and staged ids nothing refers to any more; contents that now are. */
   released: { contents: string[], staged: string[] }
-  added: string[]
+  added: ContentRef[]
 }
 
 /**
@@ -138,7 +138,7 @@ function subtreeBusy (node: Node, busy: (node: Node) => boolean): boolean {
   return busy(node)
 }
 
-function collectContents (node: Node, out: string[]): void {
-  if (node.kind === 'file' && node.content !== null) out.push(node.content.infohash)
+function collectContents (node: Node, out: ContentRef[]): void {
+  if (node.kind === 'file' && node.content !== null) out.push(node.content)
   else if (node.kind === 'dir') for (const child of node.children.values()) collectContents(child, out)
 }

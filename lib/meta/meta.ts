@@ -2,6 +2,7 @@
 // makes acknowledged changes survive a crash, and the git commits they become, in batches.
 import fs from 'node:fs'
 import { join } from 'node:path'
+import type { TorrentInfo } from '../content/torrent-info.js'
 import type { Logger } from '../log/index.js'
 import { GitStore, type Signature } from './git-store.js'
 import { Journal } from './journal.js'
@@ -48,6 +49,8 @@ export class Meta {
   private lastCommitMs = 0
   private closed = false
   readonly contentRefs = new Map<string, number>()
+  /** The torrent info of every content the tree refers to, for a peer asking for one by infohash. */
+  readonly contentInfo = new Map<string, TorrentInfo>()
   /** Files with staged bytes; git does not hold those, so the journal must keep them. */
   private readonly stagedFiles = new Set<FileNode>()
 
@@ -126,13 +129,17 @@ export class Meta {
 
   /** Keeps content reference counts, and lets go of what nothing refers to any more. */
   private applyReleased (released: Released): void {
-    for (const ih of released.added) this.contentRefs.set(ih, (this.contentRefs.get(ih) ?? 0) + 1)
+    for (const ref of released.added) {
+      this.contentRefs.set(ref.infohash, (this.contentRefs.get(ref.infohash) ?? 0) + 1)
+      this.contentInfo.set(ref.infohash, ref.info)
+    }
     const unreferenced: string[] = []
     for (const ih of released.contents) {
       const n = (this.contentRefs.get(ih) ?? 1) - 1
       if (n > 0) this.contentRefs.set(ih, n)
       else {
         this.contentRefs.delete(ih)
+        this.contentInfo.delete(ih)
         unreferenced.push(ih)
       }
     }
@@ -154,6 +161,7 @@ export class Meta {
   private countRefs (node: Node): void {
     if (node.kind === 'file' && node.content !== null) {
       this.contentRefs.set(node.content.infohash, (this.contentRefs.get(node.content.infohash) ?? 0) + 1)
+      this.contentInfo.set(node.content.infohash, node.content.info)
     } else if (node.kind === 'dir') {
       for (const child of node.children.values()) this.countRefs(child)
     }

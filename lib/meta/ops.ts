@@ -21,7 +21,7 @@ export type Op =
 export interface Released {
   contents: string[]
   staged: string[]
-  added: string[]
+  added: ContentRef[]
 }
 
 export function lookup (root: DirNode, path: string): Node | undefined {
@@ -100,7 +100,7 @@ export function applyOp (root: DirNode, op: Op): Released {
       file.staged = null
       file.content = op.content
       file.size = op.size
-      if (op.content !== null) released.added.push(op.content.infohash)
+      if (op.content !== null) released.added.push(op.content)
       file.touch()
       return released
     }
@@ -112,7 +112,7 @@ export function applyOp (root: DirNode, op: Op): Released {
       file.staged = null
       file.content = op.content
       file.size = op.size
-      if (op.content !== null) released.added.push(op.content.infohash)
+      if (op.content !== null) released.added.push(op.content)
       file.attrs.mtime = file.attrs.ctime = op.mtime
       file.touch()
       return released

@@ -27,6 +27,7 @@ export const layout = (disk: string) => ({
   journal: join(disk, 'journal'),
   state: join(disk, 'state'),
   content: join(disk, 'content'),
+  partial: join(disk, 'partial'),
   staging: join(disk, 'staging')
 })
 

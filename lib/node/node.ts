@@ -1,6 +1,7 @@
 // One node = one disk. The only place that wires the parts together and decides their order of
 // start and stop.
 import { ContentStore } from '../content/store.js'
+import { TorrentService } from '../content/torrents.js'
 import { Discovery } from '../discovery/index.js'
 import { mountVolume, type Mounted } from '../fs/mount.js'
 import { PeerServer } from '../http/peer-server.js'
@@ -10,8 +11,15 @@ import { Meta } from '../meta/meta.js'
 import { conflictName, gitObjectStore, mergeHeads } from '../sync/merge.js'
 import { Syncer } from '../sync/syncer.js'
 import { VolumeFs } from '../vfs/volume-fs.js'
-import { UserError } from '../errors/index.js'
+import { FsError, UserError } from '../errors/index.js'
 import { layout, lockDisk, readConfig, writeConfig, type NodeConfig } from './disk.js'
+
+/** A read waits this long for pieces, then fails with EIO: below fuse-native's own 15 s answer. */
+const READ_DEADLINE_MS = 10_000
+/** A read of a piece that failed this recently fails at once. */
+const RECENT_FAILURE_MS = 3000
+/** A whole content is fetched in steps of this, each with the read deadline. */
+const FETCH_CHUNK = 16 * 1024 * 1024
 
 export interface NodeOptions {
   disk: string
@@ -29,6 +37,7 @@ export class SwarmNode {
   private unlock: (() => void) | null = null
   private stopping: Promise<void> | null = null
   private server: PeerServer | null = null
+  torrents: TorrentService | null = null
   private discovery: Discovery | null = null
   syncer: Syncer | null = null
   private mountPoint: string | null = null
@@ -56,6 +65,8 @@ export class SwarmNode {
     const config = readConfig(opts.disk)
     const log = opts.log.child({ node: config.nodeId })
     const unlock = lockDisk(opts.disk)
+    // The content callbacks below need the node, which exists only once meta is open.
+    const holder: { node: SwarmNode | null } = { node: null }
     try {
       const paths = layout(opts.disk)
       const content = new ContentStore(opts.disk, config.volumeId, log)
@@ -65,7 +76,10 @@ export class SwarmNode {
         stateDir: paths.state,
         nodeId: config.nodeId,
         log,
-        onReleased: r => content.remove(r.contents, r.staged)
+        onReleased: r => {
+          content.remove(r.contents, r.staged)
+          for (const ih of r.contents) void holder.node?.torrents?.forget(ih, { dropPartial: true }).catch(() => {})
+        }
       })
       const removed = content.removeOrphanStaging(new Set(meta.stagedNow().map(f => f.staged?.id ?? '')))
       if (removed > 0) log.info('removed staging files of writes never closed', { removed })
@@ -73,6 +87,7 @@ export class SwarmNode {
       vfs.resumeSeals()
       meta.busy = n => n.kind === 'file' && (n.staged !== null || vfs.isWriting(n))
       const node = new SwarmNode(config, opts.disk, meta, content, vfs, log)
+      holder.node = node
       node.unlock = unlock
       try {
         await node.startSync(opts)
@@ -99,6 +114,7 @@ export class SwarmNode {
     const { config, log } = this
     const paths = layout(this.disk)
     const store = gitObjectStore(paths.meta)
+    const torrents = await this.startTorrents()
     const syncer = new Syncer({
       gitdir: paths.meta,
       nodeId: config.nodeId,
@@ -107,7 +123,8 @@ export class SwarmNode {
       store,
       merge: async (ours, theirs) => await mergeHeads(store, ours, theirs, log),
       conflictName,
-      ports: () => ({ httpPort: this.server?.port ?? 0, torrentPort: 0 }),
+      ports: () => ({ httpPort: this.server?.port ?? 0, torrentPort: torrents.port }),
+      peerReady: p => { if (p.torrentPort > 0) torrents.addPeer(null, p.host, p.torrentPort) },
       log
     })
     this.syncer = syncer
@@ -118,6 +135,7 @@ export class SwarmNode {
       port,
       log,
       onNotify: (msg, from) => syncer.notified(msg, from),
+      onAuthenticated: from => syncer.hostAuthenticated(from),
       status: () => this.status()
     })
     this.server = serverAt(config.httpPort)
@@ -130,13 +148,14 @@ export class SwarmNode {
       this.server = serverAt(0)
       port = await this.server.start()
     }
-    if (port !== config.httpPort) {
+    if (port !== config.httpPort || torrents.port !== config.torrentPort) {
       // Kept, so peers given by hand (host:port) still reach this node after a restart.
       config.httpPort = port
+      config.torrentPort = torrents.port
       writeConfig(this.disk, config)
     }
     this.meta.onHead = head => syncer.announce(head)
-    const discovery = new Discovery({ volumeId: config.volumeId, nodeId: config.nodeId, httpPort: port, torrentPort: 0, address: opts.address, log })
+    const discovery = new Discovery({ volumeId: config.volumeId, nodeId: config.nodeId, httpPort: port, torrentPort: torrents.port, address: opts.address, log })
     discovery.on('peer', p => syncer.peerSeen(p))
     discovery.on('peer-down', p => syncer.peerGone(p.nodeId))
     this.discovery = discovery
@@ -148,6 +167,61 @@ export class SwarmNode {
     syncer.start()
   }
 
+  /**
+   * The BitTorrent client: seeds what this disk holds (activated when a peer asks), fetches what
+   * a read needs from the peers that proved they hold the volume key.
+   */
+  private async startTorrents (): Promise<TorrentService> {
+    const { config, log, meta } = this
+    const paths = layout(this.disk)
+    const create = async (port: number): Promise<TorrentService> => await TorrentService.create({
+      contentDir: paths.content,
+      partialDir: paths.partial,
+      volumeId: config.volumeId,
+      listenPort: port,
+      allowedPeer: ip => this.syncer?.isAuthenticatedHost(ip) ?? false,
+      lookupInfo: ih => meta.contentInfo.get(ih) ?? null,
+      log
+    })
+    let torrents: TorrentService
+    try {
+      torrents = await create(config.torrentPort)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || config.torrentPort === 0) throw err
+      log.warn('the BitTorrent port of the last run is taken; using another', { port: config.torrentPort })
+      torrents = await create(0)
+    }
+    this.torrents = torrents
+    // The kernel retries a page whose read-ahead failed with a read of its own; without this the
+    // reader would wait a second full deadline for the same piece.
+    const failedAt = new Map<string, number>()
+    this.vfs.remote = {
+      read: async (ref, offset, length) => {
+        const key = `${ref.infohash}:${Math.floor(offset / ref.info.pieceLength)}`
+        const failed = failedAt.get(key)
+        if (failed !== undefined && Date.now() - failed < RECENT_FAILURE_MS) throw new FsError('EIO', 'EIO: that piece could not be fetched just now')
+        try {
+          return await torrents.read(ref.infohash, ref.info, offset, length, READ_DEADLINE_MS)
+        } catch (err) {
+          failedAt.set(key, Date.now())
+          if (failedAt.size > 1000) failedAt.clear()
+          throw err
+        }
+      },
+      fetchAll: async ref => {
+        for (let at = 0; at < ref.info.length && !this.content.has(ref.infohash); at += FETCH_CHUNK) {
+          await torrents.read(ref.infohash, ref.info, at, Math.min(FETCH_CHUNK, ref.info.length - at), READ_DEADLINE_MS)
+        }
+        // The last piece in, the partial file is synced and moved into content/ just after.
+        for (let waited = 0; !this.content.has(ref.infohash) && waited < READ_DEADLINE_MS; waited += 50) {
+          await new Promise(resolve => setTimeout(resolve, 50))
+        }
+        if (!this.content.has(ref.infohash)) throw new FsError('EIO', 'EIO: the content could not be fetched whole')
+      }
+    }
+    return torrents
+  }
+
   /** What GET /status answers and `swarmfs status` shows. */
   status (): Record<string, unknown> {
     const sync = this.syncer?.report() ?? { peers: [], inSync: true }
@@ -156,7 +230,7 @@ export class SwarmNode {
       volumeName: this.config.volumeName,
       head: this.meta.head,
       httpPort: this.server?.port ?? 0,
-      torrentPort: 0,
+      torrentPort: this.torrents?.port ?? 0,
       mountPoint: this.mountPoint,
       peers: sync.peers,
       inSync: sync.inSync
@@ -167,6 +241,8 @@ export class SwarmNode {
   stop (): Promise<void> {
     this.stopping ??= (async () => {
       if (this.mounted !== null) await this.mounted.unmount()
+      this.vfs.remote = null
+      await this.torrents?.destroy()
       this.syncer?.stop()
       await this.discovery?.stop()
       await this.syncer?.settle()

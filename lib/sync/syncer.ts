@@ -16,6 +16,8 @@ export interface PeerState {
   lastSeen: number | null
   lastError: string | null
   manual: boolean
+  /** It answered a request that needs the volume key (or sent us one): it holds the key. */
+  authenticated: boolean
 }
 
 export interface SyncerOptions {
@@ -28,6 +30,8 @@ export interface SyncerOptions {
   merge: (ours: string, theirs: string) => Promise<MergeOutcome>
   conflictName: (name: string, mtimeMs: number, writer: string, attempt?: number) => string
   ports: () => { httpPort: number, torrentPort: number }
+  /** A peer proved it holds the key (or its torrent port changed): content may flow with it. */
+  peerReady?: (peer: PeerState) => void
   log: Logger
   /** How often every peer is asked for its head. */
   pollMs?: number
@@ -45,6 +49,7 @@ export class Syncer {
   private timer: NodeJS.Timeout | null = null
   private stopped = false
   private chain: Promise<void> = Promise.resolve()
+  private readonly keyHolders = new Set<string>()
 
   constructor (private readonly opts: SyncerOptions) {}
 
@@ -78,9 +83,11 @@ export class Syncer {
     if (p.nodeId === this.opts.nodeId) return
     const known = this.peers.get(p.nodeId)
     if (known !== undefined) {
+      const moved = known.host !== p.host || known.torrentPort !== p.torrentPort
       Object.assign(known, { host: p.host, httpPort: p.httpPort, torrentPort: p.torrentPort, manual: known.manual || manual })
+      if (moved && known.authenticated) this.opts.peerReady?.(known)
     } else {
-      this.peers.set(p.nodeId, { ...p, head: null, lastSeen: null, lastError: null, manual })
+      this.peers.set(p.nodeId, { ...p, head: null, lastSeen: null, lastError: null, manual, authenticated: false })
       this.opts.log.info('peer found', { peer: p.nodeId, host: p.host, port: p.httpPort })
     }
     this.schedule(p.nodeId)
@@ -102,6 +109,7 @@ export class Syncer {
     if (p !== undefined) {
       p.head = msg.head
       p.lastSeen = Date.now()
+      this.authenticated(p)
     }
     this.schedule(msg.nodeId)
   }
@@ -150,6 +158,7 @@ export class Syncer {
       : await fetchPeer({ gitdir: this.opts.gitdir, host: p.host, port: p.httpPort, key: this.opts.volumeKey, peerId: p.nodeId })
     p.lastSeen = Date.now()
     p.lastError = null
+    this.authenticated(p)
     if (theirs === null || this.stopped) return
     p.head = theirs
     if (theirs === meta.head || await this.contains(meta.head, theirs)) return
@@ -193,6 +202,7 @@ export class Syncer {
       const head = headOf(status)
       p.lastSeen = Date.now()
       p.lastError = null
+      this.authenticated(p)
       if (head !== undefined && head !== p.head) {
         p.head = head
         this.schedule(p.nodeId)
@@ -215,9 +225,29 @@ export class Syncer {
         p.head = head
         p.lastSeen = Date.now()
       }
+      if (p !== undefined) this.authenticated(p)
     } catch (err) {
       this.opts.log.debug('manual peer unreachable', { peer: `${host}:${port}`, err: (err as Error).message })
     }
+  }
+
+  private authenticated (p: PeerState): void {
+    if (p.authenticated) return
+    p.authenticated = true
+    this.opts.peerReady?.(p)
+  }
+
+  /** A host that made a request with the volume key (a node joining fetches before it is a peer). */
+  hostAuthenticated (ip: string): void {
+    this.keyHolders.add(ip.startsWith('::ffff:') ? ip.slice(7) : ip)
+  }
+
+  /** Whether an address belongs to a peer or host that proved it holds the volume key. */
+  isAuthenticatedHost (ip: string): boolean {
+    const bare = ip.startsWith('::ffff:') ? ip.slice(7) : ip
+    if (this.keyHolders.has(bare)) return true
+    for (const p of this.peers.values()) if (p.authenticated && p.host === bare) return true
+    return false
   }
 
   private failed (p: PeerState, err: unknown): void {

@@ -6,7 +6,7 @@ import type { ContentStore } from '../content/store.js'
 import { fsError, FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { Meta } from '../meta/meta.js'
-import { typeBits, visibleSize, type Attrs, type FileNode, type Node } from '../meta/nodes.js'
+import { typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
 import { readAt, WriteSession } from './sessions.js'
 
 const O_ACCMODE = 3
@@ -31,6 +31,17 @@ export interface Stat {
   ctime: number
 }
 
+/** Contents this disk does not hold, fetched from the nodes that do (lib/content/torrents). */
+export interface RemoteContent {
+  /** Bytes of a content from `offset`; rejects with an EIO error when they cannot come in time. */
+  read (ref: ContentRef, offset: number, length: number): Promise<Buffer>
+  /** Fetches a whole content onto this disk (for a write that changes part of it). */
+  fetchAll (ref: ContentRef): Promise<void>
+}
+
+/** readSource's answer for a content that is not on this disk. */
+const REMOTE = 'remote'
+
 interface Handle {
   file: FileNode
   session: WriteSession | null
@@ -45,6 +56,9 @@ export class VolumeFs {
   private nextHandle = 1
   private readonly sessions = new Map<FileNode, WriteSession>()
   private readonly sealing = new Map<FileNode, Promise<void>>()
+
+  /** Set once the node's torrent client runs; until then a content not on this disk reads as EIO. */
+  remote: RemoteContent | null = null
 
   constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly log: Logger) {}
 
@@ -210,12 +224,13 @@ export class VolumeFs {
       staged = { id: file.staged.id, fd: fs.openSync(this.content.stagingPath(file.staged.id), 'r+'), hasher: new PieceHasher() }
       size = file.staged.size
     } else {
-      try {
-        staged = await this.content.stage(truncate ? null : file.content)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-        throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
+      const from = truncate ? null : file.content
+      if (from !== null && !this.content.has(from.infohash)) {
+        // A change to part of a content held elsewhere starts from a whole local copy.
+        if (this.remote === null) throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
+        await this.remote.fetchAll(from)
       }
+      staged = await this.content.stage(from)
       size = truncate ? 0 : file.size
     }
     // Another open may have created the session while this one waited for the copy.
@@ -232,7 +247,7 @@ export class VolumeFs {
   }
 
   /** The fd to read `h.file` from now: the live staging file, a staged one, or the content. */
-  private async readSource (h: Handle): Promise<number | null> {
+  private async readSource (h: Handle): Promise<number | null | typeof REMOTE> {
     for (;;) {
       const file = h.file
       const session = this.sessions.get(file)
@@ -248,9 +263,10 @@ export class VolumeFs {
         // A seal may have moved the staged bytes into content/ while this open was under way; the
         // file then names its new source, so look again. Otherwise the bytes are really missing.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.sourceKey(file) !== key) continue
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file.staged === null && file.content !== null) {
           // The entry names a content this disk does not hold (written on another node).
-          throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
+          if (this.remote === null) throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
+          return REMOTE
         }
         throw err
       }
@@ -269,6 +285,13 @@ export class VolumeFs {
     const h = this.handle(fh)
     const fd = await this.readSource(h)
     if (fd === null) return 0
+    if (fd === REMOTE) {
+      const ref = h.file.content
+      if (ref === null || this.remote === null) throw new FsError('EIO', 'EIO: content not on this disk')
+      if (pos >= ref.info.length) return 0
+      const data = await this.remote.read(ref, pos, Math.min(len, ref.info.length - pos))
+      return data.copy(buf, 0, 0, Math.min(len, data.length))
+    }
     return await readAt(fd, buf, len, pos)
   }
 

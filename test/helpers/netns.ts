@@ -320,3 +320,12 @@ export async function createNetwork (t: Test, opts: { hosts: number }): Promise<
     cleanup
   }
 }
+
+/** Polls `check` until it holds; the deadline only bounds a hang (no test asserts on time). */
+export async function until (what: string, check: () => boolean | Promise<boolean>, deadlineMs = 60_000): Promise<void> {
+  const end = Date.now() + deadlineMs
+  while (!await check()) {
+    if (Date.now() > end) throw new Error(`gave up waiting: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
