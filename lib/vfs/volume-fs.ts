@@ -41,6 +41,7 @@ export interface RemoteContent {
 
 /** readSource's answer for a content that is not on this disk. */
 const REMOTE = 'remote'
+const REMOTE_RECHECK_MS = 1000
 
 interface Handle {
   file: FileNode
@@ -49,6 +50,8 @@ interface Handle {
   /** The fd last opened for reading, and the content (infohash or staging id) it holds. */
   readFd: number | null
   readKey: string | null
+  /** When a content was last found missing here, so a remote read does not retry open() on every read. */
+  remoteAt: number
 }
 
 export class VolumeFs {
@@ -196,7 +199,7 @@ export class VolumeFs {
   async open (path: string, flags: number): Promise<number> {
     const file = this.mustFile(path)
     const writes = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR
-    const h: Handle = { file, session: null, append: (flags & O_APPEND) !== 0, readFd: null, readKey: null }
+    const h: Handle = { file, session: null, append: (flags & O_APPEND) !== 0, readFd: null, readKey: null, remoteAt: 0 }
     if (writes) {
       h.session = await this.writeSession(file, (flags & O_TRUNC) !== 0)
       h.session.writers++
@@ -255,6 +258,9 @@ export class VolumeFs {
       const key = this.sourceKey(file)
       if (key === null) return null
       if (key === h.readKey && h.readFd !== null) return h.readFd
+      // Until a fetch completes the content, it stays remote: look on the disk again at most every
+      // REMOTE_RECHECK_MS rather than at every 128 KiB read.
+      if (key === h.readKey && h.readFd === null && Date.now() - h.remoteAt < REMOTE_RECHECK_MS) return REMOTE
       const path = file.staged !== null ? this.content.stagingPath(file.staged.id) : this.content.contentPath(key)
       let fd: number
       try {
@@ -266,6 +272,10 @@ export class VolumeFs {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file.staged === null && file.content !== null) {
           // The entry names a content this disk does not hold (written on another node).
           if (this.remote === null) throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
+          if (h.readFd !== null) fs.close(h.readFd, () => {})
+          h.readFd = null
+          h.readKey = key
+          h.remoteAt = Date.now()
           return REMOTE
         }
         throw err
