@@ -138,16 +138,10 @@ export class SwarmNode {
       onAuthenticated: from => syncer.hostAuthenticated(from),
       status: () => this.status()
     })
-    this.server = serverAt(config.httpPort)
-    let port: number
-    try {
-      port = await this.server.start()
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || config.httpPort === 0) throw err
-      log.warn('the HTTP port of the last run is taken; using another', { port: config.httpPort })
-      this.server = serverAt(0)
-      port = await this.server.start()
-    }
+    const port = await onSavedPort(config.httpPort, 'HTTP', log, async wanted => {
+      this.server = serverAt(wanted)
+      return await this.server.start()
+    })
     if (port !== config.httpPort || torrents.port !== config.torrentPort) {
       // Kept, so peers given by hand (host:port) still reach this node after a restart.
       config.httpPort = port
@@ -183,14 +177,7 @@ export class SwarmNode {
       lookupInfo: ih => meta.contentInfo.get(ih) ?? null,
       log
     })
-    let torrents: TorrentService
-    try {
-      torrents = await create(config.torrentPort)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || config.torrentPort === 0) throw err
-      log.warn('the BitTorrent port of the last run is taken; using another', { port: config.torrentPort })
-      torrents = await create(0)
-    }
+    const torrents = await onSavedPort(config.torrentPort, 'BitTorrent', log, create)
     this.torrents = torrents
     // The kernel retries a page whose read-ahead failed with a read of its own; without this the
     // reader would wait a second full deadline for the same piece.
@@ -253,6 +240,17 @@ export class SwarmNode {
       this.log.info('stopped')
     })()
     return this.stopping
+  }
+}
+
+/** Listens on the port of the last run (node.json), or on any port when another process took it. */
+async function onSavedPort<T> (saved: number, what: string, log: Logger, start: (port: number) => Promise<T>): Promise<T> {
+  try {
+    return await start(saved)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || saved === 0) throw err
+    log.warn(`the ${what} port of the last run is taken; using another`, { port: saved })
+    return await start(0)
   }
 }
 
