@@ -125,7 +125,8 @@ export function readConfig (disk: string): NodeConfig {
   }
 }
 
-function alive (pid: number): boolean {
+/** Whether a process runs (a zombie does not). */
+export function processAlive (pid: number): boolean {
   try {
     // A killed node not yet reaped by its parent is a zombie: dead, though kill(0) still finds it.
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
@@ -138,7 +139,7 @@ function alive (pid: number): boolean {
 export function lockHolder (disk: string): number | null {
   try {
     const pid = Number(fs.readFileSync(layout(disk).lock, 'utf8').trim())
-    return Number.isSafeInteger(pid) && pid > 0 && alive(pid) ? pid : null
+    return Number.isSafeInteger(pid) && pid > 0 && processAlive(pid) ? pid : null
   } catch {
     return null
   }

@@ -112,6 +112,15 @@ class Cluster {
     return node
   }
 
+  /** A inits the volume on host 1, B and C join it from hosts 2 and 3. */
+  async threeNodes (): Promise<{ a: SNode, b: SNode, cc: SNode, invite: string }> {
+    const [h1, h2, h3] = this.net.hosts
+    const { node: a, invite } = await this.init('A', h1)
+    const b = await this.join('B', h2, invite)
+    const cc = await this.join('C', h3, invite)
+    return { a, b, cc, invite }
+  }
+
   /** `swarmfs start` of a stopped node. */
   async start (node: SNode): Promise<void> {
     await this.run(node, ['start', '--disk', node.disk])
@@ -421,10 +430,8 @@ t.test('a tree written on one node appears on three others; changes on a third n
 
 t.test('concurrent writes to the same names on two nodes converge and keep every last version', async t => {
   const c = await Cluster.create(t, 3)
-  const [h1, h2, h3] = c.net.hosts
-  const { node: a, invite } = await c.init('A', h1)
-  const b = await c.join('B', h2, invite)
-  const cc = await c.join('C', h3, invite)
+  const { a, b, cc } = await c.threeNodes()
+  const h2 = c.net.hosts[1]
   const all = [a, b, cc]
   const [idA, idB] = [c.config(a).nodeId, c.config(b).nodeId]
 
@@ -559,10 +566,7 @@ t.test('concurrent writes to the same names on two nodes converge and keep every
 
 t.test('a node stopped while the others change things catches up after start', async t => {
   const c = await Cluster.create(t, 3)
-  const [h1, h2, h3] = c.net.hosts
-  const { node: a, invite } = await c.init('A', h1)
-  const b = await c.join('B', h2, invite)
-  const cc = await c.join('C', h3, invite)
+  const { a, b, cc } = await c.threeNodes()
   await onMount(t, a, 'mkdir -p keep/sub && head -c 300 /dev/urandom > keep/sub/f && head -c 400 /dev/urandom > doomed && head -c 500 /dev/urandom > to-move')
   await converged(t, c, a, [b, cc], 'before the stop')
 
@@ -723,11 +727,9 @@ t.test('the stock git client clones a node\'s repository with the key, and not w
 
 t.test('swarmfs status --json lists the live peers and says in sync', async t => {
   const c = await Cluster.create(t, 3)
-  const [h1, h2, h3] = c.net.hosts
   const began = Date.now()
-  const { node: a, invite } = await c.init('A', h1)
-  const b = await c.join('B', h2, invite)
-  const cc = await c.join('C', h3, invite)
+  const { a, b, cc } = await c.threeNodes()
+  const h1 = c.net.hosts[0]
   const all = [a, b, cc]
   await onMount(t, b, 'mkdir status-test && head -c 10 /dev/urandom > status-test/f')
   await converged(t, c, b, [a, cc], 'after a change on B')

@@ -13,6 +13,7 @@ import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { processAlive } from '../../lib/node/disk.js'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CLI = join(ROOT, 'bin', 'swarmfs.js')
@@ -101,14 +102,7 @@ export function isMounted (dir: string): boolean {
   })
 }
 
-function pidAlive (pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-  } catch {
-    return false
-  }
-}
+const pidAlive = processAlive
 
 /** A node process started by a test, with everything it printed so far. */
 class NodeProcess {
