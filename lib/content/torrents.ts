@@ -70,6 +70,8 @@ const PIECE_CACHE_MS = 1_000
  */
 const MIN_WIRE_SPEED = 4 << 20
 const PRIORITY_READ_AHEAD = 0
+/** Bytes a BitTorrent socket buffers before telling the wire to wait (one turn's blocks). */
+const SOCKET_HIGH_WATER = 4 << 20
 
 export interface TorrentServiceOptions {
   /** Complete contents by infohash (ContentStore.contentDir). */
@@ -170,17 +172,9 @@ class PieceFile implements ChunkStore {
     return Math.min(this.chunkLength, this.length - index * this.chunkLength)
   }
 
-  readAt (position: number, length: number): Promise<Buffer> {
-    return this.track(async () => {
-      const buf = Buffer.allocUnsafe(length)
-      let done = 0
-      while (done < length) {
-        const { bytesRead: n } = await readP(this.fd, buf, done, length - done, position + done)
-        if (n === 0) throw new Error(`short read at ${position + done}`)
-        done += n
-      }
-      return buf
-    })
+  /** `length` bytes at `position`, into `into` when given (no allocation, no copy). */
+  readAt (position: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.track(() => readFully(this.fd, position, length, into))
   }
 
   put (index: number, chunk: Uint8Array, cb: (err?: Error | null) => void = () => {}): void {
@@ -420,7 +414,7 @@ export class TorrentService {
         conn.destroy()
         return
       }
-      conn.setNoDelay(true)
+      tuneSocket(conn)
       route(conn)
     })
     // An incoming handshake is routed by client.get(infoHash): activate what we hold but have not active.
@@ -442,7 +436,8 @@ export class TorrentService {
     }
     // Small messages (requests, haves) must not wait for Nagle and delayed ACKs (40 ms each here).
     // Incoming sockets got this on accept; outgoing ones webtorrent connects itself.
-    if (addr !== undefined) torrent._peers?.get(addr)?.conn?.setNoDelay?.(true)
+    const conn = addr !== undefined ? torrent._peers?.get(addr)?.conn : undefined
+    if (conn instanceof net.Socket) tuneSocket(conn)
     // The same meter records received bytes (called with a count): pass those through.
     const meter = wire.downloadSpeed
     wire.downloadSpeed = (delta?: number) => delta === undefined ? Math.max(meter(), MIN_WIRE_SPEED) : meter(delta)
@@ -815,7 +810,17 @@ export class TorrentService {
    * peers, first. Rejects with an FsError of code EIO when they are not all there `deadlineMs`
    * milliseconds from now: never returns bytes that are not verified.
    */
-  async read (infohash: string, info: TorrentInfo, offset: number, length: number, deadlineMs: number): Promise<Buffer> {
+  async read (infohash: string, info: TorrentInfo, offset: number, length: number, deadlineMs: number, into?: Buffer): Promise<Buffer> {
+    if (into !== undefined && into.length < length) throw new FsError('EINVAL', `EINVAL: a buffer of ${into.length} bytes for ${length}`)
+    return (await this.access(infohash, info, offset, length, deadlineMs, into ?? null)) ?? Buffer.alloc(0)
+  }
+
+  /** Fetches the pieces `length` bytes at `offset` cover onto this disk (a read that returns nothing); same deadline and errors as read(). */
+  async fetch (infohash: string, info: TorrentInfo, offset: number, length: number, deadlineMs: number): Promise<void> {
+    await this.access(infohash, info, offset, length, deadlineMs, 'none')
+  }
+
+  private async access (infohash: string, info: TorrentInfo, offset: number, length: number, deadlineMs: number, into: Buffer | null | 'none'): Promise<Buffer | null> {
     this.checkInfo(infohash, info)
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) throw new FsError('EINVAL', `EINVAL: bad range ${offset}+${length}`)
     const end = Math.min(info.length, offset + length)
@@ -824,8 +829,12 @@ export class TorrentService {
     // An active torrent reads through its open file (complete or partial); otherwise a complete
     // content is read straight from the disk, without activating anything.
     if (this.active.get(infohash)?.started !== true) {
-      const local = await readLocal(this.contentPath(infohash), offset, end - offset)
-      if (local !== null) return local
+      if (into === 'none') {
+        if (await fsp.access(this.contentPath(infohash)).then(() => true, () => false)) return null
+      } else {
+        const local = await readLocal(this.contentPath(infohash), offset, end - offset, into ?? undefined)
+        if (local !== null) return local
+      }
     }
     if (this.destroyed) throw eio('torrent service stopped')
 
@@ -853,7 +862,8 @@ export class TorrentService {
         }
       }
       if (entry.store === null) throw eio(`content ${infohash} has no storage`)
-      return await entry.store.readAt(offset, end - offset)
+      if (into === 'none') return null
+      return await entry.store.readAt(offset, end - offset, into ?? undefined)
     } finally {
       entry.pins--
     }
@@ -980,7 +990,50 @@ export class TorrentService {
   }
 }
 
-async function readLocal (path: string, offset: number, length: number): Promise<Buffer | null> {
+const tunedSockets = new WeakSet<net.Socket>()
+
+/**
+ * TCP_NODELAY (small messages must not wait for Nagle and delayed ACKs), and the writes of one
+ * event-loop turn coalesced into one writev: webtorrent writes every message (a 16 KiB block, a
+ * 17-byte request) separately, and on a LAN each write syscall carries the cost of the whole
+ * network path (on a veth, the receiver's TCP processing runs inside the sender's write).
+ */
+function tuneSocket (socket: net.Socket): void {
+  if (tunedSockets.has(socket)) return
+  tunedSockets.add(socket)
+  socket.setNoDelay(true)
+  // A corked socket buffers a turn's writes: with the default 16 KiB high-water mark the first
+  // block would already say "full" and the wire would hand over one block per turn.
+  const state = (socket as unknown as { _writableState?: { highWaterMark: number } })._writableState
+  if (state !== undefined && state.highWaterMark < SOCKET_HIGH_WATER) state.highWaterMark = SOCKET_HIGH_WATER
+  const write = socket.write
+  let corked = false
+  socket.write = function (this: net.Socket, ...args: Parameters<net.Socket['write']>): boolean {
+    if (!corked && !this.destroyed) {
+      corked = true
+      this.cork()
+      setImmediate(() => {
+        corked = false
+        if (!this.destroyed) this.uncork()
+      })
+    }
+    return write.apply(this, args)
+  } as net.Socket['write']
+}
+
+/** Exactly `length` bytes at `position` of a file (into `into` when given); EIO when the file is shorter. */
+async function readFully (fd: number, position: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ?? Buffer.allocUnsafe(length)
+  let done = 0
+  while (done < length) {
+    const { bytesRead: n } = await readP(fd, buf, done, length - done, position + done)
+    if (n === 0) throw eio(`a content file is shorter than its info says (no bytes at ${position + done})`)
+    done += n
+  }
+  return buf.subarray(0, length)
+}
+
+async function readLocal (path: string, offset: number, length: number, into?: Buffer): Promise<Buffer | null> {
   let fd: number
   try {
     fd = await openP(path, fs.constants.O_RDONLY)
@@ -989,14 +1042,7 @@ async function readLocal (path: string, offset: number, length: number): Promise
     throw err
   }
   try {
-    const buf = Buffer.allocUnsafe(length)
-    let done = 0
-    while (done < length) {
-      const { bytesRead: n } = await readP(fd, buf, done, length - done, offset + done)
-      if (n === 0) throw eio(`content file ${path} is shorter than its info says`)
-      done += n
-    }
-    return buf
+    return await readFully(fd, offset, length, into)
   } finally {
     await closeP(fd).catch(() => {})
   }

@@ -183,12 +183,12 @@ export class SwarmNode {
     // reader would wait a second full deadline for the same piece.
     const failedAt = new Map<string, number>()
     this.vfs.remote = {
-      read: async (ref, offset, length) => {
+      read: async (ref, offset, length, into) => {
         const key = `${ref.infohash}:${Math.floor(offset / ref.info.pieceLength)}`
         const failed = failedAt.get(key)
         if (failed !== undefined && Date.now() - failed < RECENT_FAILURE_MS) throw new FsError('EIO', 'EIO: that piece could not be fetched just now')
         try {
-          return await torrents.read(ref.infohash, ref.info, offset, length, READ_DEADLINE_MS)
+          return (await torrents.read(ref.infohash, ref.info, offset, length, READ_DEADLINE_MS, into)).length
         } catch (err) {
           failedAt.set(key, Date.now())
           if (failedAt.size > 1000) failedAt.clear()
@@ -197,7 +197,7 @@ export class SwarmNode {
       },
       fetchAll: async ref => {
         for (let at = 0; at < ref.info.length && !this.content.has(ref.infohash); at += FETCH_CHUNK) {
-          await torrents.read(ref.infohash, ref.info, at, Math.min(FETCH_CHUNK, ref.info.length - at), READ_DEADLINE_MS)
+          await torrents.fetch(ref.infohash, ref.info, at, Math.min(FETCH_CHUNK, ref.info.length - at), READ_DEADLINE_MS)
         }
         // The last piece in, the partial file is synced and moved into content/ just after.
         for (let waited = 0; !this.content.has(ref.infohash) && waited < READ_DEADLINE_MS; waited += 50) {

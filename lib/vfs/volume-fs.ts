@@ -33,8 +33,8 @@ export interface Stat {
 
 /** Contents this disk does not hold, fetched from the nodes that do (lib/content/torrents). */
 export interface RemoteContent {
-  /** Bytes of a content from `offset`; rejects with an EIO error when they cannot come in time. */
-  read (ref: ContentRef, offset: number, length: number): Promise<Buffer>
+  /** Bytes of a content from `offset`, into `into`; resolves with how many; rejects with an EIO error when they cannot come in time. */
+  read (ref: ContentRef, offset: number, length: number, into: Buffer): Promise<number>
   /** Fetches a whole content onto this disk (for a write that changes part of it). */
   fetchAll (ref: ContentRef): Promise<void>
 }
@@ -299,8 +299,7 @@ export class VolumeFs {
       const ref = h.file.content
       if (ref === null || this.remote === null) throw new FsError('EIO', 'EIO: content not on this disk')
       if (pos >= ref.info.length) return 0
-      const data = await this.remote.read(ref, pos, Math.min(len, ref.info.length - pos))
-      return data.copy(buf, 0, 0, Math.min(len, data.length))
+      return await this.remote.read(ref, pos, Math.min(len, buf.length, ref.info.length - pos), buf)
     }
     return await readAt(fd, buf, len, pos)
   }
