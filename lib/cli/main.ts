@@ -5,10 +5,13 @@ import { join, resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { UserError } from '../errors/index.js'
 import { createLogger, setLogLevel, type Logger } from '../log/index.js'
-import { checkFreshDisk, createConfig, inviteFor, parseInvite, readConfig } from '../node/disk.js'
+import { checkFreshDisk, createConfig, inviteFor, lockHolder, parseInvite, parseSize, readConfig, writeConfig } from '../node/disk.js'
 import { findPeer, joinVolume } from '../node/join.js'
 import { parseHostPort, SwarmNode } from '../node/node.js'
-import { statusOf, formatStatus } from './status.js'
+import { callLocalNode } from './local-node.js'
+import { formatBytes } from '../replicate/plan.js'
+import type { ReplicationStatus } from '../replicate/replicator.js'
+import { statusOf, formatStatus, progressBar } from './status.js'
 
 const defaultDisk = process.env.SWARMFS_DISK ?? join(os.homedir(), '.local', 'share', 'swarmfs', 'disk')
 
@@ -44,9 +47,22 @@ function chosenAddress (opts: NetworkOptions): string | undefined {
   return found.address
 }
 
-/** Runs a node in the foreground until SIGINT or SIGTERM, then stops it cleanly. */
+/** --reserve, kept in node.json for every later start. */
+function reserveOption (cmd: Command): Command {
+  return cmd.option('--reserve <size>', 'space of the disk kept free: no copies are taken below it (e.g. 10G, 5%; default 5%, at most 1G)')
+}
+
+function saveReserve (disk: string, reserve: string | undefined): void {
+  if (reserve === undefined) return
+  const config = readConfig(disk)
+  config.reserve = parseSize(reserve, '--reserve')
+  writeConfig(disk, config)
+}
+
+/** Runs a node in the foreground until SIGINT or SIGTERM (or the node asks: a retired disk), then stops it cleanly. */
 async function runNode (disk: string, mountPoint: string | null | undefined, log: Logger, net: { peers?: string[], address?: string } = {}): Promise<void> {
   const config = readConfig(disk)
+  if (config.retired === true) throw new UserError(`${disk} was retired from volume "${config.volumeName}"; its files are on other disks. Delete it, or join it again as a new disk`)
   for (const p of net.peers ?? []) parseHostPort(p)
   const node = await SwarmNode.start({
     disk,
@@ -72,6 +88,13 @@ async function runNode (disk: string, mountPoint: string | null | undefined, log
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    node.onStopRequested = () => {
+      signals++
+      node.stop().then(done, err => {
+        process.stderr.write(`swarmfs: stop failed: ${(err as Error).message}\n`)
+        process.exit(1)
+      })
+    }
   })
 }
 
@@ -82,17 +105,18 @@ export function buildProgram (): Command {
     .description('A distributed filesystem: a FUSE mount whose metadata is a git repository and whose contents are torrents')
     .showSuggestionAfterError(true)
 
-  networkOptions(program.command('init'))
+  reserveOption(networkOptions(program.command('init')))
     .description('create a new volume on a disk directory, print its invite, and run the node')
     .argument('<name>', 'volume name (letters, digits, . _ -)')
     .addOption(diskOption())
     .option('--mount <dir>', 'where to mount the volume (empty directory; created if missing)')
     .option('--no-start', 'only create the volume; start it later with "swarmfs start"')
     .option('-v, --verbose', 'log details to stderr')
-    .action(async (name: string, opts: NetworkOptions & { disk: string, mount?: string, start: boolean, verbose?: boolean }) => {
+    .action(async (name: string, opts: NetworkOptions & { disk: string, mount?: string, start: boolean, verbose?: boolean, reserve?: string }) => {
       const log = setup(opts)
       const address = chosenAddress(opts)
       for (const p of opts.peer ?? []) parseHostPort(p)
+      if (opts.reserve !== undefined) parseSize(opts.reserve, '--reserve')
       const disk = resolve(opts.disk)
       const config = createConfig(disk, name, opts.mount ?? null)
       try {
@@ -101,11 +125,12 @@ export function buildProgram (): Command {
         fs.rmSync(disk, { recursive: true, force: true })
         throw err
       }
+      saveReserve(disk, opts.reserve)
       process.stdout.write(`swarmfs: created volume "${name}" on ${disk}\ninvite: ${inviteFor(config)}\n`)
       if (opts.start) await runNode(disk, undefined, log, { peers: opts.peer, address })
     })
 
-  networkOptions(program.command('join'))
+  reserveOption(networkOptions(program.command('join')))
     .description('make a disk directory a node of an existing volume: find a peer, copy the metadata, and run the node')
     .argument('<invite>', 'the invite printed by "swarmfs init" (swarmfs://<volume>/<key>)')
     .addOption(diskOption())
@@ -113,10 +138,11 @@ export function buildProgram (): Command {
     .option('--wait <seconds>', 'how long to look for a peer', '30')
     .option('--no-start', 'only join; start later with "swarmfs start"')
     .option('-v, --verbose', 'log details to stderr')
-    .action(async (invite: string, opts: NetworkOptions & { disk: string, mount?: string, wait: string, start: boolean, verbose?: boolean }) => {
+    .action(async (invite: string, opts: NetworkOptions & { disk: string, mount?: string, wait: string, start: boolean, verbose?: boolean, reserve?: string }) => {
       const log = setup(opts)
       const disk = resolve(opts.disk)
       const parsed = parseInvite(invite)
+      if (opts.reserve !== undefined) parseSize(opts.reserve, '--reserve')
       checkFreshDisk(disk, parsed.volumeKey)
       const waitS = Number(opts.wait)
       if (!Number.isFinite(waitS) || waitS <= 0) throw new UserError(`invalid --wait "${opts.wait}": give a number of seconds`)
@@ -128,18 +154,20 @@ export function buildProgram (): Command {
       if (process.stderr.isTTY) process.stderr.write(`swarmfs: looking for a peer of volume "${parsed.volumeName}" (up to ${waitS} s)...\n`)
       const peer = await findPeer(base)
       await joinVolume({ ...base, disk, mountPoint: opts.mount !== undefined ? resolve(opts.mount) : null }, peer)
+      saveReserve(disk, opts.reserve)
       process.stdout.write(`swarmfs: joined volume "${parsed.volumeName}" on ${disk} (metadata from ${peer.host}:${peer.port})\n`)
       if (opts.start) await runNode(disk, undefined, log)
     })
 
-  networkOptions(program.command('start'))
+  reserveOption(networkOptions(program.command('start')))
     .description('run the node of a disk directory in the foreground, mounting its volume')
     .addOption(diskOption())
     .option('--mount <dir>', 'mount here instead of the mount point given at init')
     .option('--no-mount', 'run without a mount')
     .option('-v, --verbose', 'log details to stderr')
-    .action(async (opts: NetworkOptions & { disk: string, mount?: string | false, verbose?: boolean }) => {
+    .action(async (opts: NetworkOptions & { disk: string, mount?: string | false, verbose?: boolean, reserve?: string }) => {
       const log = setup(opts)
+      saveReserve(resolve(opts.disk), opts.reserve)
       const mountPoint = opts.mount === false ? null : typeof opts.mount === 'string' ? resolve(opts.mount) : undefined
       await runNode(resolve(opts.disk), mountPoint, log, { peers: opts.peer, address: chosenAddress(opts) })
     })
@@ -155,7 +183,68 @@ export function buildProgram (): Command {
       process.stdout.write(opts.json === true ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status))
     })
 
+  program.command('volume')
+    .description('show or change the settings of the volume (every node agrees on them): its copy target and grace period')
+    .addOption(diskOption())
+    .option('--copies <n>', 'keep every file on this many disks (1 to 16)')
+    .option('--grace-period <seconds>', 'how long a node may be gone before its files are copied elsewhere')
+    .option('--json', 'print JSON')
+    .action(async (opts: { disk: string, copies?: string, gracePeriod?: string, json?: boolean }) => {
+      const disk = resolve(opts.disk)
+      const change: { copies?: number, graceMs?: number } = {}
+      if (opts.copies !== undefined) {
+        const n = Number(opts.copies)
+        if (!Number.isInteger(n) || n < 1 || n > 16) throw new UserError(`invalid --copies "${opts.copies}": give a whole number from 1 to 16`)
+        change.copies = n
+      }
+      if (opts.gracePeriod !== undefined) {
+        const sec = Number(opts.gracePeriod)
+        if (!Number.isFinite(sec) || sec < 0) throw new UserError(`invalid --grace-period "${opts.gracePeriod}": give a number of seconds`)
+        change.graceMs = Math.round(sec * 1000)
+      }
+      const settings = await callLocalNode(disk, 'POST', '/volume', change) as { copies: number, graceMs: number }
+      process.stdout.write(opts.json === true
+        ? JSON.stringify(settings) + '\n'
+        : `copies: ${settings.copies}\ngrace period: ${settings.graceMs / 1000} s\n`)
+    })
+
+  program.command('retire')
+    .description('drain a disk: copy each of its files to other disks until the volume holds the target number elsewhere, then stop its node')
+    .addOption(diskOption())
+    .action(async (opts: { disk: string }) => {
+      const disk = resolve(opts.disk)
+      await retire(disk)
+    })
+
   return program
+}
+
+/** Asks the node of a disk to retire and follows it until every file has its copies elsewhere and the node stopped. */
+async function retire (disk: string): Promise<void> {
+  const tty = process.stderr.isTTY
+  let status = await callLocalNode(disk, 'POST', '/retire') as ReplicationStatus
+  const startBytes = Math.max(1, status.retireRemainingBytes ?? 0)
+  let lastLine = ''
+  for (;;) {
+    const left = status.retireRemainingBytes ?? 0
+    const line = `swarmfs: retiring: ${status.retireRemaining ?? '?'} files (${formatBytes(left)}) still need copies elsewhere ${progressBar(1 - left / startBytes)}`
+    if (tty) process.stderr.write(`\r${line}\x1b[K`)
+    else if (line !== lastLine) process.stderr.write(line + '\n')
+    lastLine = line
+    if (lockHolder(disk) === null) break
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    try {
+      status = await callLocalNode(disk, 'GET', '/replication', undefined, 5000) as ReplicationStatus
+    } catch (err) {
+      // The node stops itself once drained; a refused connection then is the end, not an error.
+      if (lockHolder(disk) === null) break
+      throw err
+    }
+  }
+  if (tty) process.stderr.write('\n')
+  const config = readConfig(disk)
+  if (config.retired !== true) throw new UserError(`the node of ${disk} stopped before it was drained; start it again and run "swarmfs retire --disk ${disk}" again`)
+  process.stdout.write(`swarmfs: retired ${disk}: every file it held has ${status.copies} copies on other disks; its node has stopped\n`)
 }
 
 export async function main (argv: string[]): Promise<number> {

@@ -4,6 +4,9 @@ import { GitStore } from '../meta/git-store.js'
 import { silentLogger } from '../log/index.js'
 import { layout, lockHolder, readConfig } from '../node/disk.js'
 import { getPeerStatus } from '../sync/peer-client.js'
+import { formatBytes } from '../replicate/plan.js'
+import type { ReplicationStatus } from '../replicate/replicator.js'
+import { localHost } from './local-node.js'
 
 export interface Status {
   volume: string
@@ -24,7 +27,7 @@ export interface Status {
 }
 
 interface LivePeer { nodeId: string, host: string, httpPort: number, head: string | null, lastSeen: number | null, lastError: string | null }
-interface LiveStatus { head: string | null, inSync: boolean, peers: LivePeer[] }
+interface LiveStatus { head: string | null, inSync: boolean, peers: LivePeer[], replication?: ReplicationStatus | null }
 
 export async function statusOf (disk: string): Promise<Status> {
   const config = readConfig(disk)
@@ -48,9 +51,9 @@ export async function statusOf (disk: string): Promise<Status> {
   let live: LiveStatus | null = null
   if (pid !== null && config.httpPort > 0) {
     try {
-      live = await getPeerStatus({ host: '127.0.0.1', port: config.httpPort, key: config.volumeKey, timeoutMs: 3000 }) as LiveStatus
+      live = await getPeerStatus({ host: localHost(config), port: config.httpPort, key: config.volumeKey, timeoutMs: 3000 }) as LiveStatus
     } catch {
-      // A node listening on one address only, or not answering: what the disk says is shown.
+      // A node not answering (still starting, or stuck): what the disk says is shown.
     }
   }
   return {
@@ -81,8 +84,30 @@ export function formatStatus (s: Status): string {
     `mount:       ${s.mountPoint ?? '(none)'}`,
     `head:        ${s.head ?? '(no commit)'}${s.lastCommit !== null ? ` at ${s.lastCommit}` : ''}`,
     `contents:    ${s.contents} files, ${gib(s.contentBytes)}${s.stagedFiles > 0 ? `; ${s.stagedFiles} being written` : ''}`,
-    ...liveLines(s)
+    ...liveLines(s),
+    ...replicationLines(s.live?.replication ?? null)
   ].join('\n') + '\n'
+}
+
+/** `[#####.....]  50%` */
+export function progressBar (fraction: number, width = 20): string {
+  const f = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0))
+  const filled = Math.round(f * width)
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.floor(f * 100).toString().padStart(3)}%`
+}
+
+function replicationLines (r: ReplicationStatus | null): string[] {
+  if (r === null) return []
+  const health = r.lost > 0
+    ? `${r.lost} files on no running disk, ${r.underTarget} under target`
+    : r.underTarget > 0 ? `${r.underTarget} of ${r.contents} files under target` : `every file (${r.contents}) has its copies`
+  const lines = [`copies:      target ${r.copies} (grace period ${r.graceMs / 1000} s); ${health}${r.retiring ? `; this disk is retiring (${r.retireRemaining ?? '?'} files still need copies elsewhere)` : ''}`]
+  for (const n of r.nodes) {
+    const state = n.retiring ? 'retiring' : n.up ? 'up' : n.counts ? 'gone (in grace period)' : 'gone'
+    lines.push(`  node ${n.nodeId} ${state}: ${n.complete} files, ${formatBytes(n.completeBytes)}; disk ${formatBytes(n.free)} free of ${formatBytes(n.total)} (reserve ${formatBytes(n.reserve)})`)
+    for (const c of n.copying) lines.push(`    copying ${c.infohash.slice(0, 12)} ${progressBar(c.total > 0 ? c.done / c.total : 1)} ${formatBytes(c.done)} of ${formatBytes(c.total)}`)
+  }
+  return lines
 }
 
 function liveLines (s: Status): string[] {

@@ -33,7 +33,13 @@ export interface PeerServerOptions {
   /** Every request that carried the volume key, by address: that host holds the key. */
   onAuthenticated?: (remoteAddress: string) => void
   status: () => unknown
+  /** The rest of the node's JSON API (holdings, retire, volume settings): null for a path it does not serve. */
+  api?: (call: ApiCall) => Promise<ApiAnswer | null>
 }
+
+export interface ApiCall { method: string, path: string, query: URLSearchParams, body: unknown }
+/** 200 with a JSON body, or another status with a one-line explanation. */
+export type ApiAnswer = { status: 200, body: unknown } | { status: number, body: string }
 
 const NOTIFY_LIMIT = 64 * 1024
 const CGI_HEADER_LIMIT = 64 * 1024
@@ -252,7 +258,7 @@ export class PeerServer {
     } else if (url.pathname === '/status' && method === 'GET') {
       this.serveStatus(res)
     } else {
-      sendText(res, 404, 'not found')
+      await this.serveApi(req, res, url, method)
     }
   }
 
@@ -379,9 +385,38 @@ export class PeerServer {
     res.end()
   }
 
-  private serveStatus (res: http.ServerResponse): void {
-    const body = JSON.stringify(this.opts.status()) + '\n'
+  private async serveApi (req: http.IncomingMessage, res: http.ServerResponse, url: URL, method: string): Promise<void> {
+    let body: unknown = null
+    if (method === 'POST') {
+      const raw = await readLimited(req, NOTIFY_LIMIT)
+      if (raw === null) {
+        sendText(res, 413, `body larger than ${NOTIFY_LIMIT} bytes`, { Connection: 'close' })
+        return
+      }
+      try {
+        body = raw.length === 0 ? null : JSON.parse(raw.toString('utf8'))
+      } catch {
+        sendText(res, 400, 'body is not valid JSON')
+        return
+      }
+    }
+    const answer = await this.opts.api?.({ method, path: url.pathname, query: url.searchParams, body }) ?? null
+    if (answer === null) {
+      sendText(res, 404, 'not found')
+    } else if (answer.status === 200) {
+      this.sendJson(res, answer.body)
+    } else {
+      sendText(res, answer.status, String(answer.body))
+    }
+  }
+
+  private sendJson (res: http.ServerResponse, value: unknown): void {
+    const body = JSON.stringify(value) + '\n'
     res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
     res.end(body)
+  }
+
+  private serveStatus (res: http.ServerResponse): void {
+    this.sendJson(res, this.opts.status())
   }
 }

@@ -4,9 +4,11 @@
 // old commit (dirty nodes) and files open for writing are never overwritten: the step reports them,
 // and the caller commits its own changes and merges again, so the merge rules decide.
 import { DIR_MARKER, fromGitName } from './names.js'
-import { applyLinkAttrs, type GitStore, type MarkerLinks } from './git-store.js'
+import { applyLinkAttrs, type GitStore } from './git-store.js'
+import type { DirMarker } from './entry-codec.js'
 import type { TreeEntry } from './objects.js'
 import { collectData, type Attrs, type ContentRef, type DirNode, type Node } from './nodes.js'
+import { newerSettings } from './volume-settings.js'
 
 type Change =
   | { kind: 'remove', oursOid: string }
@@ -16,7 +18,7 @@ type Change =
 export interface DirPlan {
   oursOid: string
   newOid: string
-  marker: { attrs: Attrs, links: MarkerLinks } | null
+  marker: DirMarker | null
   changes: Map<string, Change>
 }
 
@@ -87,7 +89,7 @@ function setAside (dir: DirNode, name: string, node: Node, conflictName: Conflic
 function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, conflictName: ConflictNamer, out: Adoption): void {
   const wasClean = dir.oid === plan.oursOid
   const keptBefore = out.kept.length
-  if (plan.marker !== null) dir.attrs = plan.marker.attrs
+  if (plan.marker !== null) adoptMarker(dir, plan.marker)
   for (const [name, change] of plan.changes) {
     const current = dir.children.get(name)
     // A node still as committed in the old tree is ours to replace; anything else was changed here.
@@ -123,6 +125,13 @@ function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, c
   } else {
     dir.touch()
   }
+}
+
+function adoptMarker (dir: DirNode, marker: DirMarker): void {
+  dir.attrs = marker.attrs
+  // Settings changed here while the merge ran are newer than either head's: they stay, and the
+  // root, touched by that change, is committed with them.
+  if (dir.isRoot) dir.volume = newerSettings(dir.volume, marker.volume)
 }
 
 function pathOf (dir: DirNode, name: string): string {

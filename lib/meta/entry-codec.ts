@@ -4,6 +4,7 @@
 // from a peer.
 import { isInfoHash, isValidInfo, infoHash } from '../content/torrent-info.js'
 import type { Attrs, ContentRef, DirNode, FileNode } from './nodes.js'
+import { parseVolumeSettings, type VolumeSettings } from './volume-settings.js'
 
 export interface FileEntry {
   size: number
@@ -35,13 +36,53 @@ export function encodeDirMarker (dir: DirNode): string {
     any = true
   }
   if (any) marker.links = links
+  if (dir.isRoot && dir.volume !== null) marker.volume = settingsField(dir.volume)
   return JSON.stringify(marker) + '\n'
 }
 
+/** The settings as a marker holds them: these three fields in this order, so equal settings are equal bytes. */
+function settingsField (s: VolumeSettings): VolumeSettings {
+  return { copies: s.copies, graceMs: s.graceMs, at: s.at }
+}
+
+export type MarkerLinks = Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid'>>
+
+/** Everything a directory's marker holds, read with one parse. */
+export interface DirMarker {
+  attrs: Attrs
+  links: MarkerLinks
+  /** Meaningful in the root's marker only; null when absent or malformed. */
+  volume: VolumeSettings | null
+}
+
+export function decodeMarker (text: string, fallback: Attrs): DirMarker {
+  const e = parseJson(text)
+  return {
+    attrs: e === null ? fallback : decodeAttrs(e, fallback),
+    links: linksOf(e?.links),
+    volume: parseVolumeSettings(e?.volume)
+  }
+}
+
+/** The volume settings a marker holds; null when it holds none that are valid. */
+export function decodeMarkerVolume (text: string): VolumeSettings | null {
+  return parseVolumeSettings(parseJson(text)?.volume)
+}
+
+/**
+ * The marker with `volume` in place of its own settings, or null when the marker is not a JSON
+ * object. A pure function of its inputs: a merge writing it gives the same blob on every node.
+ */
+export function withMarkerVolume (text: string, volume: VolumeSettings): string | null {
+  const e = parseJson(text)
+  if (e === null) return null
+  e.volume = settingsField(volume)
+  return JSON.stringify(e) + '\n'
+}
+
 /** The attributes of a directory's symlinks as its marker holds them (by name). */
-export function decodeMarkerLinks (text: string): Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid'>> {
-  const links = new Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid'>>()
-  const raw = parseJson(text)?.links
+function linksOf (raw: unknown): MarkerLinks {
+  const links: MarkerLinks = new Map()
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return links
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
     if (!Array.isArray(v) || v.length !== 4 || !v.every(n => typeof n === 'number' && Number.isFinite(n))) continue

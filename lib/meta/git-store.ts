@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path'
 import git from 'isomorphic-git'
 import type { Logger } from '../log/index.js'
 import { ObjectReader, ObjectWriter, type TreeEntry } from './objects.js'
-import { decodeDirMarker, decodeFile, decodeMarkerLinks, decodeWriter, encodeDirMarker, encodeFile } from './entry-codec.js'
+import { decodeFile, decodeMarker, decodeWriter, encodeDirMarker, encodeFile, type DirMarker, type MarkerLinks } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
 
@@ -81,6 +81,7 @@ export class GitStore {
   private async loadDir (dir: DirNode, treeOid: string, path: string, defaults: Attrs, reuse?: DirNode): Promise<void> {
     if (reuse !== undefined && reuse.oid === treeOid) {
       dir.attrs = reuse.attrs
+      if (dir.isRoot) dir.volume = reuse.volume
       for (const [name, child] of reuse.children) {
         dir.children.set(name, child)
         child.parent = dir
@@ -96,6 +97,8 @@ export class GitStore {
         const marker = await this.readMarker(entry.oid, dir.attrs)
         dir.attrs = marker.attrs
         links = marker.links
+        // Settings in any other directory's marker mean nothing (a peer may have put them there).
+        if (dir.isRoot) dir.volume = marker.volume
         return null
       }
       const name = fromGitName(entry.path)
@@ -120,10 +123,9 @@ export class GitStore {
     return await this.objects.readTree(oid)
   }
 
-  /** A directory's own attributes and those of its symlinks. */
-  async readMarker (oid: string, fallback: Attrs): Promise<{ attrs: Attrs, links: MarkerLinks }> {
-    const text = (await this.objects.readBlob(oid)).toString('utf8')
-    return { attrs: decodeDirMarker(text, fallback), links: decodeMarkerLinks(text) }
+  /** A directory's own attributes, those of its symlinks and (the root's) the volume settings. */
+  async readMarker (oid: string, fallback: Attrs): Promise<DirMarker> {
+    return decodeMarker((await this.objects.readBlob(oid)).toString('utf8'), fallback)
   }
 
   /**
@@ -244,7 +246,7 @@ function planDir (dir: DirNode): PlannedDir {
   return { node: dir, version: dir.version, entries }
 }
 
-export type MarkerLinks = ReturnType<typeof decodeMarkerLinks>
+export type { MarkerLinks }
 
 /** Gives a directory's symlinks the times and owner its marker holds for them. */
 export function applyLinkAttrs (dir: DirNode, links: MarkerLinks): void {

@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import { join } from 'node:path'
 import type { TorrentInfo } from '../content/torrent-info.js'
+import { FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { GitStore, type Signature } from './git-store.js'
 import { Journal } from './journal.js'
@@ -10,6 +11,7 @@ import { applyOp, lookup, mustLookup, type Op, type Released } from './ops.js'
 import { type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
 import { loadSnapshot, saveSnapshot } from './snapshot.js'
 import { applyAdoption, planAdoption, type ConflictNamer } from './adopt.js'
+import { compareSettings, effectiveSettings, isValidCopies, isValidGraceMs, MAX_COPIES, MIN_COPIES, type VolumeSettings } from './volume-settings.js'
 
 export interface MetaOptions {
   gitdir: string
@@ -40,6 +42,8 @@ export class Meta {
   busy: (node: Node) => boolean = node => node.kind === 'file' && node.staged !== null
   /** Called after HEAD moved (a local commit or a commit taken from a peer). */
   onHead: (head: string) => void = () => {}
+  /** Called after the volume settings in force changed (set here, or taken from a peer). */
+  onVolumeSettings: (settings: VolumeSettings) => void = () => {}
   private dirty = false
   /**
    * How long the last commit took. A commit costs time in proportion to the directories it
@@ -114,6 +118,33 @@ export class Meta {
     this.applyLocal(op)
     this.journal.append(op)
     this.scheduleCommit()
+  }
+
+  /** The volume settings in force (the defaults where none were ever set). */
+  volumeSettings (): VolumeSettings {
+    return effectiveSettings(this.root.volume)
+  }
+
+  /**
+   * Changes volume settings (what `change` leaves out keeps its value), durably as any other op;
+   * throws an FsError (EINVAL) for a value out of range. Returns the settings now in force.
+   */
+  setVolumeSettings (change: { copies?: number, graceMs?: number }): VolumeSettings {
+    const { copies, graceMs } = change
+    if (copies !== undefined && !isValidCopies(copies)) {
+      throw new FsError('EINVAL', `copies must be an integer from ${MIN_COPIES} to ${MAX_COPIES}`, { copies })
+    }
+    if (graceMs !== undefined && !isValidGraceMs(graceMs)) {
+      throw new FsError('EINVAL', 'graceMs must be a non-negative integer (milliseconds)', { graceMs })
+    }
+    if (copies === undefined && graceMs === undefined) return this.volumeSettings()
+    // Strictly after the settings in force, so a second change in the same millisecond (or after a
+    // peer's clock ran ahead) still wins.
+    const at = Math.max(Date.now(), this.volumeSettings().at + 1)
+    this.apply({ op: 'setvolume', copies, graceMs, at })
+    const settings = this.volumeSettings()
+    this.onVolumeSettings(settings)
+    return settings
   }
 
   private applyLocal (op: Op): void {
@@ -247,6 +278,7 @@ export class Meta {
     if (outcome.kind === 'up-to-date' || outcome.commit === ours) return { kind: 'up-to-date', commit: ours }
     const [oursTree, newTree] = await Promise.all([this.git.treeOf(ours), this.git.treeOf(outcome.commit)])
     const plan = await planAdoption(this.git, oursTree, newTree, '', defaultAttrs())
+    const settingsBefore = this.volumeSettings()
     const adoption = applyAdoption(this.root, plan, this.busy, conflictName)
     this.applyReleased({ contents: adoption.released.contents, staged: adoption.released.staged, added: adoption.added })
     // State first, then the ref, as for a local commit: the journal after committedSeq holds only
@@ -260,6 +292,8 @@ export class Meta {
     }
     this.opts.log.debug('took a peer\'s head', { kind: outcome.kind, commit: outcome.commit })
     this.onHead(outcome.commit)
+    const settings = this.volumeSettings()
+    if (compareSettings(settings, settingsBefore) !== 0) this.onVolumeSettings(settings)
     return outcome
   }
 

@@ -1,6 +1,7 @@
 // The in-memory index that FUSE operations are served from. Nodes know their parent so a node keeps
 // its identity across renames (open handles follow it) and a change marks exactly the trees above it.
 import type { TorrentInfo } from '../content/torrent-info.js'
+import type { VolumeSettings } from './volume-settings.js'
 
 export const S_IFMT = 0o170000
 export const S_IFREG = 0o100000
@@ -78,6 +79,8 @@ export class DirNode extends BaseNode {
   readonly kind = 'dir'
   readonly children = new Map<string, Node>()
   isRoot = false
+  /** The volume's settings, as the root's marker holds them (null: none, the defaults apply); root only. */
+  volume: VolumeSettings | null = null
 
   add (name: string, node: Node): void {
     node.parent = this

@@ -4,6 +4,7 @@
 import { fsError } from '../errors/index.js'
 import { isSafeName, splitPath } from './names.js'
 import { collectData, DirNode, FileNode, SymlinkNode, type Attrs, type ContentRef, type Node, type Staged } from './nodes.js'
+import { compareSettings, effectiveSettings, parseVolumeSettings } from './volume-settings.js'
 
 export type Op =
   | { op: 'mkdir', path: string, attrs: Attrs }
@@ -16,6 +17,8 @@ export type Op =
   | { op: 'unlink', path: string, time: number }
   | { op: 'rmdir', path: string, time: number }
   | { op: 'rename', from: string, to: string, ctime: number }
+  /** Volume settings; what is left out keeps its value. `at` orders it against every other change of them. */
+  | { op: 'setvolume', copies?: number, graceMs?: number, at: number }
 
 /** What an applied op changed in the data nodes refer to: contents gained, contents and staged ids let go. */
 export interface Released {
@@ -134,7 +137,24 @@ export function applyOp (root: DirNode, op: Op): Released {
     }
     case 'rename':
       return rename(root, op.from, op.to, op.ctime)
+    case 'setvolume':
+      setVolume(root, op)
+      return none()
   }
+}
+
+/**
+ * Settings only ever move to newer ones: a replayed change older than what the index already holds
+ * (taken from a peer meanwhile) would lose the merge anyway, and applying it would undo a newer one.
+ */
+function setVolume (root: DirNode, op: Extract<Op, { op: 'setvolume' }>): void {
+  const current = effectiveSettings(root.volume)
+  const next = parseVolumeSettings({ copies: op.copies ?? current.copies, graceMs: op.graceMs ?? current.graceMs, at: op.at })
+  if (next === null) throw fsError('EINVAL', '/', 'invalid volume settings for')
+  if (compareSettings(next, current) <= 0) return
+  root.volume = next
+  // The root's marker changes, so the root tree is written again.
+  root.touch()
 }
 
 function detach (dir: DirNode, name: string, time: number): Released {

@@ -5,9 +5,11 @@ import fs from 'node:fs'
 import { join } from 'node:path'
 import v8 from 'node:v8'
 import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
+import { parseVolumeSettings } from './volume-settings.js'
 
 const FILE = 'index-snapshot.v8'
-const VERSION = 2
+/** 3: the root's volume settings. An older snapshot is not read (the index is loaded from git). */
+const VERSION = 3
 
 type AttrsRow = [number, number, number, number, number]
 type Row =
@@ -52,7 +54,7 @@ function fromRow (row: Row): Node {
 
 export function saveSnapshot (dir: string, head: string, root: DirNode): void {
   const tmp = join(dir, FILE + '.tmp')
-  fs.writeFileSync(tmp, v8.serialize({ version: VERSION, head, root: toRow(root) }))
+  fs.writeFileSync(tmp, v8.serialize({ version: VERSION, head, root: toRow(root), volume: root.volume }))
   fs.renameSync(tmp, join(dir, FILE))
 }
 
@@ -61,7 +63,7 @@ export function saveSnapshot (dir: string, head: string, root: DirNode): void {
  * commits further, and the loader reuses every subtree whose oid has not changed since.
  */
 export function loadSnapshot (dir: string): { head: string, root: DirNode } | null {
-  let data: { version: number, head: string, root: Row }
+  let data: { version: number, head: string, root: Row, volume: unknown }
   try {
     data = v8.deserialize(fs.readFileSync(join(dir, FILE)))
   } catch {
@@ -70,5 +72,6 @@ export function loadSnapshot (dir: string): { head: string, root: DirNode } | nu
   if (data.version !== VERSION || typeof data.head !== 'string') return null
   const root = fromRow(data.root) as DirNode
   root.isRoot = true
+  root.volume = parseVolumeSettings(data.volume)
   return { head: data.head, root }
 }

@@ -18,6 +18,33 @@ export interface NodeConfig {
   peers?: string[]
   /** IPv4 address to listen and announce on, when one was chosen. */
   address?: string
+  /** Space of the disk kept free (no copies are taken below): bytes, or a percentage; default: see reserveOf. */
+  reserve?: number | { percent: number }
+  /** `swarmfs retire` started draining this disk; once drained the node stops and does not start again. */
+  retiring?: boolean
+  retired?: boolean
+}
+
+/** The reserve in bytes of a disk of `total` bytes: as configured, or 5 % and at most 1 GiB. */
+export function reserveOf (config: NodeConfig, total: number): number {
+  const r = config.reserve
+  if (typeof r === 'number') return r
+  if (r !== undefined) return Math.floor(total * r.percent / 100)
+  return Math.min(2 ** 30, Math.floor(total * 0.05))
+}
+
+/** "500M", "2G", "1048576", "10%" of a disk of `total` bytes; a UserError otherwise. */
+export function parseSize (text: string, what: string): number | { percent: number } {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|%)?$/i.exec(text.trim())
+  if (m === null) throw new UserError(`invalid ${what} "${text}": give bytes, or a number with K, M, G, T or %, e.g. 2G`)
+  const n = Number(m[1])
+  const unit = (m[2] ?? '').toLowerCase()
+  if (unit === '%') {
+    if (n > 100) throw new UserError(`invalid ${what} "${text}": at most 100%`)
+    return { percent: n }
+  }
+  const scale = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[unit.charAt(0)] ?? 1
+  return Math.floor(n * scale)
 }
 
 export const layout = (disk: string) => ({

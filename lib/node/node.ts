@@ -4,15 +4,18 @@ import { ContentStore } from '../content/store.js'
 import { TorrentService } from '../content/torrents.js'
 import { Discovery } from '../discovery/index.js'
 import { mountVolume, type Mounted } from '../fs/mount.js'
-import { PeerServer } from '../http/peer-server.js'
+import { PeerServer, type ApiAnswer, type ApiCall } from '../http/peer-server.js'
 import type { Logger } from '../log/index.js'
 import { GitStore } from '../meta/git-store.js'
 import { Meta } from '../meta/meta.js'
 import { conflictName, gitObjectStore, mergeHeads } from '../sync/merge.js'
+import { Replicator } from '../replicate/replicator.js'
+import { peerJson } from '../sync/peer-client.js'
 import { Syncer } from '../sync/syncer.js'
 import { VolumeFs } from '../vfs/volume-fs.js'
 import { FsError, UserError } from '../errors/index.js'
-import { layout, lockDisk, readConfig, writeConfig, type NodeConfig } from './disk.js'
+import { layout, lockDisk, readConfig, reserveOf, writeConfig, type NodeConfig } from './disk.js'
+import type { TorrentInfo } from '../content/torrent-info.js'
 
 /** A read waits this long for pieces, then fails with EIO: below fuse-native's own 15 s answer. */
 const READ_DEADLINE_MS = 10_000
@@ -20,6 +23,8 @@ const READ_DEADLINE_MS = 10_000
 const RECENT_FAILURE_MS = 3000
 /** A whole content is fetched in steps of this, each with the read deadline. */
 const FETCH_CHUNK = 16 * 1024 * 1024
+/** Peers' holdings documents: 43 bytes per content, so room for a million. */
+const HOLDINGS_LIMIT = 64 * 1024 * 1024
 
 export interface NodeOptions {
   disk: string
@@ -40,7 +45,10 @@ export class SwarmNode {
   torrents: TorrentService | null = null
   private discovery: Discovery | null = null
   syncer: Syncer | null = null
+  replicator: Replicator | null = null
   private mountPoint: string | null = null
+  /** Called when the node wants its process to stop (a retired disk is drained). */
+  onStopRequested: () => void = () => {}
 
   private constructor (
     readonly config: NodeConfig,
@@ -136,7 +144,8 @@ export class SwarmNode {
       log,
       onNotify: (msg, from) => syncer.notified(msg, from),
       onAuthenticated: from => syncer.hostAuthenticated(from),
-      status: () => this.status()
+      status: () => this.status(),
+      api: async call => await this.api(call)
     })
     const port = await onSavedPort(config.httpPort, 'HTTP', log, async wanted => {
       this.server = serverAt(wanted)
@@ -148,7 +157,12 @@ export class SwarmNode {
       config.torrentPort = torrents.port
       writeConfig(this.disk, config)
     }
-    this.meta.onHead = head => syncer.announce(head)
+    this.replicator = this.startReplication(torrents)
+    this.vfs.volumeSpace = () => this.replicator?.space() ?? null
+    this.meta.onHead = head => {
+      syncer.announce(head)
+      this.replicator?.poke()
+    }
     const discovery = new Discovery({ volumeId: config.volumeId, nodeId: config.nodeId, httpPort: port, torrentPort: torrents.port, address: opts.address, log })
     discovery.on('peer', p => syncer.peerSeen(p))
     discovery.on('peer-down', p => syncer.peerGone(p.nodeId))
@@ -195,18 +209,101 @@ export class SwarmNode {
           throw err
         }
       },
-      fetchAll: async ref => {
-        for (let at = 0; at < ref.info.length && !this.content.has(ref.infohash); at += FETCH_CHUNK) {
-          await torrents.fetch(ref.infohash, ref.info, at, Math.min(FETCH_CHUNK, ref.info.length - at), READ_DEADLINE_MS)
-        }
-        // The last piece in, the partial file is synced and moved into content/ just after.
-        for (let waited = 0; !this.content.has(ref.infohash) && waited < READ_DEADLINE_MS; waited += 50) {
-          await new Promise(resolve => setTimeout(resolve, 50))
-        }
-        if (!this.content.has(ref.infohash)) throw new FsError('EIO', 'EIO: the content could not be fetched whole')
-      }
+      fetchAll: async ref => await this.fetchWhole(torrents, ref.infohash, ref.info)
     }
     return torrents
+  }
+
+  /** Fetches a whole content onto this disk (a copy-on-write, a replica); resolves once it is in content/. */
+  private async fetchWhole (torrents: TorrentService, infohash: string, info: TorrentInfo, progress: (done: number) => void = () => {}): Promise<void> {
+    for (let at = 0; at < info.length && !this.content.has(infohash); at += FETCH_CHUNK) {
+      const n = Math.min(FETCH_CHUNK, info.length - at)
+      await torrents.fetch(infohash, info, at, n, READ_DEADLINE_MS)
+      progress(at + n)
+    }
+    // The last piece in, the partial file is synced and moved into content/ just after.
+    for (let waited = 0; !this.content.has(infohash) && waited < READ_DEADLINE_MS; waited += 50) {
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    if (!this.content.has(infohash)) throw new FsError('EIO', 'EIO: the content could not be fetched whole')
+  }
+
+  /** Copies of contents held by too few disks, made by this node when the plan picks it (lib/replicate). */
+  private startReplication (torrents: TorrentService): Replicator {
+    const { config, meta, log } = this
+    const syncer = this.syncer!
+    const replicator = new Replicator({
+      nodeId: config.nodeId,
+      disk: this.disk,
+      contentDir: layout(this.disk).content,
+      reserve: total => reserveOf(config, total),
+      contents: () => [...meta.contentInfo].map(([infohash, info]) => ({ infohash, length: info.length })),
+      settings: () => meta.volumeSettings(),
+      peers: () => [...syncer.peers.values()].filter(p => p.authenticated && p.httpPort > 0).map(p => ({ nodeId: p.nodeId, host: p.host, httpPort: p.httpPort })),
+      fetchHoldings: async (peer, have) => await peerJson({ host: peer.host, port: peer.httpPort, key: config.volumeKey, timeoutMs: 3000, limit: HOLDINGS_LIMIT },
+        'GET', `/holdings${have !== null ? `?have=${encodeURIComponent(have)}` : ''}`),
+      copy: async (infohash, progress) => {
+        const info = meta.contentInfo.get(infohash)
+        if (info === undefined) throw new Error('no longer in the tree')
+        await this.fetchWhole(torrents, infohash, info, progress)
+      },
+      drop: async infohash => {
+        await torrents.forget(infohash, { dropPartial: true })
+        this.content.remove([infohash], [])
+      },
+      retiring: config.retiring === true,
+      onRound: () => this.checkRetired(),
+      log
+    })
+    replicator.start()
+    return replicator
+  }
+
+  /** A retiring node whose every content has enough copies elsewhere, and whose peers have its tree, is done. */
+  private checkRetired (): void {
+    const r = this.replicator
+    if (r === null || !r.retiring || this.stopping !== null || this.config.retired === true) return
+    const s = r.status()
+    const sync = this.syncer?.report()
+    if (s.retireRemaining !== 0 || sync === undefined || !sync.inSync || sync.peers.every(p => p.lastError !== null)) return
+    this.config.retired = true
+    writeConfig(this.disk, this.config)
+    this.log.warn('retired: every content of this disk has enough copies on other disks; stopping')
+    this.onStopRequested()
+  }
+
+  /** The node's JSON API besides status: holdings for peers; volume settings and retire for the CLI. */
+  private async api (call: ApiCall): Promise<ApiAnswer | null> {
+    const r = this.replicator
+    if (r === null) return { status: 503, body: 'the node is starting' }
+    if (call.path === '/holdings' && call.method === 'GET') return { status: 200, body: await r.holdings(call.query.get('have')) }
+    if (call.path === '/replication' && call.method === 'GET') return { status: 200, body: r.status() }
+    if (call.path === '/volume' && call.method === 'POST') {
+      const body = (typeof call.body === 'object' && call.body !== null ? call.body : {}) as Record<string, unknown>
+      try {
+        const settings = this.meta.setVolumeSettings({
+          copies: body.copies as number | undefined,
+          graceMs: body.graceMs as number | undefined
+        })
+        r.poke(0)
+        return { status: 200, body: settings }
+      } catch (err) {
+        if (err instanceof FsError) return { status: 400, body: err.message.replace(/^EINVAL: /, '') }
+        throw err
+      }
+    }
+    if (call.path === '/retire' && call.method === 'POST') {
+      try {
+        r.beginRetire()
+      } catch (err) {
+        return { status: 409, body: (err as Error).message }
+      }
+      this.config.retiring = true
+      writeConfig(this.disk, this.config)
+      this.log.warn('retiring: copying every content of this disk to other disks')
+      return { status: 200, body: r.status() }
+    }
+    return null
   }
 
   /** What GET /status answers and `swarmfs status` shows. */
@@ -220,7 +317,8 @@ export class SwarmNode {
       torrentPort: this.torrents?.port ?? 0,
       mountPoint: this.mountPoint,
       peers: sync.peers,
-      inSync: sync.inSync
+      inSync: sync.inSync,
+      replication: this.replicator?.status() ?? null
     }
   }
 
@@ -228,6 +326,7 @@ export class SwarmNode {
   stop (): Promise<void> {
     this.stopping ??= (async () => {
       if (this.mounted !== null) await this.mounted.unmount()
+      await this.replicator?.stop()
       this.vfs.remote = null
       await this.torrents?.destroy()
       this.syncer?.stop()

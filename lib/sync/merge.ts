@@ -13,10 +13,11 @@ import fs from 'node:fs'
 import git, { type CommitObject } from 'isomorphic-git'
 import { SwarmError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
-import { decodeDirMarker, decodeFile, decodeWriter } from '../meta/entry-codec.js'
+import { decodeDirMarker, decodeFile, decodeMarkerVolume, decodeWriter, withMarkerVolume } from '../meta/entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from '../meta/names.js'
 import { ObjectWriter, readLooseObject } from '../meta/objects.js'
 import type { Attrs } from '../meta/nodes.js'
+import { compareSettings, effectiveSettings, newerSettings, type VolumeSettings } from '../meta/volume-settings.js'
 
 const MODE_FILE = '100644'
 const MODE_EXEC = '100755'
@@ -124,6 +125,7 @@ export interface ObjectStore {
   readTree (oid: string): Promise<RawTreeEntry[]>
   /** Throws ObjectTooLargeError beyond `maxBytes`. */
   readBlob (oid: string, maxBytes?: number): Promise<Uint8Array>
+  writeBlob (body: Uint8Array): Promise<string>
   writeTree (entries: TreeItem[]): Promise<string>
   writeCommit (commit: CommitObject): Promise<string>
   readCommit (oid: string): Promise<CommitInfo>
@@ -173,6 +175,7 @@ export function gitObjectStore (gitdir: string, cache: object = {}): ObjectStore
     readBlob: async (oid, maxBytes = MAX_OBJECT_BYTES) => await read(oid, 'blob', maxBytes),
     // Written like the node's own commits: atomically (temporary file, then rename), so a crash
     // mid-merge never leaves a truncated object behind.
+    writeBlob: async body => await writer.writeBlob(Buffer.from(body.buffer, body.byteOffset, body.byteLength)),
     writeTree: async entries => await writer.writeTree(entries.map(e => ({ path: e.name, mode: e.mode, oid: e.oid }))),
     writeCommit: async commit => await writer.writeCommit(commit),
     readCommit,
@@ -560,8 +563,9 @@ class TreeMerger {
     const oMap = byName(oList)
     const tMap = await this.screenTheirs(path, tList, oMap, bMap)
     const names = [...new Set([...bMap.keys(), ...oMap.keys(), ...tMap.keys()])].filter(n => n !== DIR_MARKER).sort()
+    const markers = [bMap.get(DIR_MARKER), oMap.get(DIR_MARKER), tMap.get(DIR_MARKER), oHas, tHas] as const
     const [marker, outcomes] = await Promise.all([
-      this.mergeMarker(bMap.get(DIR_MARKER), oMap.get(DIR_MARKER), tMap.get(DIR_MARKER), oHas, tHas),
+      path === '' ? this.mergeRootMarker(...markers) : this.mergeMarker(...markers),
       Promise.all(names.map(async n => await this.resolve(joinPath(path, n), n, bMap.get(n), oMap.get(n), tMap.get(n))))
     ])
     const entries: Entry[] = []
@@ -628,6 +632,36 @@ class TreeMerger {
     const [om, tm] = await Promise.all([this.blobFacts('marker', o.oid), this.blobFacts('marker', t.oid)])
     if (om.mtime !== tm.mtime) return om.mtime > tm.mtime ? o : t
     return o.oid > t.oid ? o : t
+  }
+
+  /**
+   * The root's marker also holds the volume settings, which are merged on their own: the newer
+   * settings (by their `at`) win even when the other side's marker wins on mtime, and are written
+   * into the winning marker. A side's unreadable or malformed settings count as none.
+   */
+  private async mergeRootMarker (b: Entry | undefined, o: Entry | undefined, t: Entry | undefined, oHas: boolean, tHas: boolean): Promise<Entry | undefined> {
+    const chosen = await this.mergeMarker(b, o, t, oHas, tHas)
+    if (chosen === undefined) return chosen
+    const [oSide, tSide] = await Promise.all([this.markerSide(o), this.markerSide(t)])
+    const chosenSide = chosen === o ? oSide : tSide
+    const newest = newerSettings(oSide.volume, tSide.volume)
+    if (newest === null || compareSettings(newest, effectiveSettings(chosenSide.volume)) === 0) return chosen
+    const grafted = chosenSide.text === null ? null : withMarkerVolume(chosenSide.text, newest)
+    // A winning marker that is not a JSON object has nothing to keep: the one with the settings is taken whole.
+    if (grafted === null) return chosen === o ? t : o
+    return { name: DIR_MARKER, mode: MODE_FILE, oid: await this.store.writeBlob(Buffer.from(grafted)) }
+  }
+
+  /** A marker's text and the volume settings in it; ours may exceed the cap on a peer's entries, theirs was screened. */
+  private async markerSide (entry: Entry | undefined): Promise<{ text: string | null, volume: VolumeSettings | null }> {
+    if (entry === undefined) return { text: null, volume: null }
+    try {
+      const text = Buffer.from(await this.store.readBlob(entry.oid)).toString('utf8')
+      return { text, volume: decodeMarkerVolume(text) }
+    } catch (err) {
+      if (err instanceof BadObjectError) return { text: null, volume: null }
+      throw err
+    }
   }
 
   /**

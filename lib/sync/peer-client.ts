@@ -247,17 +247,31 @@ export async function notifyPeer (opts: NotifyPeerOptions): Promise<void> {
 }
 
 export async function getPeerStatus (opts: PeerStatusOptions): Promise<unknown> {
+  return await peerJson(opts, 'GET', '/status')
+}
+
+export interface PeerJsonOptions extends PeerAddress { timeoutMs?: number, limit?: number }
+
+/**
+ * A JSON request to a peer's API (GET /status, /holdings, POST /retire ...): the parsed answer of a
+ * 200; a PeerError otherwise, whose message is the peer's own one-line explanation when it gave one.
+ */
+export async function peerJson (opts: PeerJsonOptions, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  const what = path.replace(/^\//, '').split('?')[0]
   let res: SimpleResponse
   try {
-    res = await request(opts, 'GET', '/status', null, opts.timeoutMs ?? STATUS_TIMEOUT_MS, STATUS_LIMIT)
+    const payload = body === undefined ? null : Buffer.from(JSON.stringify(body))
+    res = await request(opts, method, path, payload, opts.timeoutMs ?? STATUS_TIMEOUT_MS, opts.limit ?? STATUS_LIMIT)
   } catch (err) {
-    throw peerFailure(opts, 'status', err)
+    throw peerFailure(opts, what, err)
   }
   if (res.status === 401) throw keyRefused(opts)
-  if (res.status !== 200) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `status from ${where(opts)}: HTTP ${res.status}`, { status: res.status })
+  if (res.status !== 200) {
+    throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `${what} at ${where(opts)}: HTTP ${res.status} ${firstLine(res.body)}`.trim(), { status: res.status, body: firstLine(res.body) })
+  }
   try {
     return JSON.parse(res.body.toString('utf8'))
   } catch {
-    throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `status from ${where(opts)} is not JSON`)
+    throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `${what} from ${where(opts)} is not JSON`)
   }
 }

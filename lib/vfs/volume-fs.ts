@@ -8,6 +8,7 @@ import type { Logger } from '../log/index.js'
 import type { Meta } from '../meta/meta.js'
 import { typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
 import { readAt, WriteSession } from './sessions.js'
+import { SpaceGuard } from './space-guard.js'
 
 const O_ACCMODE = 3
 const O_WRONLY = 1
@@ -63,7 +64,11 @@ export class VolumeFs {
   /** Set once the node's torrent client runs; until then a content not on this disk reads as EIO. */
   remote: RemoteContent | null = null
 
-  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly log: Logger) {}
+  private readonly space: SpaceGuard
+
+  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly log: Logger) {
+    this.space = new SpaceGuard(disk)
+  }
 
   private now (): number {
     return Date.now()
@@ -167,8 +172,19 @@ export class VolumeFs {
     this.meta.apply({ op: 'setattr', path, attrs })
   }
 
+  /**
+   * The volume's space as `df` shows it (every disk's, divided by the copy target); null until
+   * known, and then this disk's own is shown.
+   */
+  volumeSpace: (() => { total: number, free: number } | null) | null = null
+
   statfs (): fs.StatsFs {
-    return fs.statfsSync(this.disk)
+    const local = fs.statfsSync(this.disk)
+    const space = this.volumeSpace?.() ?? null
+    if (space === null) return local
+    const blocks = Math.floor(space.total / local.bsize)
+    const free = Math.min(blocks, Math.floor(space.free / local.bsize))
+    return { ...local, blocks, bfree: free, bavail: free }
   }
 
   // ---- files ----
@@ -308,6 +324,8 @@ export class VolumeFs {
     const h = this.handle(fh)
     if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
     const at = h.append ? h.session.size : pos
+    // Growing the file takes space; rewriting bytes it has does not.
+    this.space.claim(Math.max(0, at + len - h.session.size))
     h.file.attrs.mtime = h.file.attrs.ctime = this.now()
     return await h.session.write(buf, len, at)
   }

@@ -25,7 +25,8 @@ class Link {
   constructor (readonly target: string) {}
 }
 class Dir {
-  constructor (readonly children: Plain, readonly mtime = 0) {}
+  /** `volume` goes into the marker as it is, valid or not. */
+  constructor (readonly children: Plain, readonly mtime = 0, readonly volume?: unknown) {}
 }
 type Spec = File | Link | Dir
 interface Plain { [name: string]: Spec | Plain }
@@ -33,7 +34,7 @@ interface Plain { [name: string]: Spec | Plain }
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0)
 const f = (content: string, mtime = T0, by?: string): File => new File(content, mtime, by)
 const ln = (target: string): Link => new Link(target)
-const d = (children: Plain, mtime = 0): Dir => new Dir(children, mtime)
+const d = (children: Plain, mtime = 0, volume?: unknown): Dir => new Dir(children, mtime, volume)
 const NODE_A = 'aaaaaaaaaaaaaaaa'
 const NODE_B = 'bbbbbbbbbbbbbbbb'
 
@@ -55,11 +56,16 @@ function entryJson (file: File): string {
   return JSON.stringify(e) + '\n'
 }
 
-const markerJson = (mtime: number): string => JSON.stringify({ v: 1, perm: 0o755, uid: 0, gid: 0, mtime, ctime: mtime }) + '\n'
+const markerJson = (mtime: number, volume?: unknown): string =>
+  JSON.stringify({ v: 1, perm: 0o755, uid: 0, gid: 0, mtime, ctime: mtime, volume }) + '\n'
 
 function toGit (name: string): string {
   // names.ts escapes; the tests use the same function the code under test trusts.
   return name === '.git' || name.startsWith('.swarmfs~') || name === DIR_MARKER ? '.swarmfs~' + name : name
+}
+
+function markerShown (marker: { mtime: number, volume?: unknown }): string {
+  return `dir@${marker.mtime}` + (marker.volume !== undefined ? ` volume=${JSON.stringify(marker.volume)}` : '')
 }
 
 class Repo {
@@ -95,7 +101,7 @@ class Repo {
 
   async tree (spec: Dir | Plain): Promise<string> {
     const dir = spec instanceof Dir ? spec : new Dir(spec)
-    const tree = [{ name: DIR_MARKER, mode: '100644', oid: await this.blob(markerJson(dir.mtime)) }]
+    const tree = [{ name: DIR_MARKER, mode: '100644', oid: await this.blob(markerJson(dir.mtime, dir.volume)) }]
     for (const [name, child] of Object.entries(dir.children)) tree.push({ name: toGit(name), ...await this.node(child) })
     const key = 'tree ' + JSON.stringify(tree)
     const known = this.written.get(key)
@@ -130,7 +136,7 @@ class Repo {
   async flat (tree: string, prefix = '', out: Record<string, string> = {}): Promise<Record<string, string>> {
     for (const e of await this.store.readTree(tree)) {
       const text = e.mode === '040000' ? '' : Buffer.from(await this.store.readBlob(e.oid)).toString()
-      if (e.name === DIR_MARKER) out[prefix + '/'] = `dir@${JSON.parse(text).mtime as number}`
+      if (e.name === DIR_MARKER) out[prefix + '/'] = markerShown(JSON.parse(text))
       else if (e.mode === '040000') await this.flat(e.oid, `${prefix}/${fromGitName(e.name)}`, out)
       else if (e.mode === '120000') out[`${prefix}/${fromGitName(e.name)}`] = `-> ${text}`
       else {
@@ -172,7 +178,7 @@ async function expectTree (tt: Tt, repo: Repo, commit: string, expected: Plain |
 interface Scenario { repo: Repo, base: string, ours: string, theirs: string, result: MergeResult }
 
 /** base → ours and base → theirs, merged both ways round: the commit must be the same. */
-async function scenario (tt: Tt, base: Plain, ours: Plain, theirs: Plain): Promise<Scenario> {
+async function scenario (tt: Tt, base: Plain | Dir, ours: Plain | Dir, theirs: Plain | Dir): Promise<Scenario> {
   const repo = await Repo.create(tt)
   const b = await repo.commit(base, [], 1000)
   const o = await repo.commit(ours, [b], 2000)
@@ -409,6 +415,74 @@ t.test('directory attributes changed on both sides: the newer mtime wins', async
     { dir: d({ a: f('a') }, T0 + 20), other: d({}, T0 + 2) })
   await expectTree(t, repo, result.commit, { dir: d({ a: f('a') }, T0 + 50), other: d({}, T0 + 2) })
   t.same(result.conflicts, [])
+})
+
+const vol = (copies: number, graceMs: number, at: number): { copies: number, graceMs: number, at: number } => ({ copies, graceMs, at })
+
+/** Both ways round, the same tree; the checks of `scenario` come on top. */
+async function sameTreeBothWays (t: Tt, s: Scenario): Promise<void> {
+  const reverse = await mergeHeads(s.repo.store, s.theirs, s.ours, silentLogger)
+  t.equal(await s.repo.treeOf(reverse.commit), await s.repo.treeOf(s.result.commit), 'the same tree id whichever side merges')
+}
+
+t.test('root volume settings: the newer at wins, even against the root marker with the newer mtime', async t => {
+  const base = d({ a: f('a') }, T0)
+  const older = vol(3, 1000, T0 + 10)
+  const newer = vol(4, 2000, T0 + 30)
+  const s = await scenario(t, base, d({ a: f('a'), o: f('o') }, T0 + 50, older), d({ a: f('a'), t: f('t') }, T0 + 20, newer))
+  await sameTreeBothWays(t, s)
+  await expectTree(t, s.repo, s.result.commit, d({ a: f('a'), o: f('o'), t: f('t') }, T0 + 50, newer))
+
+  const none = await scenario(t, base, d({ a: f('a'), o: f('o') }, T0 + 5, older), d({ a: f('a'), t: f('t') }, T0 + 60))
+  await sameTreeBothWays(t, none)
+  await expectTree(t, none.repo, none.result.commit, d({ a: f('a'), o: f('o'), t: f('t') }, T0 + 60, older))
+})
+
+t.test('root volume settings set at the same instant: more copies, then the longer grace, everywhere', async t => {
+  const base = d({}, T0)
+  const s = await scenario(t, base, d({ o: f('o') }, T0 + 9, vol(3, 50, T0 + 1)), d({ t: f('t') }, T0 + 2, vol(5, 10, T0 + 1)))
+  await sameTreeBothWays(t, s)
+  await expectTree(t, s.repo, s.result.commit, d({ o: f('o'), t: f('t') }, T0 + 9, vol(5, 10, T0 + 1)))
+  const g = await scenario(t, base, d({ o: f('o') }, T0 + 9, vol(3, 50, T0 + 1)), d({ t: f('t') }, T0 + 2, vol(3, 70, T0 + 1)))
+  await expectTree(t, g.repo, g.result.commit, d({ o: f('o'), t: f('t') }, T0 + 9, vol(3, 70, T0 + 1)))
+})
+
+t.test('root volume settings changed on one side, the marker on both: the changed settings are kept; a fast-forward stays one', async t => {
+  const base = d({ a: f('a') }, T0, vol(3, 1000, T0))
+  const s = await scenario(t, base, d({ a: f('a'), o: f('o') }, T0 + 50, vol(3, 1000, T0)), d({ a: f('a') }, T0 + 20, vol(6, 1000, T0 + 5)))
+  await expectTree(t, s.repo, s.result.commit, d({ a: f('a'), o: f('o') }, T0 + 50, vol(6, 1000, T0 + 5)))
+
+  const repo = await Repo.create(t)
+  const b = await repo.commit(base, [], 1000)
+  const ahead = await repo.commit(d({ a: f('a') }, T0, vol(1, 0, T0 + 7)), [b], 2000)
+  t.same(await mergeHeads(repo.store, b, ahead, silentLogger), { kind: 'fast-forward', commit: ahead, conflicts: [], rejected: [] })
+})
+
+t.test('malformed root volume settings from a peer count as none', async t => {
+  const base = d({ a: f('a') }, T0)
+  const ours = vol(3, 1000, T0 + 10)
+  const hostile = [{ copies: 99, graceMs: 1, at: T0 + 1000 }, { copies: 4, graceMs: -1, at: T0 + 1000 }, { copies: 4, graceMs: 1, at: 'later' }, 'all of them']
+  for (const bad of hostile) {
+    const s = await scenario(t, base, d({ a: f('a'), o: f('o') }, T0 + 5, ours), d({ a: f('a'), t: f('t') }, T0 + 50, bad))
+    await sameTreeBothWays(t, s)
+    await expectTree(t, s.repo, s.result.commit, d({ a: f('a'), o: f('o'), t: f('t') }, T0 + 50, ours))
+  }
+
+  // A peer's head that descends from ours cannot undo our settings with malformed ones either.
+  const repo = await Repo.create(t)
+  const mine = await repo.commit(d({ a: f('a') }, T0, ours), [], 1000)
+  const theirs = await repo.commit(d({ a: f('a') }, T0 + 50, hostile[0]), [mine], 2000)
+  const r = await mergeHeads(repo.store, mine, theirs, silentLogger)
+  t.equal(r.kind, 'merged')
+  await expectTree(t, repo, r.commit, d({ a: f('a') }, T0 + 50, ours))
+})
+
+t.test('volume settings in any other directory\'s marker are no settings: that marker merges as before', async t => {
+  const { repo, result } = await scenario(t,
+    { sub: d({ a: f('a') }, T0) },
+    { sub: d({ a: f('a') }, T0 + 50) },
+    { sub: d({ a: f('a') }, T0 + 20, vol(9, 9, T0 + 99)) })
+  await expectTree(t, repo, result.commit, { sub: d({ a: f('a') }, T0 + 50) })
 })
 
 t.test('convergence: both nodes write the same merge, and merging it settles', async t => {

@@ -1,0 +1,53 @@
+// What a node tells its peers about its disk (GET /holdings): the contents it holds completely, the
+// copies it is making, its space. Everything read from a peer is checked: a malformed document is
+// refused whole.
+
+export interface CopyProgress {
+  infohash: string
+  done: number
+  total: number
+}
+
+export interface Holdings {
+  v: 1
+  nodeId: string
+  /** Changes whenever anything below does; a peer that has this generation gets `unchanged`. */
+  generation: string
+  total: number
+  free: number
+  reserve: number
+  complete: string[]
+  copying: CopyProgress[]
+  retiring: boolean
+}
+
+/** A peer that has `generation` already. */
+export interface Unchanged { v: 1, unchanged: true, generation: string }
+
+const HEX40 = /^[0-9a-f]{40}$/
+const NODE_ID = /^[0-9a-f]{16}$/
+/** More contents than any volume of ours has; bounds what a peer can make us hold in memory. */
+const MAX_CONTENTS = 10_000_000
+
+const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+
+/** The holdings in a peer's answer, `unchanged`, or a string saying what is wrong with it. */
+export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'not an object'
+  const r = raw as Record<string, unknown>
+  if (r.v !== 1) return `unknown version ${JSON.stringify(r.v)}`
+  if (typeof r.generation !== 'string' || r.generation.length > 64) return 'bad generation'
+  if (r.unchanged === true) return { v: 1, unchanged: true, generation: r.generation }
+  if (typeof r.nodeId !== 'string' || !NODE_ID.test(r.nodeId)) return 'bad node id'
+  if (!isSize(r.total) || !isSize(r.free) || !isSize(r.reserve)) return 'bad disk sizes'
+  if (!Array.isArray(r.complete) || r.complete.length > MAX_CONTENTS || !r.complete.every(ih => typeof ih === 'string' && HEX40.test(ih))) return 'bad list of contents'
+  if (!Array.isArray(r.copying) || r.copying.length > MAX_CONTENTS) return 'bad list of copies'
+  const copying: CopyProgress[] = []
+  for (const c of r.copying as unknown[]) {
+    const p = c as Record<string, unknown>
+    if (typeof c !== 'object' || c === null || typeof p.infohash !== 'string' || !HEX40.test(p.infohash) || !isSize(p.done) || !isSize(p.total)) return 'bad copy'
+    copying.push({ infohash: p.infohash, done: p.done, total: p.total })
+  }
+  if (typeof r.retiring !== 'boolean') return 'bad retiring flag'
+  return { v: 1, nodeId: r.nodeId, generation: r.generation, total: r.total, free: r.free, reserve: r.reserve, complete: r.complete as string[], copying, retiring: r.retiring }
+}

@@ -1,0 +1,142 @@
+// Which node copies which content, and which copies may go: a pure function of what every node
+// last said it holds, so that nodes looking at the same facts make the same choice and two of them
+// do not race to make the same copy.
+//
+// Holders of a content: nodes whose word still counts (heard from, or gone for less than the grace
+// period), not retiring, holding it completely. When holders fall short of the target, the missing
+// copies go first to nodes that already announced they are copying it (ranked among themselves by
+// a rendezvous hash of (content, node), the same on every node), then to the nodes that are up,
+// not retiring, without the content and with room for it above their reserve: most free space
+// first (in steps of FREE_STEP, so two nodes' slightly different readings of a disk that is being
+// written do not change the order), then the rendezvous hash, which spreads contents evenly over
+// equal disks. A node announces a copy before it starts it (replicator.ts), so when two nodes
+// chose the same copy from different views, both see the two announcements and the same one
+// of them goes ahead.
+import { createHash } from 'node:crypto'
+
+/** Free space is compared in steps of this many bytes. */
+export const FREE_STEP = 1 << 30
+
+export interface NodeView {
+  nodeId: string
+  /** Its disk, as it last reported it. */
+  total: number
+  free: number
+  /** Bytes it keeps free: it takes no copy that would go below. */
+  reserve: number
+  /** Contents it holds completely. */
+  complete: ReadonlySet<string>
+  /** Contents it is copying now. */
+  copying: ReadonlySet<string>
+  retiring: boolean
+  /** Heard from in the last rounds: it can take a copy. */
+  up: boolean
+  /** Up, or gone for less than the grace period: what it holds still counts. */
+  counts: boolean
+}
+
+export interface ContentNeed {
+  infohash: string
+  length: number
+}
+
+export interface Plan {
+  /** Contents this node should copy (or keep copying), in order (largest shortfall first, then infohash). */
+  copy: string[]
+  /** Contents this node holds beyond the target that it may drop to make room (largest first). */
+  droppable: string[]
+  /** Contents with fewer complete copies (on nodes that count, retiring ones excluded) than the target. */
+  underTarget: number
+  /** Contents nobody that counts holds completely. */
+  lost: number
+}
+
+/** Deterministic rank of a node for a content (rendezvous hashing): higher is preferred. */
+export function rank (infohash: string, nodeId: string): string {
+  return createHash('sha1').update(infohash).update('\0').update(nodeId).digest('hex')
+}
+
+function holders (ih: string, nodes: NodeView[]): NodeView[] {
+  return nodes.filter(n => n.counts && !n.retiring && n.complete.has(ih))
+}
+
+/** Ranks candidates for a new copy of `c`: most free space first (in steps), then the rendezvous hash. */
+function candidates (c: ContentNeed, nodes: NodeView[]): NodeView[] {
+  const byRank = (a: { r: string }, b: { r: string }): number => a.r < b.r ? 1 : a.r > b.r ? -1 : 0
+  const able = nodes.filter(n => n.up && !n.retiring && !n.complete.has(c.infohash))
+  const copiers = able.filter(n => n.copying.has(c.infohash))
+    .map(n => ({ n, r: rank(c.infohash, n.nodeId) }))
+    .sort(byRank)
+  const others = able.filter(n => !n.copying.has(c.infohash) && n.free - n.reserve >= c.length)
+    .map(n => ({ n, step: Math.floor(n.free / FREE_STEP), r: rank(c.infohash, n.nodeId) }))
+    .sort((a, b) => b.step - a.step || byRank(a, b))
+  return [...copiers, ...others].map(x => x.n)
+}
+
+export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], copies: number): Plan {
+  const wanted: Array<{ ih: string, short: number }> = []
+  const droppable: Array<{ ih: string, length: number }> = []
+  let underTarget = 0
+  let lost = 0
+  for (const c of contents) {
+    const have = holders(c.infohash, nodes)
+    if (have.length === 0) lost++
+    if (have.length < copies) underTarget++
+    const short = copies - have.length
+    if (short > 0) {
+      const chosen = candidates(c, nodes).slice(0, short)
+      if (chosen.some(n => n.nodeId === self)) wanted.push({ ih: c.infohash, short })
+    }
+    // Beyond the target, the holder ranked lowest may drop its copy: one at a time, so two nodes
+    // dropping at once can never take a content below the target.
+    if (have.length > copies) {
+      const lowest = have.reduce((lo, n) => rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo)
+      if (lowest.nodeId === self) droppable.push({ ih: c.infohash, length: c.length })
+    }
+  }
+  wanted.sort((a, b) => b.short - a.short || (a.ih < b.ih ? -1 : a.ih > b.ih ? 1 : 0))
+  droppable.sort((a, b) => b.length - a.length || (a.ih < b.ih ? -1 : 1))
+  return { copy: wanted.map(w => w.ih), droppable: droppable.map(d => d.ih), underTarget, lost }
+}
+
+/**
+ * What a retiring node still waits for: contents it holds completely that do not yet have
+ * `copies` complete copies on other nodes that are up and not retiring.
+ */
+export function retireRemaining (self: string, contents: ContentNeed[], nodes: NodeView[], copies: number): ContentNeed[] {
+  const me = nodes.find(n => n.nodeId === self)
+  if (me === undefined) return []
+  return contents.filter(c => me.complete.has(c.infohash) &&
+    nodes.filter(n => n.nodeId !== self && n.up && !n.retiring && n.complete.has(c.infohash)).length < copies)
+}
+
+/** Why a node cannot retire now (null when it can try): too few other nodes, or too little room on them. */
+export function retireObstacle (self: string, contents: ContentNeed[], nodes: NodeView[], copies: number): string | null {
+  const others = nodes.filter(n => n.nodeId !== self && n.up && !n.retiring)
+  if (others.length < copies) {
+    return `the volume keeps ${copies} ${copies === 1 ? 'copy' : 'copies'} of every file and only ${others.length} other ${others.length === 1 ? 'node is' : 'nodes are'} running: ` +
+      `add a disk first (swarmfs join <invite> --disk <dir>), or lower the target (swarmfs volume --copies <n>)`
+  }
+  const missing = retireRemaining(self, contents, nodes, copies)
+  let needed = 0
+  for (const c of missing) {
+    const have = others.filter(n => n.complete.has(c.infohash)).length
+    needed += (copies - have) * c.length
+  }
+  const room = others.reduce((sum, n) => sum + Math.max(0, n.free - n.reserve), 0)
+  if (needed > room) {
+    return `the other nodes have ${formatBytes(room)} free above their reserve and the files of this disk need ${formatBytes(needed)} more: add a disk first`
+  }
+  return null
+}
+
+export function formatBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
+  let v = n
+  let u = 0
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`
+}

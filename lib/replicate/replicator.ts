@@ -1,0 +1,323 @@
+// Keeps every content of the volume on enough disks. Each round (every couple of seconds, and soon
+// after the tree changes) it
+//   1. takes stock of this disk: the contents of the tree it holds completely, its space;
+//   2. asks every peer for the same (GET /holdings; unchanged answers are one line);
+//   3. plans (plan.ts): the copies this node should make, and the copies it may drop;
+//   4. announces the copies it chose (they appear in its holdings as copies at 0 bytes), and starts
+//      the first one announced at least a round ago (one at a time: a copy fetches a whole content
+//      at full speed): by then every peer has seen the announcement, and a peer that chose the
+//      same copy from an older view has withdrawn (plan.ts ranks announced copies first);
+//   5. when the disk is below its reserve, drops a copy the volume has beyond its target.
+// A peer not heard from stops being a candidate for copies at once, and its contents stop counting
+// once the grace period has passed since it was last heard from; then other nodes copy them.
+import fsp from 'node:fs/promises'
+import type { Logger } from '../log/index.js'
+import { parseHoldings, type CopyProgress, type Holdings } from './holdings.js'
+import { plan, retireObstacle, retireRemaining, type ContentNeed, type NodeView, type Plan } from './plan.js'
+
+export interface ReplicaPeer { nodeId: string, host: string, httpPort: number }
+
+export interface ReplicatorOptions {
+  nodeId: string
+  /** Directory on the disk (its filesystem's space is reported). */
+  disk: string
+  /** Where complete contents live, one file per infohash. */
+  contentDir: string
+  /** Bytes this disk keeps free: no copy is taken that would go below, and copies beyond the target are dropped to get back above. */
+  reserve: (total: number) => number
+  /** The contents of the tree now (each distinct infohash once). */
+  contents: () => ContentNeed[]
+  settings: () => { copies: number, graceMs: number }
+  /** Peers that proved they hold the volume key. */
+  peers: () => ReplicaPeer[]
+  /** A peer's GET /holdings?have=<generation> answer (parsed JSON). */
+  fetchHoldings: (peer: ReplicaPeer, have: string | null) => Promise<unknown>
+  /** Fetches a whole content onto this disk, reporting bytes done. */
+  copy: (infohash: string, progress: (done: number) => void) => Promise<void>
+  /** Removes a complete content from this disk (and stops seeding it). */
+  drop: (infohash: string) => Promise<void>
+  retiring: boolean
+  /** After every round (a retiring node checks whether it is done). */
+  onRound?: () => void
+  log: Logger
+  intervalMs?: number
+}
+
+interface PeerRecord {
+  holdings: Holdings | null
+  lastSeen: number
+  host: string
+  httpPort: number
+}
+
+export interface ReplicationStatus {
+  copies: number
+  graceMs: number
+  retiring: boolean
+  contents: number
+  underTarget: number
+  lost: number
+  /** Every node this one knows of, itself first. */
+  nodes: Array<{ nodeId: string, up: boolean, counts: boolean, total: number, free: number, reserve: number, complete: number, completeBytes: number, retiring: boolean, copying: CopyProgress[], lastSeen: number | null }>
+  /** For a retiring node: contents still waiting for enough copies elsewhere. */
+  retireRemaining: number | null
+  retireRemainingBytes: number | null
+}
+
+const DEFAULT_INTERVAL_MS = 2000
+/** Copies announced at once: enough to keep a node busy between rounds, few enough to keep holdings small. */
+const MAX_ANNOUNCED = 256
+/** A peer unheard for this many rounds is no longer up (no new copies go to it). */
+const UP_ROUNDS = 3
+const HOLDINGS_TIMEOUT_MS = 3000
+
+export class Replicator {
+  private readonly peers = new Map<string, PeerRecord>()
+  private timer: NodeJS.Timeout | null = null
+  private soon: NodeJS.Timeout | null = null
+  private running: Promise<void> | null = null
+  private stopped = false
+  private copying: CopyProgress | null = null
+  private copyWork: Promise<void> | null = null
+  /** Copies this node announced, by infohash: when. */
+  private readonly announced = new Map<string, number>()
+  private own: Holdings | null = null
+  private ownKey = ''
+  private generation = 0
+  private lastPlan: Plan | null = null
+  private views: NodeView[] = []
+  retiring: boolean
+  private readonly intervalMs: number
+
+  constructor (private readonly opts: ReplicatorOptions) {
+    this.retiring = opts.retiring
+    this.intervalMs = opts.intervalMs ?? DEFAULT_INTERVAL_MS
+  }
+
+  start (): void {
+    this.timer = setInterval(() => this.kick(), this.intervalMs)
+    this.kick()
+  }
+
+  /** A round soon (the tree changed, a copy ended); rounds never overlap. */
+  poke (delayMs = 200): void {
+    if (this.stopped || this.soon !== null) return
+    this.soon = setTimeout(() => {
+      this.soon = null
+      this.kick()
+    }, delayMs)
+  }
+
+  private kick (): void {
+    if (this.stopped || this.running !== null) return
+    this.running = this.round()
+      .catch(err => this.opts.log.warn('replication round failed', { err: (err as Error).message }))
+      .finally(() => {
+        this.running = null
+        if (!this.stopped) this.opts.onRound?.()
+      })
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.timer !== null) clearInterval(this.timer)
+    if (this.soon !== null) clearTimeout(this.soon)
+    await this.running
+    await this.copyWork?.catch(() => {})
+  }
+
+  /** This disk's holdings as peers get them (`unchanged` when they have this generation). */
+  async holdings (have: string | null): Promise<unknown> {
+    const own = this.own ?? await this.takeStock()
+    if (have === own.generation) return { v: 1, unchanged: true, generation: own.generation }
+    return own
+  }
+
+  private async takeStock (): Promise<Holdings> {
+    const contents = this.opts.contents()
+    const names = new Set(await fsp.readdir(this.opts.contentDir).catch(() => [] as string[]))
+    const complete = contents.filter(c => names.has(c.infohash)).map(c => c.infohash).sort()
+    const st = await fsp.statfs(this.opts.disk)
+    const total = st.blocks * st.bsize
+    const free = st.bavail * st.bsize
+    const copying: CopyProgress[] = this.copying !== null ? [{ ...this.copying }] : []
+    const length = new Map(contents.map(c => [c.infohash, c.length]))
+    for (const ih of this.announced.keys()) if (ih !== this.copying?.infohash) copying.push({ infohash: ih, done: 0, total: length.get(ih) ?? 0 })
+    const doc = { total, free, reserve: this.opts.reserve(total), complete, copying, retiring: this.retiring }
+    // Free space in MiB for the generation: a peer refetches the list when something it plans on changed.
+    const key = JSON.stringify({ ...doc, free: Math.floor(free / 2 ** 20), copying: doc.copying.map(c => [c.infohash, Math.floor(c.done / 2 ** 24)]) })
+    if (key !== this.ownKey) {
+      this.ownKey = key
+      this.generation++
+    }
+    this.own = { v: 1, nodeId: this.opts.nodeId, generation: `${process.pid}.${this.generation}`, ...doc }
+    return this.own
+  }
+
+  private async hear (peer: ReplicaPeer): Promise<void> {
+    const rec = this.peers.get(peer.nodeId)
+    const have = rec?.holdings?.generation ?? null
+    const answer = parseHoldings(await withTimeout(this.opts.fetchHoldings(peer, have), HOLDINGS_TIMEOUT_MS))
+    if (typeof answer === 'string') throw new Error(`malformed holdings: ${answer}`)
+    if ('unchanged' in answer) {
+      if (rec === undefined || rec.holdings === null || rec.holdings.generation !== answer.generation) throw new Error('holdings "unchanged" for a generation we do not have')
+      rec.lastSeen = Date.now()
+      return
+    }
+    if (answer.nodeId !== peer.nodeId) throw new Error(`holdings of node ${answer.nodeId} from the address of ${peer.nodeId}`)
+    this.peers.set(peer.nodeId, { holdings: answer, lastSeen: Date.now(), host: peer.host, httpPort: peer.httpPort })
+  }
+
+  private async round (): Promise<void> {
+    const own = await this.takeStock()
+    const peers = this.opts.peers().filter(p => p.nodeId !== this.opts.nodeId)
+    await Promise.all(peers.map(p => this.hear(p).catch(err => {
+      this.opts.log.debug('no holdings from a peer', { peer: p.nodeId, err: (err as Error).message })
+    })))
+    const { copies, graceMs } = this.opts.settings()
+    const now = Date.now()
+    const views: NodeView[] = [viewOf(own, true, true)]
+    for (const rec of this.peers.values()) {
+      if (rec.holdings === null) continue
+      const age = now - rec.lastSeen
+      views.push(viewOf(rec.holdings, age < UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS, age < graceMs))
+    }
+    const contents = this.opts.contents()
+    const p = plan(this.opts.nodeId, contents, views, copies)
+    this.views = views
+    this.lastPlan = p
+    if (this.stopped) return
+    this.announce(p.copy, own, contents, now)
+    if (this.copyWork === null) {
+      const confirmedBefore = now - this.intervalMs - HOLDINGS_TIMEOUT_MS / 2
+      const next = [...this.announced].find(([, at]) => at <= confirmedBefore)?.[0]
+      const need = contents.find(c => c.infohash === next)
+      if (need !== undefined) this.startCopy(need)
+    }
+    if (own.free < own.reserve && p.droppable.length > 0 && !this.retiring) {
+      const ih = p.droppable[0]!
+      this.opts.log.info('dropping a copy beyond the target to make room', { infohash: ih, free: own.free, reserve: own.reserve })
+      await this.opts.drop(ih).catch(err => this.opts.log.warn('dropping a copy failed', { infohash: ih, err: (err as Error).message }))
+      this.poke()
+    }
+  }
+
+  /** Keeps the announced copies in step with the plan: new choices added (within the room above the reserve), withdrawn ones dropped. */
+  private announce (chosen: string[], own: Holdings, contents: ContentNeed[], now: number): void {
+    const wanted = new Set(this.retiring ? [] : chosen.filter(ih => !own.complete.includes(ih)))
+    let changed = false
+    for (const ih of [...this.announced.keys()]) {
+      if (!wanted.has(ih) && ih !== this.copying?.infohash) {
+        this.announced.delete(ih)
+        changed = true
+      }
+    }
+    const length = new Map(contents.map(c => [c.infohash, c.length]))
+    let room = own.free - own.reserve
+    for (const ih of this.announced.keys()) room -= length.get(ih) ?? 0
+    for (const ih of wanted) {
+      if (this.announced.size >= MAX_ANNOUNCED) break
+      if (this.announced.has(ih)) continue
+      const n = length.get(ih) ?? 0
+      if (n > room) continue
+      room -= n
+      this.announced.set(ih, now)
+      changed = true
+    }
+    // Peers asking from now on see the announcements.
+    if (changed) void this.takeStock().catch(() => {})
+  }
+
+  private startCopy (c: ContentNeed): void {
+    const progress: CopyProgress = { infohash: c.infohash, done: 0, total: c.length }
+    this.copying = progress
+    this.opts.log.info('copying a content that has fewer copies than the target', { infohash: c.infohash, length: c.length })
+    const started = Date.now()
+    this.copyWork = this.opts.copy(c.infohash, done => { progress.done = done })
+      .then(() => this.opts.log.info('copy complete', { infohash: c.infohash, length: c.length, ms: Date.now() - started }),
+        err => this.opts.log.warn('copy failed; the next rounds try again', { infohash: c.infohash, err: (err as Error).message }))
+      .finally(() => {
+        this.copying = null
+        this.copyWork = null
+        this.announced.delete(c.infohash)
+        this.poke(0)
+      })
+  }
+
+  /** Starts draining this disk; throws with the reason when the volume cannot do without it. */
+  beginRetire (): void {
+    if (this.retiring) return
+    const obstacle = retireObstacle(this.opts.nodeId, this.opts.contents(), this.views, this.opts.settings().copies)
+    if (obstacle !== null) throw new Error(obstacle)
+    this.retiring = true
+    this.announced.clear()
+    this.own = null
+    this.poke(0)
+  }
+
+  status (): ReplicationStatus {
+    const { copies, graceMs } = this.opts.settings()
+    const contents = this.opts.contents()
+    const length = new Map(contents.map(c => [c.infohash, c.length]))
+    const bytes = (set: ReadonlySet<string>): number => { let n = 0; for (const ih of set) n += length.get(ih) ?? 0; return n }
+    const remaining = this.retiring ? retireRemaining(this.opts.nodeId, contents, this.views, copies) : null
+    return {
+      copies,
+      graceMs,
+      retiring: this.retiring,
+      contents: contents.length,
+      underTarget: this.lastPlan?.underTarget ?? 0,
+      lost: this.lastPlan?.lost ?? 0,
+      nodes: this.views.map(v => ({
+        nodeId: v.nodeId,
+        up: v.up,
+        counts: v.counts,
+        total: v.total,
+        free: v.free,
+        reserve: v.reserve,
+        complete: v.complete.size,
+        completeBytes: bytes(v.complete),
+        retiring: v.retiring,
+        copying: v.nodeId === this.opts.nodeId ? (this.copying !== null ? [{ ...this.copying }] : []) : this.peers.get(v.nodeId)?.holdings?.copying ?? [],
+        lastSeen: v.nodeId === this.opts.nodeId ? Date.now() : this.peers.get(v.nodeId)?.lastSeen ?? null
+      })),
+      retireRemaining: remaining?.length ?? null,
+      retireRemainingBytes: remaining?.reduce((s, c) => s + c.length, 0) ?? null
+    }
+  }
+
+  /** The volume's space as `df` shows it: every counted disk, divided by the copy target. */
+  space (): { total: number, free: number } | null {
+    if (this.views.length === 0) return null
+    const copies = Math.max(1, this.opts.settings().copies)
+    let total = 0
+    let free = 0
+    for (const v of this.views) {
+      if (!v.counts || v.retiring) continue
+      total += v.total
+      free += Math.max(0, v.free - v.reserve)
+    }
+    return { total: Math.floor(total / copies), free: Math.floor(free / copies) }
+  }
+}
+
+function viewOf (h: Holdings, up: boolean, counts: boolean): NodeView {
+  return {
+    nodeId: h.nodeId,
+    total: h.total,
+    free: h.free,
+    reserve: h.reserve,
+    complete: new Set(h.complete),
+    copying: new Set(h.copying.map(c => c.infohash)),
+    retiring: h.retiring,
+    up,
+    counts: up || counts
+  }
+}
+
+function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('timed out')), ms)
+    p.then(v => { clearTimeout(t); resolve(v) }, err => { clearTimeout(t); reject(err) })
+  })
+}

@@ -1,0 +1,40 @@
+// Writes of file data stop (ENOSPC) while the disk still has room for metadata: the journal, the
+// commits and the index must always be writable, or a full disk would leave an acknowledged change
+// that cannot be recorded. The disk's free space is read at most once a second, or sooner when the
+// bytes written since could have used up half of what was left.
+import fs from 'node:fs'
+import { FsError } from '../errors/index.js'
+
+/** Room kept for metadata: 1 % of the disk, at least 1 MiB and at most 64 MiB. */
+export function metadataReserve (total: number): number {
+  return Math.max(2 ** 20, Math.min(64 * 2 ** 20, Math.floor(total / 100)))
+}
+
+const RECHECK_MS = 1000
+
+export class SpaceGuard {
+  private free = 0
+  private reserve = 0
+  private checkedAt = -Infinity
+  /** Bytes allowed since free was read. */
+  private since = 0
+
+  constructor (private readonly dir: string) {}
+
+  private refresh (): void {
+    const st = fs.statfsSync(this.dir)
+    this.free = st.bavail * st.bsize
+    this.reserve = metadataReserve(st.blocks * st.bsize)
+    this.checkedAt = Date.now()
+    this.since = 0
+  }
+
+  /** Allows a write of `bytes` of file data, or throws ENOSPC. */
+  claim (bytes: number): void {
+    if (Date.now() - this.checkedAt > RECHECK_MS || this.since + bytes > (this.free - this.reserve) / 2) this.refresh()
+    if (this.free - this.since - bytes < this.reserve) {
+      throw new FsError('ENOSPC', 'ENOSPC: the disk of this node is full (the rest is kept for metadata)', { free: this.free - this.since, reserve: this.reserve })
+    }
+    this.since += bytes
+  }
+}

@@ -1,0 +1,170 @@
+// Replication between real nodes (issue 6): every file is kept on the volume's copy target of
+// disks. Nodes are real `swarmfs` processes in network namespaces (mounted ones, and storage nodes
+// made with a plain `swarmfs join --disk`); files are written with a shell on a mount; who holds
+// what is read from each disk's content/ directory (one file per content, complete ones only).
+//
+// Deadlines bound a hang only ("until every file has 2 holders, or 3 minutes"); nothing asserts
+// how fast anything is.
+import t from 'tap'
+import type { Test } from 'tap'
+import fs from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { Cluster, type SNode } from '../helpers/cluster.js'
+import { until } from '../helpers/netns.js'
+import { run, sh } from '../helpers/volume.js'
+
+/** Replication reaching its target: bounds a hang only. */
+const REPLICATED_MS = 180_000
+const FILES = 50
+
+/** Infohashes of the complete contents on a node's disk. */
+function held (node: SNode): Set<string> {
+  const dir = join(node.disk, 'content')
+  return new Set(fs.existsSync(dir) ? fs.readdirSync(dir).filter(n => /^[0-9a-f]{40}$/.test(n)) : [])
+}
+
+/** How many of `nodes` hold each content any of them holds. */
+function holderCounts (nodes: SNode[]): Map<string, number> {
+  const counts = new Map<string, number>()
+  for (const n of nodes) for (const ih of held(n)) counts.set(ih, (counts.get(ih) ?? 0) + 1)
+  return counts
+}
+
+/** Whether `files` distinct contents are each held by exactly `copies` of `nodes`. */
+function exactly (nodes: SNode[], files: number, copies: number): boolean {
+  const counts = holderCounts(nodes)
+  return counts.size === files && [...counts.values()].every(n => n === copies)
+}
+
+function describe (nodes: SNode[]): Record<string, unknown> {
+  const hist: Record<string, number> = {}
+  for (const n of holderCounts(nodes).values()) hist[`${n} holders`] = (hist[`${n} holders`] ?? 0) + 1
+  return { contents: hist, perNode: Object.fromEntries(nodes.map(n => [n.label, held(n).size])) }
+}
+
+/** FILES files of 1 to 300 KiB of random bytes, written by a shell on a mount. */
+async function writeFiles (t: Test, mnt: string): Promise<void> {
+  await sh(t, `mkdir -p "${mnt}/photos" && i=0; while [ $i -lt ${FILES} ]; do head -c $(( (i * 6151) % 307200 + 1024 )) /dev/urandom > "${mnt}/photos/p$i.jpg" || exit 1; i=$((i+1)); done`, { timeoutMs: 120_000 })
+}
+
+/** Waits until every file is on exactly `copies` of `nodes`; a failure carries the nodes' logs. */
+async function replicated (t: Test, c: Cluster, nodes: SNode[], copies: number): Promise<void> {
+  try {
+    await until(`every file on exactly ${copies} of ${nodes.map(n => n.label).join(', ')}`, () => exactly(nodes, FILES, copies), REPLICATED_MS)
+    t.pass(`every file is on exactly ${copies} of ${nodes.map(n => n.label).join(', ')}`)
+  } catch (err) {
+    t.fail((err as Error).message, { ...describe(nodes), logs: c.logs() })
+    throw err
+  }
+}
+
+async function volume (t: Test, c: Cluster, node: SNode, args: string[]): Promise<void> {
+  const r = await c.cli(node, ['volume', ...args])
+  t.equal(r.code, 0, `swarmfs volume ${args.join(' ')} on ${node.label}`, { stderr: r.stderr })
+}
+
+t.test('three nodes, target 2 then 3: every file on exactly that many disks; df shows the volume', async t => {
+  const c = await Cluster.create(t, 3)
+  const { a, b, cc } = await c.threeNodes()
+  const nodes = [a, b, cc]
+  await writeFiles(t, a.mnt)
+
+  await replicated(t, c, nodes, 2)
+  // Several replication rounds later, nobody made a third copy (no two nodes raced for one).
+  await new Promise(resolve => setTimeout(resolve, 8000))
+  t.ok(exactly(nodes, FILES, 2), 'and still on exactly 2 a few rounds later', describe(nodes))
+
+  // df: the three disks (one filesystem here, so three times its size) divided by the target.
+  const disk = await run('df', ['-B1', '--output=size', a.disk])
+  const mount = await run('df', ['-B1', '--output=size', a.mnt])
+  const diskSize = Number(disk.stdout.trim().split('\n').pop())
+  const mountSize = Number(mount.stdout.trim().split('\n').pop())
+  t.ok(Math.abs(mountSize - diskSize * 3 / 2) < diskSize * 0.02, `df on the mount shows 3 disks / 2 copies (${mountSize} for disks of ${diskSize})`, { disk: disk.stdout, mount: mount.stdout })
+
+  await volume(t, c, b, ['--copies', '3'])
+  await replicated(t, c, nodes, 3)
+  const shown = await c.cli(cc, ['volume', '--json'])
+  t.equal(JSON.parse(shown.stdout).copies, 3, 'C has the target B set (it travels in the volume)')
+})
+
+t.test('a holder gone longer than the grace period: its files are copied to the live nodes', async t => {
+  const c = await Cluster.create(t, 3)
+  const { a, b, cc } = await c.threeNodes()
+  await volume(t, c, a, ['--grace-period', '4'])
+  await writeFiles(t, a.mnt)
+  await replicated(t, c, [a, b, cc], 2)
+  const onB = held(b).size
+  t.ok(onB > 0, `B holds some of the files (${onB})`)
+
+  await c.stop(t, b)
+  await replicated(t, c, [a, cc], 2)
+})
+
+t.test('a storage node joined on a host that runs a node, then retired; retire refuses what it cannot do', async t => {
+  const c = await Cluster.create(t, 2)
+  const [h1, h2] = c.net.hosts
+  const { node: a, invite } = await c.init('A', h1)
+  const b = await c.join('B', h2, invite)
+  await writeFiles(t, a.mnt)
+  // One command, on host 1 where A already runs: a node with no mount that stores and serves.
+  const d = await c.joinStorage('D', h1, invite)
+  const nodes = [a, b, d]
+  await replicated(t, c, nodes, 2)
+  t.ok(held(d).size > 0, `the storage node D holds files (${held(d).size})`)
+
+  const retired = await c.cli(d, ['retire'], REPLICATED_MS)
+  t.equal(retired.code, 0, 'swarmfs retire of D exits 0', { stderr: retired.stderr.slice(-2000), stdout: retired.stdout })
+  t.ok(exactly([a, b], FILES, 2), 'when it exits, every file has 2 copies on the other disks', describe([a, b]))
+  t.match(retired.stdout, /retired/, 'it says the disk is retired')
+  await until('D\'s node has exited', () => d.child !== null && d.child.exitCode !== null, 60_000)
+  t.equal(d.child?.exitCode, 0, 'D\'s node stopped by itself, cleanly')
+  d.child = null
+  const again = await c.cli(d, ['start'])
+  t.not(again.code, 0, 'a retired disk does not start again')
+  t.match(again.stderr, /retired/, '... and says why')
+
+  const refused = await c.cli(b, ['retire'])
+  t.not(refused.code, 0, 'retiring B, which would leave one node for a target of 2, is refused')
+  t.match(refused.stderr, /only 1 other node is running/, '... with a message that says why', { stderr: refused.stderr })
+  t.equal(refused.stderr.trim().split('\n').length, 1, '... in one line')
+  t.ok(exactly([a, b], FILES, 2), 'and nothing moved', describe([a, b]))
+})
+
+t.test('a full disk: ENOSPC to the writer, the node keeps running, what was stored stays intact', async t => {
+  // A 64 MiB tmpfs of the test's own is the node's whole disk (metadata and contents).
+  const disk = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-full-'))
+  const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', disk])
+  t.equal(mounted.code, 0, 'a 64 MiB tmpfs for the disk', { stderr: mounted.stderr })
+  t.teardown(async () => {
+    await run('umount', ['-l', disk])
+    fs.rmSync(disk, { recursive: true, force: true })
+  })
+  // Registered after the tmpfs's teardown, so the node stops before the tmpfs goes.
+  const c = await Cluster.create(t, 1)
+  const { node: a } = await c.init('A', c.net.hosts[0], 'small', disk)
+  const keep = join(a.mnt, 'keep.bin')
+  await sh(t, `head -c 8388608 /dev/urandom > "${keep}"`)
+  const sum = async (): Promise<string> => (await run('sha256sum', [keep])).stdout.split(' ')[0]
+  const before = await sum()
+
+  const dd = await run('dd', ['if=/dev/zero', `of=${join(a.mnt, 'big.bin')}`, 'bs=1M', 'count=100'], { timeoutMs: 120_000 })
+  t.not(dd.code, 0, 'dd of 100 MiB onto a 64 MiB disk fails')
+  t.match(dd.stderr, /No space left on device/, '... with ENOSPC')
+  t.equal(a.child?.exitCode, null, 'the node keeps running')
+  const ls = await run('ls', ['-l', a.mnt])
+  t.equal(ls.code, 0, 'ls on the mount answers')
+  t.equal(await sum(), before, 'the file stored before reads back the same')
+
+  const rm = await run('rm', [join(a.mnt, 'big.bin')])
+  t.equal(rm.code, 0, 'the partial file can be removed')
+  await sh(t, `echo after > "${join(a.mnt, 'after.txt')}"`)
+  t.equal((await run('cat', [join(a.mnt, 'after.txt')])).stdout, 'after\n', 'once there is room again, writes work')
+
+  await c.stop(t, a)
+  await c.start(a)
+  t.equal(await sum(), before, 'after a restart the stored file is intact')
+  t.equal((await run('cat', [join(a.mnt, 'after.txt')])).stdout, 'after\n', '... and so is the one written after')
+  const fsck = await run('git', ['--git-dir', join(disk, 'meta'), 'fsck', '--no-dangling'], { timeoutMs: 60_000 })
+  t.equal(fsck.code, 0, 'git fsck finds the metadata repository sound', { stdout: fsck.stdout, stderr: fsck.stderr })
+})

@@ -1,0 +1,129 @@
+// Volume settings through Meta (index, journal, git, snapshot) on a temporary directory: no mount.
+import t from 'tap'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import v8 from 'node:v8'
+import { FsError } from '../../lib/errors/index.js'
+import { silentLogger } from '../../lib/log/index.js'
+import { GitStore } from '../../lib/meta/git-store.js'
+import { defaultAttrs, Meta } from '../../lib/meta/meta.js'
+import { DirNode } from '../../lib/meta/nodes.js'
+import { loadSnapshot, saveSnapshot } from '../../lib/meta/snapshot.js'
+import { DEFAULT_VOLUME_SETTINGS, type VolumeSettings } from '../../lib/meta/volume-settings.js'
+import { conflictName, gitObjectStore, mergeHeads } from '../../lib/sync/merge.js'
+
+type Tt = Parameters<Parameters<typeof t.test>[0]>[0]
+
+interface Opened { meta: Meta, dir: string, seen: VolumeSettings[] }
+
+function tempDir (tt: Tt): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarmfs-meta-volume-'))
+  tt.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** A Meta on `dir` (a disk's layout); closed at the end of the test unless the test closed it. */
+async function open (tt: Tt, dir: string, nodeId = '0123456789abcdef'): Promise<Opened> {
+  const gitdir = path.join(dir, 'meta')
+  await new GitStore(gitdir, silentLogger).init()
+  const meta = await Meta.open({
+    gitdir, journalDir: path.join(dir, 'journal'), stateDir: path.join(dir, 'state'), nodeId, log: silentLogger, onReleased: () => {}, commitDelayMs: 5
+  })
+  const seen: VolumeSettings[] = []
+  meta.onVolumeSettings = s => { seen.push(s) }
+  let closed = false
+  const close = meta.close.bind(meta)
+  meta.close = async () => { closed = true; await close() }
+  tt.teardown(async () => { if (!closed) await meta.close() })
+  return { meta, dir, seen }
+}
+
+/** The disk as it is this instant: what a crash right now would leave behind. */
+function crashCopy (tt: Tt, dir: string): string {
+  const copy = tempDir(tt)
+  fs.cpSync(dir, copy, { recursive: true })
+  return copy
+}
+
+function thrown (run: () => unknown): unknown {
+  try {
+    run()
+  } catch (err) {
+    return err
+  }
+  return undefined
+}
+
+t.test('defaults, changes, and what is refused', async t => {
+  const { meta, seen } = await open(t, tempDir(t))
+  t.same(meta.volumeSettings(), DEFAULT_VOLUME_SETTINGS)
+  const before = Date.now()
+  const first = meta.setVolumeSettings({ copies: 3 })
+  t.same({ ...first, at: 0 }, { copies: 3, graceMs: DEFAULT_VOLUME_SETTINGS.graceMs, at: 0 }, 'what is left out keeps its value')
+  t.ok(first.at >= before)
+  const second = meta.setVolumeSettings({ graceMs: 5000 })
+  t.same({ ...second, at: 0 }, { copies: 3, graceMs: 5000, at: 0 })
+  t.ok(second.at > first.at, 'a second change in the same millisecond is still newer')
+  t.same(seen, [first, second], 'the hook sees each change')
+  t.same(meta.volumeSettings(), second)
+
+  for (const bad of [{ copies: 0 }, { copies: 17 }, { copies: 2.5 }, { copies: Number.NaN }, { graceMs: -1 }, { graceMs: 0.5 }, { graceMs: Infinity }, { copies: 3, graceMs: -1 }]) {
+    const err = thrown(() => meta.setVolumeSettings(bad))
+    t.ok(err instanceof FsError && err.code === 'EINVAL', `${JSON.stringify(bad)}: EINVAL`)
+  }
+  t.same(meta.volumeSettings(), second, 'a refused change changes nothing')
+  t.same(meta.setVolumeSettings({}), second, 'an empty change is none')
+  t.equal(seen.length, 2)
+})
+
+t.test('a change survives a crash (journal), a restart from git, and a clean restart (snapshot)', async t => {
+  const dir = tempDir(t)
+  const first = await open(t, dir)
+  const set = first.meta.setVolumeSettings({ copies: 5, graceMs: 42 })
+  const crashed = crashCopy(t, dir)
+  await first.meta.commitNow()
+  const committed = crashCopy(t, dir)
+  await first.meta.close()
+
+  const fromJournal = await open(t, crashed)
+  t.same(fromJournal.meta.volumeSettings(), set, 'replayed from the journal')
+  const fromGit = await open(t, committed)
+  t.same(fromGit.meta.volumeSettings(), set, 'loaded from the commit')
+  t.notOk(fs.existsSync(path.join(committed, 'state', 'index-snapshot.v8')), 'no snapshot was there')
+  const fromSnapshot = await open(t, dir)
+  t.ok(fs.existsSync(path.join(dir, 'state', 'index-snapshot.v8')))
+  t.same(fromSnapshot.meta.volumeSettings(), set, 'restored from the snapshot')
+})
+
+t.test('the snapshot keeps the settings; an older snapshot format is not read', async t => {
+  const dir = tempDir(t)
+  const root = new DirNode(defaultAttrs())
+  root.isRoot = true
+  root.volume = { copies: 7, graceMs: 1, at: 123 }
+  saveSnapshot(dir, 'a'.repeat(40), root)
+  t.same(loadSnapshot(dir)?.root.volume, { copies: 7, graceMs: 1, at: 123 })
+  fs.writeFileSync(path.join(dir, 'index-snapshot.v8'), v8.serialize({ version: 2, head: 'a'.repeat(40), root: ['d', '', [0o755, 0, 0, 0, 0], undefined, []] }))
+  t.equal(loadSnapshot(dir), null)
+})
+
+t.test('settings taken from a peer by a merge reach the index and the hook', async t => {
+  const a = await open(t, tempDir(t), 'aaaaaaaaaaaaaaaa')
+  const b = await open(t, tempDir(t), 'bbbbbbbbbbbbbbbb')
+  b.meta.apply({ op: 'mkdir', path: '/b-only', attrs: defaultAttrs() })
+  await b.meta.commitNow()
+  const set = a.meta.setVolumeSettings({ copies: 4 })
+  await a.meta.commitNow()
+  const [aGit, bGit] = [path.join(a.dir, 'meta'), path.join(b.dir, 'meta')]
+  fs.cpSync(path.join(aGit, 'objects'), path.join(bGit, 'objects'), { recursive: true })
+  const store = gitObjectStore(bGit)
+  const outcome = await b.meta.integrate(a.meta.head as string, async (o, th) => await mergeHeads(store, o, th, silentLogger), conflictName)
+  t.equal(outcome.kind, 'merged')
+  t.same(b.meta.volumeSettings(), set)
+  t.same(b.seen, [set], 'the hook is told once')
+  t.ok(b.meta.lookup('/b-only'), 'the rest of the merge is there too')
+
+  const again = await b.meta.integrate(a.meta.head as string, async (o, th) => await mergeHeads(store, o, th, silentLogger), conflictName)
+  t.equal(again.kind, 'up-to-date')
+  t.equal(b.seen.length, 1, 'not told again when nothing changed')
+})

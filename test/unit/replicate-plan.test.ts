@@ -1,0 +1,108 @@
+// The replication plan is a pure function of what the nodes said they hold: these check its rules
+// (who copies, who may drop, when retiring can end or cannot start) on made-up views.
+import t from 'tap'
+import { plan, rank, retireObstacle, retireRemaining, FREE_STEP, type ContentNeed, type NodeView } from '../../lib/replicate/plan.js'
+
+const GiB = 2 ** 30
+const ih = (n: number): string => n.toString(16).padStart(40, '0')
+
+function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'copying'>> & { complete?: string[], copying?: string[] } = {}): NodeView {
+  return {
+    nodeId,
+    total: 100 * GiB,
+    free: 50 * GiB,
+    reserve: GiB,
+    up: true,
+    counts: true,
+    retiring: false,
+    ...over,
+    complete: new Set(over.complete ?? []),
+    copying: new Set(over.copying ?? [])
+  }
+}
+
+const ids = ['a000000000000001', 'b000000000000002', 'c000000000000003', 'd000000000000004']
+const [A, B, C, D] = ids
+const contents: ContentNeed[] = Array.from({ length: 40 }, (_, i) => ({ infohash: ih(i + 1), length: 1000 + i }))
+const all = contents.map(c => c.infohash)
+
+/** Every node's own plan over the same views: who copies each content. */
+function copiers (views: NodeView[], copies: number): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const v of views) {
+    for (const x of plan(v.nodeId, contents, views, copies).copy) out.set(x, [...(out.get(x) ?? []), v.nodeId])
+  }
+  return out
+}
+
+t.test('one holder, target 2: exactly one other node copies each content, spread over equal disks', async t => {
+  const views = [node(A, { complete: all }), node(B), node(C)]
+  const who = copiers(views, 2)
+  t.equal(who.size, contents.length, 'every content is copied')
+  t.ok([...who.values()].every(list => list.length === 1 && list[0] !== A), 'by exactly one node, never the holder')
+  const byB = [...who.values()].filter(l => l[0] === B).length
+  t.ok(byB > 8 && byB < 32, `spread between B and C (B takes ${byB} of ${contents.length})`)
+  const p = plan(A, contents, views, 2)
+  t.equal(p.underTarget, contents.length, 'every content is under target')
+  t.equal(p.lost, 0, 'none is lost')
+})
+
+t.test('more free space wins (in steps); the same step falls to the rendezvous hash', async t => {
+  const views = [node(A, { complete: all }), node(B, { free: 10 * GiB }), node(C, { free: 90 * GiB })]
+  t.same(plan(C, contents, views, 2).copy.length, contents.length, 'the emptier disk takes every copy')
+  const near = [node(A, { complete: all }), node(B, { free: 20 * GiB + 5 }), node(C, { free: 20 * GiB + FREE_STEP / 2 })]
+  const who = copiers(near, 2)
+  t.ok([...who.values()].some(l => l[0] === B) && [...who.values()].some(l => l[0] === C), 'free space within one step does not decide')
+})
+
+t.test('an announced copy is ranked first: two nodes that chose the same copy settle on one', async t => {
+  const x = contents[0].infohash
+  const better = rank(x, B) > rank(x, C) ? B : C
+  const worse = better === B ? C : B
+  const views = [node(A, { complete: all }), node(B, { copying: [x] }), node(C, { copying: [x] })]
+  t.ok(plan(better, contents, views, 2).copy.includes(x), 'the higher-ranked announcer keeps its copy')
+  t.notOk(plan(worse, contents, views, 2).copy.includes(x), 'the other withdraws')
+  // An announcer goes ahead even when another node has more room.
+  const announcedByWorse = [node(A, { complete: all }), node(worse, { copying: [x], free: 2 * GiB }), node(better, { free: 90 * GiB })]
+  t.ok(plan(worse, contents, announcedByWorse, 2).copy.includes(x), 'an announced copy is not taken over by a node with more room')
+  t.notOk(plan(better, contents, announcedByWorse, 2).copy.includes(x), '... which does not copy it too')
+})
+
+t.test('no room above the reserve, retiring, or down: not a candidate', async t => {
+  const views = [node(A, { complete: all }), node(B, { free: GiB + 500 }), node(C, { retiring: true }), node(D, { up: false, counts: true })]
+  const who = copiers(views, 2)
+  t.equal(who.size, 0, 'nobody can take a copy')
+  t.equal(plan(A, contents, views, 2).underTarget, contents.length)
+})
+
+t.test('holders that count: gone within the grace period yes, after it no, retiring no', async t => {
+  const inGrace = [node(A, { complete: all }), node(B, { complete: all, up: false, counts: true }), node(C)]
+  t.equal(plan(C, contents, inGrace, 2).copy.length, 0, 'a holder gone within the grace period still counts')
+  const gone = [node(A, { complete: all }), node(B, { complete: all, up: false, counts: false }), node(C)]
+  t.equal(plan(C, contents, gone, 2).copy.length, contents.length, 'after it, its contents are copied again')
+  const retiring = [node(A, { complete: all }), node(B, { complete: all, retiring: true }), node(C)]
+  t.equal(plan(C, contents, retiring, 2).copy.length, contents.length, 'a retiring holder does not count')
+  const none = [node(A, { up: false, counts: false, complete: all }), node(C)]
+  t.equal(plan(C, contents, none, 2).lost, contents.length, 'contents nobody that counts holds are lost')
+})
+
+t.test('beyond the target, only the lowest-ranked holder may drop its copy', async t => {
+  const views = [node(A, { complete: all }), node(B, { complete: all }), node(C, { complete: all })]
+  const droppers = new Map<string, string[]>()
+  for (const v of views) for (const x of plan(v.nodeId, contents, views, 2).droppable) droppers.set(x, [...(droppers.get(x) ?? []), v.nodeId])
+  t.equal(droppers.size, contents.length, 'every content has a copy to spare')
+  t.ok([...droppers.values()].every(l => l.length === 1), 'and exactly one node may drop it')
+  t.equal(plan(A, contents, views, 3).droppable.length, 0, 'at the target nothing may be dropped')
+})
+
+t.test('retire: what remains, and when it cannot start', async t => {
+  const half = all.slice(0, 20)
+  const views = [node(A, { complete: all }), node(B, { complete: half }), node(C)]
+  t.equal(retireRemaining(A, contents, views, 2).length, 40, 'nothing of A has 2 copies elsewhere yet')
+  const done = [node(A, { complete: all }), node(B, { complete: all }), node(C, { complete: all })]
+  t.equal(retireRemaining(A, contents, done, 2).length, 0, 'with B and C holding everything, A is drained')
+  t.equal(retireObstacle(A, contents, views, 2), null, 'two other nodes with room: A can retire')
+  t.match(retireObstacle(A, contents, [node(A, { complete: all }), node(B)], 2), /only 1 other node is running/, 'one other node for a target of 2: refused')
+  const full = [node(A, { complete: all }), node(B, { free: GiB }), node(C, { free: GiB })]
+  t.match(retireObstacle(A, contents, full, 2), /free above their reserve/, 'no room on the others: refused')
+})
