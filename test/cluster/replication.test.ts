@@ -75,6 +75,12 @@ t.test('three nodes, target 2 then 3: every file on exactly that many disks; df 
   await new Promise(resolve => setTimeout(resolve, 8000))
   t.ok(exactly(nodes, FILES, 2), 'and still on exactly 2 a few rounds later', describe(nodes))
 
+  const status = await c.cli(a, ['status'])
+  t.match(status.stdout, new RegExp(`every file \\(${FILES}\\) has its copies`), 'swarmfs status says every file has its copies', { stdout: status.stdout })
+  const json = JSON.parse((await c.cli(b, ['status', '--json'])).stdout) as { live: { replication: { underTarget: number, nodes: Array<{ complete: number }> } } }
+  t.equal(json.live.replication.underTarget, 0, 'status --json: no file under target')
+  t.same(json.live.replication.nodes.map(n => n.complete).reduce((x, y) => x + y, 0), 2 * FILES, 'status --json: the nodes hold 2 copies of each file between them')
+
   // df: the three disks (one filesystem here, so three times its size) divided by the target.
   const disk = await run('df', ['-B1', '--output=size', a.disk])
   const mount = await run('df', ['-B1', '--output=size', a.mnt])
