@@ -36,7 +36,7 @@ const TARGET_TTFB_MS = 50
 const LISTED_TIMEOUT_MS = 120_000
 const READ_TIMEOUT_MS = 30 * 60_000
 
-const childEnv = (): NodeJS.ProcessEnv => {
+export const childEnv = (): NodeJS.ProcessEnv => {
   const env = { ...process.env }
   delete env.NODE_OPTIONS
   return env
@@ -52,7 +52,7 @@ async function txBytes (host: NetHost): Promise<number> {
 }
 
 /** Raw TCP baselines: a server on `from` (streams `bytes`, or answers 4 KiB), clients on `to`. */
-async function tcpBaselines (net: Network, from: NetHost, to: NetHost, bytes: number, reps: number, rtts: number): Promise<{ streamMs: number[], blockMs: number[] }> {
+export async function tcpBaselines (net: Network, from: NetHost, to: NetHost, bytes: number, reps: number, rtts: number): Promise<{ streamMs: number[], blockMs: number[] }> {
   const server = net.spawn(from, node, [client('tcp-stream.js'), 'server', from.address, String(bytes)], { env: childEnv() })
   try {
     const { port } = JSON.parse(await waitForLine(server, /"port"/, 30_000)) as { port: number }

@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, then one table. Each row is a swarmfs measurement, a baseline
 // measured in the same run, and their ratio. Runs inside `unshare --net` (see package.json).
-// Env: SWARMFS_BENCH_SMALL=1 (sizes / 10), SWARMFS_BENCH_ONLY=seq,small,start,stat,
+// Env: SWARMFS_BENCH_SMALL=1 (sizes / 10), SWARMFS_BENCH_ONLY=seq,small,start,stat,content,sync,replicate,
 // SWARMFS_BENCH_REPS=n (default 3), SWARMFS_BENCH_PROFILE=<dir> (--cpu-prof for swarmfs nodes),
 // SWARMFS_BENCH_OUT=<dir> (server logs, results.json), SWARMFS_BENCH_TMP=<dir> (scratch).
 import fs from 'node:fs'
@@ -17,6 +17,7 @@ import { startLarge } from './start-large.js'
 import { statLoad } from './stat-load.js'
 import { syncBench } from './sync.js'
 import { contentBench } from './content.js'
+import { replicateBench } from './replicate.js'
 
 const benchmarks: Array<[string, Benchmark]> = [
   ['seq', seqIo],
@@ -24,7 +25,8 @@ const benchmarks: Array<[string, Benchmark]> = [
   ['start', startLarge],
   ['stat', statLoad],
   ['content', contentBench],
-  ['sync', syncBench]
+  ['sync', syncBench],
+  ['replicate', replicateBench]
 ]
 
 /** Scratch directories of this run, removed at the end. */

@@ -43,6 +43,8 @@ export interface ContentNeed {
 export interface Plan {
   /** Contents this node should copy (or keep copying), in order (largest shortfall first, then infohash). */
   copy: string[]
+  /** Those of `copy` no other node could take (it may start them without announcing them first). */
+  uncontested: Set<string>
   /** Contents this node holds beyond the target that it may drop to make room (largest first). */
   droppable: string[]
   /** Contents with fewer complete copies (on nodes that count, retiring ones excluded) than the target. */
@@ -75,6 +77,7 @@ function candidates (c: ContentNeed, nodes: NodeView[]): NodeView[] {
 
 export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], copies: number): Plan {
   const wanted: Array<{ ih: string, short: number }> = []
+  const uncontested = new Set<string>()
   const droppable: Array<{ ih: string, length: number }> = []
   let underTarget = 0
   let lost = 0
@@ -84,8 +87,11 @@ export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], 
     if (have.length < copies) underTarget++
     const short = copies - have.length
     if (short > 0) {
-      const chosen = candidates(c, nodes).slice(0, short)
-      if (chosen.some(n => n.nodeId === self)) wanted.push({ ih: c.infohash, short })
+      const all = candidates(c, nodes)
+      if (all.slice(0, short).some(n => n.nodeId === self)) {
+        wanted.push({ ih: c.infohash, short })
+        if (all.length === 1) uncontested.add(c.infohash)
+      }
     }
     // Beyond the target, the holder ranked lowest may drop its copy: one at a time, so two nodes
     // dropping at once can never take a content below the target.
@@ -96,7 +102,7 @@ export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], 
   }
   wanted.sort((a, b) => b.short - a.short || (a.ih < b.ih ? -1 : a.ih > b.ih ? 1 : 0))
   droppable.sort((a, b) => b.length - a.length || (a.ih < b.ih ? -1 : 1))
-  return { copy: wanted.map(w => w.ih), droppable: droppable.map(d => d.ih), underTarget, lost }
+  return { copy: wanted.map(w => w.ih), uncontested, droppable: droppable.map(d => d.ih), underTarget, lost }
 }
 
 /**

@@ -6,7 +6,8 @@
 //   4. announces the copies it chose (they appear in its holdings as copies at 0 bytes), and starts
 //      the first one announced at least a round ago (one at a time: a copy fetches a whole content
 //      at full speed): by then every peer has seen the announcement, and a peer that chose the
-//      same copy from an older view has withdrawn (plan.ts ranks announced copies first);
+//      same copy from an older view has withdrawn (plan.ts ranks announced copies first). A copy
+//      no other node could take starts at once;
 //   5. when the disk is below its reserve, drops a copy the volume has beyond its target.
 // A peer not heard from stops being a candidate for copies at once, and its contents stop counting
 // once the grace period has passed since it was last heard from; then other nodes copy them.
@@ -190,7 +191,7 @@ export class Replicator {
     this.announce(p.copy, own, contents, now)
     if (this.copyWork === null) {
       const confirmedBefore = now - this.intervalMs - HOLDINGS_TIMEOUT_MS / 2
-      const next = [...this.announced].find(([, at]) => at <= confirmedBefore)?.[0]
+      const next = [...this.announced].find(([ih, at]) => at <= confirmedBefore || p.uncontested.has(ih))?.[0]
       const need = contents.find(c => c.infohash === next)
       if (need !== undefined) this.startCopy(need)
     }

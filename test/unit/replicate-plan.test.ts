@@ -42,6 +42,9 @@ t.test('one holder, target 2: exactly one other node copies each content, spread
   t.ok([...who.values()].every(list => list.length === 1 && list[0] !== A), 'by exactly one node, never the holder')
   const byB = [...who.values()].filter(l => l[0] === B).length
   t.ok(byB > 8 && byB < 32, `spread between B and C (B takes ${byB} of ${contents.length})`)
+  t.equal(plan(B, contents, views, 2).uncontested.size, 0, 'C could take any of them too: none is uncontested')
+  const alone = plan(B, contents, [node(A, { complete: all }), node(B)], 2)
+  t.equal(alone.uncontested.size, contents.length, 'with no other candidate, every copy of B is uncontested')
   const p = plan(A, contents, views, 2)
   t.equal(p.underTarget, contents.length, 'every content is under target')
   t.equal(p.lost, 0, 'none is lost')
