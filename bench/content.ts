@@ -68,6 +68,31 @@ export async function tcpBaselines (net: Network, from: NetHost, to: NetHost, by
   }
 }
 
+/**
+ * The dependency alone: a plain webtorrent client seeding `file` on `from`, a fresh one downloading
+ * it on `to` into `dir` (emptied per repetition), `reps` times; the ms of each download.
+ */
+async function webtorrentBaseline (net: Network, from: NetHost, to: NetHost, file: string, dir: string, reps: number): Promise<number[]> {
+  fs.mkdirSync(dir, { recursive: true })
+  const torrent = join(dir, 'file.torrent')
+  const seeder = net.spawn(from, node, [client('webtorrent-pair.js'), 'seed', file, from.address, torrent], { env: childEnv() })
+  try {
+    const { port } = JSON.parse(await waitForLine(seeder, /"port"/, READ_TIMEOUT_MS)) as { port: number }
+    const out: number[] = []
+    for (let i = 0; i < reps; i++) {
+      const into = join(dir, `fetch-${i}`)
+      const r = await net.exec(to, node, [client('webtorrent-pair.js'), 'fetch', torrent, from.address, String(port), into], { env: childEnv(), timeoutMs: READ_TIMEOUT_MS })
+      if (r.code !== 0) throw new Error(`webtorrent fetch exited ${r.code ?? r.signal}: ${r.stderr.trim().slice(-2000)}`)
+      out.push((JSON.parse(r.stdout) as { ms: number }).ms)
+      fs.rmSync(into, { recursive: true, force: true })
+    }
+    return out
+  } finally {
+    await stopChild(seeder, 10_000)
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 async function until (what: string, check: () => boolean, timeoutMs = LISTED_TIMEOUT_MS): Promise<number> {
   const t0 = performance.now()
   while (!check()) {
@@ -122,6 +147,7 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
     if (r.code !== 0) throw new Error(`${what}: ${file} differs from the bytes written on A: ${(r.stdout + r.stderr).trim().slice(0, 500)}`)
   }
 
+  let webtorrentMs: number[] = []
   let streamMs: number[] = []
   let blockMs: number[] = []
   const one: Array<{ mbs: number, ms: number, joinMs: number }> = []
@@ -133,6 +159,7 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
     const base = await tcpBaselines(net, h1, h2, bytes, reps, TTFB_READS)
     streamMs = base.streamMs
     blockMs = base.blockMs
+    webtorrentMs = await webtorrentBaseline(net, h1, h2, src, join(w, 'webtorrent'), reps)
 
     // A and its two files (file 2 differs from file 1 in its first MiB: another content).
     const diskA = join(w, 'disk-a')
@@ -232,6 +259,7 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
   const size = SMALL ? `${bytes / MiB} MiB` : `${bytes / 2 ** 30} GiB`
   const list = (xs: number[]): string => xs.map(fmt).join(', ')
   ctx.note(`content baseline: raw TCP ${size} host 1 → host 2, ${reps} reps: ${list(tcpMbs)} MB/s`)
+  ctx.note(`content baseline: plain webtorrent (two clients as swarmfs configures them) ${size} host 1 → host 2, ${reps} reps: ${list(webtorrentMs.map(ms => mbps(bytes, ms)))} MB/s`)
   ctx.note(`content row 1 (one holder), per rep (fresh node each): ${one.map(r => `${fmt(r.mbs)} MB/s (${fmt(r.ms)} ms; join ${fmt(r.joinMs)} ms)`).join('; ')}`)
   ctx.note(`content row 2 (holders A and C), per rep (fresh node each): ${two.map(r => `${fmt(r.mbs)} MB/s (${fmt(r.ms)} ms; A sent ${(r.txA / MiB).toFixed(0)} MiB, C sent ${(r.txC / MiB).toFixed(0)} MiB)`).join('; ')}`)
   const tt = median(ttfb)
@@ -242,6 +270,7 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
   return [
     { measurement: `content: remote sequential read of ${size}, one holder (dd bs=1M on a fresh node)`, unit: 'MB/s', better: 'higher', value: median(one.map(r => r.mbs)), baseline: 'raw TCP stream host 1 → host 2', baselineValue: tcp, target: TARGET_RATIO, samples: { value: one.map(r => r.mbs), baseline: tcpMbs } },
     { measurement: `content: remote sequential read of ${size}, two holders (dd bs=1M on a fresh node)`, unit: 'MB/s', better: 'higher', value: median(two.map(r => r.mbs)), baseline: 'raw TCP stream host 1 → host 2', baselineValue: tcp, target: TARGET_RATIO, samples: { value: two.map(r => r.mbs), baseline: tcpMbs } },
+    { measurement: `content: row 1's read against the dependency alone (webtorrent client → client, no FUSE, no swarmfs)`, unit: 'MB/s', better: 'higher', value: median(one.map(r => r.mbs)), baseline: 'plain webtorrent host 1 → host 2', baselineValue: median(webtorrentMs.map(ms => mbps(bytes, ms))), samples: { value: one.map(r => r.mbs), baseline: webtorrentMs.map(ms => mbps(bytes, ms)) } },
     { measurement: `content: first byte of a 4 KiB read at a random offset of a remote ${size} file, median of ${ttfb.length}`, unit: 'ms', better: 'lower', value: tt, baseline: 'TCP connect + 4 KiB response, median', baselineValue: median(blockMs) }
   ]
 }

@@ -87,6 +87,8 @@ declare module 'webtorrent' {
     blocked?: { contains (ip: string): boolean }
     _connPool: { tcpServer: Server, _onTCPConnectionBound: (conn: Socket) => void } | null
     add (torrentId: Uint8Array, opts?: TorrentOptions): Torrent
+    /** Hashes a file and seeds it (the content benchmark's plain-webtorrent baseline only). */
+    seed (input: string, opts: Record<string, unknown>, onseed: (torrent: Torrent & { torrentFile: Uint8Array }) => void): Torrent
     get (torrentId: unknown): Promise<Torrent | null>
     address (): { port: number } | null
     destroy (cb?: (err?: Error | null) => void): void

@@ -6,6 +6,8 @@ export interface CopyProgress {
   infohash: string
   done: number
   total: number
+  /** The transfer has started (otherwise the copy is only announced). */
+  started: boolean
 }
 
 export interface Holdings {
@@ -45,8 +47,8 @@ export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
   const copying: CopyProgress[] = []
   for (const c of r.copying as unknown[]) {
     const p = c as Record<string, unknown>
-    if (typeof c !== 'object' || c === null || typeof p.infohash !== 'string' || !HEX40.test(p.infohash) || !isSize(p.done) || !isSize(p.total)) return 'bad copy'
-    copying.push({ infohash: p.infohash, done: p.done, total: p.total })
+    if (typeof c !== 'object' || c === null || typeof p.infohash !== 'string' || !HEX40.test(p.infohash) || !isSize(p.done) || !isSize(p.total) || typeof p.started !== 'boolean') return 'bad copy'
+    copying.push({ infohash: p.infohash, done: p.done, total: p.total, started: p.started })
   }
   if (typeof r.retiring !== 'boolean') return 'bad retiring flag'
   return { v: 1, nodeId: r.nodeId, generation: r.generation, total: r.total, free: r.free, reserve: r.reserve, complete: r.complete as string[], copying, retiring: r.retiring }

@@ -26,8 +26,10 @@ export interface NodeView {
   reserve: number
   /** Contents it holds completely. */
   complete: ReadonlySet<string>
-  /** Contents it is copying now. */
+  /** Contents it announced it will copy, or is copying. */
   copying: ReadonlySet<string>
+  /** Those of `copying` whose transfer has started. */
+  fetching: ReadonlySet<string>
   retiring: boolean
   /** Heard from in the last rounds: it can take a copy. */
   up: boolean
@@ -45,7 +47,7 @@ export interface Plan {
   copy: string[]
   /** Those of `copy` no other node could take (it may start them without announcing them first). */
   uncontested: Set<string>
-  /** Contents this node holds beyond the target that it may drop to make room (largest first). */
+  /** Contents this node (below its reserve) holds beyond the target and may drop to make room (largest first). */
   droppable: string[]
   /** Contents with fewer complete copies (on nodes that count, retiring ones excluded) than the target. */
   underTarget: number
@@ -66,9 +68,10 @@ function holders (ih: string, nodes: NodeView[]): NodeView[] {
 function candidates (c: ContentNeed, nodes: NodeView[]): NodeView[] {
   const byRank = (a: { r: string }, b: { r: string }): number => a.r < b.r ? 1 : a.r > b.r ? -1 : 0
   const able = nodes.filter(n => n.up && !n.retiring && !n.complete.has(c.infohash))
+  // A transfer under way goes first (it cannot be called back), then announcements by rank.
   const copiers = able.filter(n => n.copying.has(c.infohash))
-    .map(n => ({ n, r: rank(c.infohash, n.nodeId) }))
-    .sort(byRank)
+    .map(n => ({ n, started: n.fetching.has(c.infohash) ? 1 : 0, r: rank(c.infohash, n.nodeId) }))
+    .sort((a, b) => b.started - a.started || byRank(a, b))
   const others = able.filter(n => !n.copying.has(c.infohash) && n.free - n.reserve >= c.length)
     .map(n => ({ n, step: Math.floor(n.free / FREE_STEP), r: rank(c.infohash, n.nodeId) }))
     .sort((a, b) => b.step - a.step || byRank(a, b))
@@ -93,11 +96,13 @@ export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], 
         if (all.length === 1) uncontested.add(c.infohash)
       }
     }
-    // Beyond the target, the holder ranked lowest may drop its copy: one at a time, so two nodes
-    // dropping at once can never take a content below the target.
+    // Beyond the target, a holder short of room (below its reserve) may drop its copy: the
+    // lowest-ranked of those, one at a time, so two nodes dropping at once can never take a
+    // content below the target.
     if (have.length > copies) {
-      const lowest = have.reduce((lo, n) => rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo)
-      if (lowest.nodeId === self) droppable.push({ ih: c.infohash, length: c.length })
+      const pressed = have.filter(n => n.free < n.reserve)
+      const lowest = pressed.reduce<NodeView | null>((lo, n) => lo === null || rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo, null)
+      if (lowest?.nodeId === self) droppable.push({ ih: c.infohash, length: c.length })
     }
   }
   wanted.sort((a, b) => b.short - a.short || (a.ih < b.ih ? -1 : a.ih > b.ih ? 1 : 0))

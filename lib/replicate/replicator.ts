@@ -143,7 +143,7 @@ export class Replicator {
     const free = st.bavail * st.bsize
     const copying: CopyProgress[] = this.copying !== null ? [{ ...this.copying }] : []
     const length = new Map(contents.map(c => [c.infohash, c.length]))
-    for (const ih of this.announced.keys()) if (ih !== this.copying?.infohash) copying.push({ infohash: ih, done: 0, total: length.get(ih) ?? 0 })
+    for (const ih of this.announced.keys()) if (ih !== this.copying?.infohash) copying.push({ infohash: ih, done: 0, total: length.get(ih) ?? 0, started: false })
     const doc = { total, free, reserve: this.opts.reserve(total), complete, copying, retiring: this.retiring }
     // Free space in MiB for the generation: a peer refetches the list when something it plans on changed.
     const key = JSON.stringify({ ...doc, free: Math.floor(free / 2 ** 20), copying: doc.copying.map(c => [c.infohash, Math.floor(c.done / 2 ** 24)]) })
@@ -230,8 +230,10 @@ export class Replicator {
   }
 
   private startCopy (c: ContentNeed): void {
-    const progress: CopyProgress = { infohash: c.infohash, done: 0, total: c.length }
+    const progress: CopyProgress = { infohash: c.infohash, done: 0, total: c.length, started: true }
     this.copying = progress
+    // Peers asking from now on see the transfer under way (it ranks first: plan.ts).
+    void this.takeStock().catch(() => {})
     this.opts.log.info('copying a content that has fewer copies than the target', { infohash: c.infohash, length: c.length })
     const started = Date.now()
     this.copyWork = this.opts.copy(c.infohash, done => { progress.done = done })
@@ -310,6 +312,7 @@ function viewOf (h: Holdings, up: boolean, counts: boolean): NodeView {
     reserve: h.reserve,
     complete: new Set(h.complete),
     copying: new Set(h.copying.map(c => c.infohash)),
+    fetching: new Set(h.copying.filter(c => c.started).map(c => c.infohash)),
     retiring: h.retiring,
     up,
     counts: up || counts

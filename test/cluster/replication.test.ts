@@ -137,16 +137,47 @@ t.test('a storage node joined on a host that runs a node, then retired; retire r
   t.ok(exactly([a, b], FILES, 2), 'and nothing moved', describe([a, b]))
 })
 
-t.test('a full disk: ENOSPC to the writer, the node keeps running, what was stored stays intact', async t => {
-  // A 64 MiB tmpfs of the test's own is the node's whole disk (metadata and contents).
-  const disk = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-full-'))
-  const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', disk])
-  t.equal(mounted.code, 0, 'a 64 MiB tmpfs for the disk', { stderr: mounted.stderr })
+/** A tmpfs of `size` made by the test (removed at its end, after the nodes it registers later stop). */
+async function smallDisk (t: Test, size: string): Promise<string> {
+  const disk = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-small-'))
+  const mounted = await run('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', disk])
+  t.equal(mounted.code, 0, `a ${size} tmpfs for a disk`, { stderr: mounted.stderr })
   t.teardown(async () => {
     await run('umount', ['-l', disk])
     fs.rmSync(disk, { recursive: true, force: true })
   })
-  // Registered after the tmpfs's teardown, so the node stops before the tmpfs goes.
+  return disk
+}
+
+t.test('copies cached by reads are dropped when a disk is below its reserve, never below the target', async t => {
+  const disk = await smallDisk(t, '64m')
+  const c = await Cluster.create(t, 3)
+  const [h1, h2, h3] = c.net.hosts
+  const { node: a, invite } = await c.init('A', h1)
+  const cc = await c.join('C', h3, invite)
+  const b = await c.join('B', h2, invite, ['--reserve', '36M'], disk)
+  await sh(t, `mkdir "${a.mnt}/films" && for i in 1 2 3 4 5 6; do head -c 5242880 /dev/urandom > "${a.mnt}/films/f$i.bin" || exit 1; done`)
+  const sums = (await run('sh', ['-c', `cd "${a.mnt}/films" && sha256sum f*.bin`])).stdout
+  await until('every film on 2 disks', () => exactly([a, b, cc], 6, 2), REPLICATED_MS)
+  t.equal(held(b).size, 0, 'B, with little room above its reserve, was given no copy (C has more free space)')
+
+  // Reading every film on B makes complete local copies of all of them, and B's disk goes below its reserve.
+  const read = await run('sh', ['-c', `cd "${b.mnt}/films" && sha256sum f*.bin`], { timeoutMs: 120_000 })
+  t.equal(read.stdout, sums, 'B reads every film right')
+  const free = (): number => { const st = fs.statfsSync(disk); return st.bavail * st.bsize }
+  await until(`B drops copies until it is above its reserve again (holds ${held(b).size}, ${free()} bytes free)`, () => free() >= 36 * 2 ** 20, REPLICATED_MS)
+  const kept = held(b).size
+  t.ok(kept < 6, `B dropped cached copies (keeps ${kept} of 6)`)
+  t.ok(kept > 0, 'and only as many as it needed to')
+  t.ok(exactly([a, cc], 6, 2), 'A and C still hold every film: nothing went below the target', describe([a, b, cc]))
+  const again = await run('sh', ['-c', `cd "${b.mnt}/films" && sha256sum f*.bin`], { timeoutMs: 120_000 })
+  t.equal(again.stdout, sums, 'B still reads every film right (a dropped one comes from the others again)')
+})
+
+t.test('a full disk: ENOSPC to the writer, the node keeps running, what was stored stays intact', async t => {
+  // A 64 MiB tmpfs of the test's own is the node's whole disk (metadata and contents). The
+  // cluster's teardown is registered after the tmpfs's, so the node stops before the tmpfs goes.
+  const disk = await smallDisk(t, '64m')
   const c = await Cluster.create(t, 1)
   const { node: a } = await c.init('A', c.net.hosts[0], 'small', disk)
   const keep = join(a.mnt, 'keep.bin')

@@ -98,8 +98,8 @@ export class Cluster {
   }
 
   /** `swarmfs join` on a new disk; resolves once it is mounted. */
-  async join (label: string, host: NetHost, invite: string, extra: string[] = []): Promise<SNode> {
-    const node = this.newNode(label, host)
+  async join (label: string, host: NetHost, invite: string, extra: string[] = [], disk?: string): Promise<SNode> {
+    const node = this.newNode(label, host, disk)
     await this.run(node, ['join', invite, '--disk', node.disk, '--mount', node.mnt, ...extra])
     return node
   }

@@ -6,7 +6,7 @@ import { plan, rank, retireObstacle, retireRemaining, FREE_STEP, type ContentNee
 const GiB = 2 ** 30
 const ih = (n: number): string => n.toString(16).padStart(40, '0')
 
-function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'copying'>> & { complete?: string[], copying?: string[] } = {}): NodeView {
+function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'copying' | 'fetching'>> & { complete?: string[], copying?: string[], fetching?: string[] } = {}): NodeView {
   return {
     nodeId,
     total: 100 * GiB,
@@ -17,7 +17,8 @@ function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'copyin
     retiring: false,
     ...over,
     complete: new Set(over.complete ?? []),
-    copying: new Set(over.copying ?? [])
+    copying: new Set([...(over.copying ?? []), ...(over.fetching ?? [])]),
+    fetching: new Set(over.fetching ?? [])
   }
 }
 
@@ -69,6 +70,10 @@ t.test('an announced copy is ranked first: two nodes that chose the same copy se
   const announcedByWorse = [node(A, { complete: all }), node(worse, { copying: [x], free: 2 * GiB }), node(better, { free: 90 * GiB })]
   t.ok(plan(worse, contents, announcedByWorse, 2).copy.includes(x), 'an announced copy is not taken over by a node with more room')
   t.notOk(plan(better, contents, announcedByWorse, 2).copy.includes(x), '... which does not copy it too')
+  // A transfer already under way (started from a view that lacked the other node) goes first.
+  const started = [node(A, { complete: all }), node(worse, { fetching: [x] }), node(better, { copying: [x] })]
+  t.ok(plan(worse, contents, started, 2).copy.includes(x), 'a started transfer keeps its copy')
+  t.notOk(plan(better, contents, started, 2).copy.includes(x), '... and a higher-ranked announcer withdraws')
 })
 
 t.test('no room above the reserve, retiring, or down: not a candidate', async t => {
@@ -89,13 +94,23 @@ t.test('holders that count: gone within the grace period yes, after it no, retir
   t.equal(plan(C, contents, none, 2).lost, contents.length, 'contents nobody that counts holds are lost')
 })
 
-t.test('beyond the target, only the lowest-ranked holder may drop its copy', async t => {
-  const views = [node(A, { complete: all }), node(B, { complete: all }), node(C, { complete: all })]
-  const droppers = new Map<string, string[]>()
-  for (const v of views) for (const x of plan(v.nodeId, contents, views, 2).droppable) droppers.set(x, [...(droppers.get(x) ?? []), v.nodeId])
-  t.equal(droppers.size, contents.length, 'every content has a copy to spare')
-  t.ok([...droppers.values()].every(l => l.length === 1), 'and exactly one node may drop it')
-  t.equal(plan(A, contents, views, 3).droppable.length, 0, 'at the target nothing may be dropped')
+t.test('beyond the target, only the lowest-ranked holder short of room may drop its copy', async t => {
+  const tight = { free: GiB / 2 }
+  const droppers = (views: NodeView[], copies: number): Map<string, string[]> => {
+    const out = new Map<string, string[]>()
+    for (const v of views) for (const x of plan(v.nodeId, contents, views, copies).droppable) out.set(x, [...(out.get(x) ?? []), v.nodeId])
+    return out
+  }
+  const roomy = [node(A, { complete: all }), node(B, { complete: all }), node(C, { complete: all })]
+  t.equal(droppers(roomy, 2).size, 0, 'nobody short of room: nothing is dropped')
+  const oneTight = [node(A, { complete: all }), node(B, { complete: all, ...tight }), node(C, { complete: all })]
+  const byB = droppers(oneTight, 2)
+  t.equal(byB.size, contents.length, 'the node short of room may drop any of its copies beyond the target')
+  t.ok([...byB.values()].every(l => l.length === 1 && l[0] === B), '... and only it')
+  const allTight = [node(A, { complete: all, ...tight }), node(B, { complete: all, ...tight }), node(C, { complete: all, ...tight })]
+  const who = droppers(allTight, 2)
+  t.ok(who.size === contents.length && [...who.values()].every(l => l.length === 1), 'all short of room: exactly one node may drop each content')
+  t.equal(droppers(allTight, 3).size, 0, 'at the target nothing may be dropped')
 })
 
 t.test('retire: what remains, and when it cannot start', async t => {
