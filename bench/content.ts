@@ -19,7 +19,7 @@
 import fs from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { benchDist, node, SMALL, sizes } from './lib/env.js'
+import { benchDist, node, SMALL, sizes, swarmfsBin } from './lib/env.js'
 import { bigFilesUnder, mbps, type Context } from './lib/context.js'
 import { isMounted } from './lib/mounts.js'
 import { createNetwork, type Network, type NetHost } from './lib/netns.js'
@@ -170,6 +170,9 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
     const config = JSON.parse(fs.readFileSync(join(diskA, 'node.json'), 'utf8')) as { volumeName: string, volumeKey: string, httpPort: number }
     const invite = `swarmfs://${config.volumeName}/${config.volumeKey}`
     const peerA = `${h1.address}:${config.httpPort}`
+    // The reads measured here are reads on demand: no replication copying in the background.
+    const target = await net.exec(h1, node, [swarmfsBin, 'volume', '--copies', '1', '--disk', diskA], { env: childEnv(), timeoutMs: 60_000 })
+    if (target.code !== 0) throw new Error(`swarmfs volume --copies 1 failed: ${target.stderr.trim()}`)
     const w1 = await runOk('dd', [`if=${src}`, `of=${join(mntA, 'file1.bin')}`, 'bs=1M', 'conv=fsync', 'status=none'], { timeoutMs: READ_TIMEOUT_MS })
     const head2 = join(w, 'head2.bin')
     fs.writeFileSync(head2, randomBytes(MiB))

@@ -45,8 +45,8 @@ export interface ContentNeed {
 export interface Plan {
   /** Contents this node should copy (or keep copying), in order (largest shortfall first, then infohash). */
   copy: string[]
-  /** Those of `copy` no other node could take (it may start them without announcing them first). */
-  uncontested: Set<string>
+  /** Contents this node holds beyond the target as the lowest-ranked holder: a copy it made itself may go (a race's extra copy). */
+  trimmable: string[]
   /** Contents this node (below its reserve) holds beyond the target and may drop to make room (largest first). */
   droppable: string[]
   /** Contents with fewer complete copies (on nodes that count, retiring ones excluded) than the target. */
@@ -80,7 +80,7 @@ function candidates (c: ContentNeed, nodes: NodeView[]): NodeView[] {
 
 export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], copies: number): Plan {
   const wanted: Array<{ ih: string, short: number }> = []
-  const uncontested = new Set<string>()
+  const trimmable: string[] = []
   const droppable: Array<{ ih: string, length: number }> = []
   let underTarget = 0
   let lost = 0
@@ -90,16 +90,16 @@ export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], 
     if (have.length < copies) underTarget++
     const short = copies - have.length
     if (short > 0) {
-      const all = candidates(c, nodes)
-      if (all.slice(0, short).some(n => n.nodeId === self)) {
-        wanted.push({ ih: c.infohash, short })
-        if (all.length === 1) uncontested.add(c.infohash)
-      }
+      // Nobody that counts holds it: there is nothing to copy from (and this node may simply not
+      // have heard from the holders yet).
+      if (have.length > 0 && candidates(c, nodes).slice(0, short).some(n => n.nodeId === self)) wanted.push({ ih: c.infohash, short })
     }
     // Beyond the target, a holder short of room (below its reserve) may drop its copy: the
     // lowest-ranked of those, one at a time, so two nodes dropping at once can never take a
     // content below the target.
     if (have.length > copies) {
+      const lowestHolder = have.reduce((lo, n) => rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo)
+      if (lowestHolder.nodeId === self) trimmable.push(c.infohash)
       const pressed = have.filter(n => n.free < n.reserve)
       const lowest = pressed.reduce<NodeView | null>((lo, n) => lo === null || rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo, null)
       if (lowest?.nodeId === self) droppable.push({ ih: c.infohash, length: c.length })
@@ -107,7 +107,7 @@ export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], 
   }
   wanted.sort((a, b) => b.short - a.short || (a.ih < b.ih ? -1 : a.ih > b.ih ? 1 : 0))
   droppable.sort((a, b) => b.length - a.length || (a.ih < b.ih ? -1 : 1))
-  return { copy: wanted.map(w => w.ih), uncontested, droppable: droppable.map(d => d.ih), underTarget, lost }
+  return { copy: wanted.map(w => w.ih), trimmable, droppable: droppable.map(d => d.ih), underTarget, lost }
 }
 
 /**

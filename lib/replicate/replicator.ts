@@ -6,8 +6,8 @@
 //   4. announces the copies it chose (they appear in its holdings as copies at 0 bytes), and starts
 //      the first one announced at least a round ago (one at a time: a copy fetches a whole content
 //      at full speed): by then every peer has seen the announcement, and a peer that chose the
-//      same copy from an older view has withdrawn (plan.ts ranks announced copies first). A copy
-//      no other node could take starts at once;
+//      same copy from an older view has withdrawn (plan.ts ranks announced copies first); a copy
+//      made anyway beyond the target (views that disagreed) is dropped again by its maker;
 //   5. when the disk is below its reserve, drops a copy the volume has beyond its target.
 // A peer not heard from stops being a candidate for copies at once, and its contents stop counting
 // once the grace period has passed since it was last heard from; then other nodes copy them.
@@ -71,6 +71,8 @@ const MAX_ANNOUNCED = 256
 /** A peer unheard for this many rounds is no longer up (no new copies go to it). */
 const UP_ROUNDS = 3
 const HOLDINGS_TIMEOUT_MS = 3000
+/** After a start, how long the node listens before it announces copies. */
+const STARTUP_QUIET_MS = 3000
 
 export class Replicator {
   private readonly peers = new Map<string, PeerRecord>()
@@ -82,6 +84,9 @@ export class Replicator {
   private copyWork: Promise<void> | null = null
   /** Copies this node announced, by infohash: when. */
   private readonly announced = new Map<string, number>()
+  /** Contents this node copied to meet the target (this run): the ones it may trim when they turn out extra. */
+  private readonly replicated = new Set<string>()
+  private startedAt = 0
   private own: Holdings | null = null
   private ownKey = ''
   private generation = 0
@@ -96,6 +101,7 @@ export class Replicator {
   }
 
   start (): void {
+    this.startedAt = Date.now()
     this.timer = setInterval(() => this.kick(), this.intervalMs)
     this.kick()
   }
@@ -188,12 +194,27 @@ export class Replicator {
     this.views = views
     this.lastPlan = p
     if (this.stopped) return
-    this.announce(p.copy, own, contents, now)
+    // The first rounds after a start only listen: peers found by mDNS a moment later must be
+    // heard before this node may conclude that nobody else holds or copies something.
+    if (now - this.startedAt >= STARTUP_QUIET_MS) this.announce(p.copy, own, contents, now)
     if (this.copyWork === null) {
-      const confirmedBefore = now - this.intervalMs - HOLDINGS_TIMEOUT_MS / 2
-      const next = [...this.announced].find(([ih, at]) => at <= confirmedBefore || p.uncontested.has(ih))?.[0]
+      // Announced at least a round ago, and every peer this node knows has answered since: a peer
+      // that chose the same copy has seen the announcement, and this node has seen theirs.
+      const upWindow = UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS
+      const heard = peers.map(q => this.peers.get(q.nodeId)?.lastSeen).filter((at): at is number => at !== undefined && now - at < upWindow)
+      const heardAllSince = Math.min(now, ...heard)
+      const confirmedBefore = Math.min(now - this.intervalMs - HOLDINGS_TIMEOUT_MS / 2, heardAllSince)
+      const next = [...this.announced].find(([, at]) => at < confirmedBefore)?.[0]
       const need = contents.find(c => c.infohash === next)
       if (need !== undefined) this.startCopy(need)
+    }
+    // A copy this node made that turned out to be one too many (two nodes raced for it): the
+    // lowest-ranked holder lets it go, one per round.
+    const extra = p.trimmable.find(ih => this.replicated.has(ih) && ih !== this.copying?.infohash)
+    if (extra !== undefined) {
+      this.opts.log.info('dropping a copy made beyond the target', { infohash: extra })
+      this.replicated.delete(extra)
+      await this.opts.drop(extra).catch(err => this.opts.log.warn('dropping a copy failed', { infohash: extra, err: (err as Error).message }))
     }
     if (own.free < own.reserve && p.droppable.length > 0 && !this.retiring) {
       const ih = p.droppable[0]!
@@ -237,7 +258,10 @@ export class Replicator {
     this.opts.log.info('copying a content that has fewer copies than the target', { infohash: c.infohash, length: c.length })
     const started = Date.now()
     this.copyWork = this.opts.copy(c.infohash, done => { progress.done = done })
-      .then(() => this.opts.log.info('copy complete', { infohash: c.infohash, length: c.length, ms: Date.now() - started }),
+      .then(() => {
+        this.replicated.add(c.infohash)
+        this.opts.log.info('copy complete', { infohash: c.infohash, length: c.length, ms: Date.now() - started })
+      },
         err => this.opts.log.warn('copy failed; the next rounds try again', { infohash: c.infohash, err: (err as Error).message }))
       .finally(() => {
         this.copying = null

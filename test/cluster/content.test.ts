@@ -27,6 +27,9 @@ t.test('contents written on one node are read on another', async t => {
   const a = net.spawn(hostA, process.execPath, [CLI, 'init', 'media', '--disk', dir('disk-a'), '--mount', mntA])
   const invite = (await waitForLine(a, /invite: (\S+)/, 60_000)).match(/invite: (\S+)/)?.[1] ?? ''
   await waitForLine(a, /running/, 60_000)
+  // Reads of what one node holds: no replication behind the test's back (lonely.bin stays A's alone).
+  const copies = await net.exec(hostA, process.execPath, [CLI, 'volume', '--copies', '1', '--disk', dir('disk-a')], { timeoutMs: 30_000 })
+  t.equal(copies.code, 0, 'copy target 1 for this volume', { stderr: copies.stderr })
   const rand = prng(7)
   const big = randomBytesSeeded(rand, 24 * 1024 * 1024 + 4321)
   fs.writeFileSync(join(mntA, 'big.bin'), big)

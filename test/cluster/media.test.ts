@@ -77,6 +77,11 @@ async function cluster (t: Test, label: string, count: number): Promise<Cluster>
     }
     nodes.set(n, child)
     await waitForLine(child, /running/, 90_000)
+    if (n === names[0]) {
+      // These tests are about reads of what one node holds: no replication behind their back.
+      const r = await theNet.exec(host, process.execPath, [CLI, 'volume', '--copies', '1', '--disk', disk(n)], { timeoutMs: 30_000 })
+      if (r.code !== 0) throw new Error(`swarmfs volume --copies 1 failed: ${r.stderr}`)
+    }
     return child
   }
   const infohashOf = async (n: string, name: string): Promise<string> => {

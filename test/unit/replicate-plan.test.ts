@@ -43,9 +43,7 @@ t.test('one holder, target 2: exactly one other node copies each content, spread
   t.ok([...who.values()].every(list => list.length === 1 && list[0] !== A), 'by exactly one node, never the holder')
   const byB = [...who.values()].filter(l => l[0] === B).length
   t.ok(byB > 8 && byB < 32, `spread between B and C (B takes ${byB} of ${contents.length})`)
-  t.equal(plan(B, contents, views, 2).uncontested.size, 0, 'C could take any of them too: none is uncontested')
-  const alone = plan(B, contents, [node(A, { complete: all }), node(B)], 2)
-  t.equal(alone.uncontested.size, contents.length, 'with no other candidate, every copy of B is uncontested')
+  t.equal(plan(B, contents, [node(B), node(C)], 2).copy.length, 0, 'no holder heard from: nothing to copy from, nothing copied')
   const p = plan(A, contents, views, 2)
   t.equal(p.underTarget, contents.length, 'every content is under target')
   t.equal(p.lost, 0, 'none is lost')
@@ -111,6 +109,10 @@ t.test('beyond the target, only the lowest-ranked holder short of room may drop 
   const who = droppers(allTight, 2)
   t.ok(who.size === contents.length && [...who.values()].every(l => l.length === 1), 'all short of room: exactly one node may drop each content')
   t.equal(droppers(allTight, 3).size, 0, 'at the target nothing may be dropped')
+  const trimmers = new Map<string, string[]>()
+  for (const v of roomy) for (const x of plan(v.nodeId, contents, roomy, 2).trimmable) trimmers.set(x, [...(trimmers.get(x) ?? []), v.nodeId])
+  t.ok(trimmers.size === contents.length && [...trimmers.values()].every(l => l.length === 1), 'an extra copy: exactly one holder (the lowest-ranked) may trim it')
+  t.equal(plan(A, contents, roomy, 3).trimmable.length, 0, 'at the target nothing is trimmed')
 })
 
 t.test('retire: what remains, and when it cannot start', async t => {
