@@ -71,7 +71,7 @@ const MAX_ANNOUNCED = 256
 /** A peer unheard for this many rounds is no longer up (no new copies go to it). */
 const UP_ROUNDS = 3
 const HOLDINGS_TIMEOUT_MS = 3000
-/** After a start, how long the node listens before it announces copies. */
+/** After a start, how long the node listens before it starts a copy. */
 const STARTUP_QUIET_MS = 3000
 
 export class Replicator {
@@ -194,10 +194,10 @@ export class Replicator {
     this.views = views
     this.lastPlan = p
     if (this.stopped) return
-    // The first rounds after a start only listen: peers found by mDNS a moment later must be
-    // heard before this node may conclude that nobody else holds or copies something.
-    if (now - this.startedAt >= STARTUP_QUIET_MS) this.announce(p.copy, own, contents, now)
-    if (this.copyWork === null) {
+    this.announce(p.copy, own, contents, now)
+    // No copy starts in the first seconds after a start: peers found by mDNS a moment later must
+    // be heard before this node may conclude that nobody else holds or copies something.
+    if (this.copyWork === null && now - this.startedAt >= STARTUP_QUIET_MS) {
       // Announced at least a round ago, and every peer this node knows has answered since: a peer
       // that chose the same copy has seen the announcement, and this node has seen theirs.
       const upWindow = UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS
