@@ -36,10 +36,12 @@
 // only those that match), until its deadline, then fails with EIO. When every piece is there the
 // file is fsynced and renamed to <contentDir>/<infohash>: an ordinary complete content, seeded.
 //
-// Latency on a LAN: sockets get TCP_NODELAY (webtorrent leaves Nagle on, and a request then waits
-// for a delayed ACK), and each wire's measured speed has a floor, so an idle wire asks a whole
-// piece at once instead of two 16 KiB blocks per round trip (see MIN_WIRE_SPEED). A seeding file
-// keeps the last two pieces it read for a second, so a peer's 64 block requests cost one read.
+// Latency and throughput on a LAN: sockets get TCP_NODELAY (webtorrent leaves Nagle on, and a
+// request then waits for a delayed ACK) and write a turn's messages at once (socket-tuning.ts);
+// blocks are 128 KiB (vendor/torrent-piece); each wire's measured speed has a floor, so an idle
+// wire asks a whole piece at once instead of two blocks per round trip (see MIN_WIRE_SPEED). A
+// seeding file keeps the last two pieces it read for a second, so a peer's block requests for a
+// piece cost one read (piece-file.ts).
 //
 // webtorrent internals used (version pinned; see webtorrent.d.ts): `_select` with isStreamSelection
 // (selections that are never merged, as its own file streams use), removal of exactly our
@@ -48,11 +50,12 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import net from 'node:net'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
-import WebTorrent, { type ChunkStore, type Torrent, type TorrentBitfield, type Wire } from 'webtorrent'
+import WebTorrent, { type Torrent, type TorrentBitfield, type Wire } from 'webtorrent'
 import { FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { bitfieldLength, readBitfield, writeBitfield } from './bitfield.js'
+import { eio, PieceFile, readLocal, syncDir } from './piece-file.js'
+import { tuneSocket } from './socket-tuning.js'
 import { encodeInfo, infoHash, isInfoHash, isValidInfo, pieceCount, type TorrentInfo } from './torrent-info.js'
 
 const DEFAULT_MAX_ACTIVE = 64
@@ -60,18 +63,13 @@ const DEFAULT_MAX_READ_AHEAD = 32 << 20
 /** How often, at most, a partial content's bitfield is written while pieces arrive. */
 const PERSIST_INTERVAL_MS = 1_000
 const PRIORITY_READ = 1
-/** Whole pieces a content file keeps in memory to serve block requests from. */
-const PIECE_CACHE = 2
-const PIECE_CACHE_MS = 1_000
 /**
- * webtorrent sizes a wire's request pipeline from its measured download speed (2 + speed / 16 KiB
- * blocks in flight): an idle wire gets 2, so a random read's 1 MiB piece takes 32 round trips. Our
+ * webtorrent sizes a wire's request pipeline from its measured download speed (2 + speed / block
+ * length blocks in flight): an idle wire gets 2, so a random read's 1 MiB piece takes 4 round trips. Our
  * peers are on the LAN: each wire's speed reads at least this, so a whole piece is asked at once.
  */
 const MIN_WIRE_SPEED = 4 << 20
 const PRIORITY_READ_AHEAD = 0
-/** Bytes a BitTorrent socket buffers before telling the wire to wait (one turn's blocks). */
-const SOCKET_HIGH_WATER = 4 << 20
 
 export interface TorrentServiceOptions {
   /** Complete contents by infohash (ContentStore.contentDir). */
@@ -110,151 +108,6 @@ export interface TorrentStats {
   refused: number
 }
 
-// ---------------------------------------------------------------------------------------------
-// Storage of one torrent: one file, read and written at piece offsets through a file descriptor.
-
-const openP = promisify(fs.open)
-const fstatP = promisify(fs.fstat)
-const ftruncateP = promisify(fs.ftruncate)
-const readP = promisify(fs.read)
-const writeP = promisify(fs.write)
-const fsyncP = promisify(fs.fsync)
-const fdatasyncP = promisify(fs.fdatasync)
-const closeP = promisify(fs.close)
-
-/**
- * The abstract-chunk-store webtorrent reads and writes pieces through (passed as `preloadedStore`,
- * with webtorrent's memory cache off: the page cache does that job). The file descriptor belongs
- * to the service: webtorrent's close() leaves it open; release() closes it once nothing is in
- * flight. A rename of the file (completion) does not disturb it.
- */
-class PieceFile implements ChunkStore {
-  readonly chunkLength: number
-  private inflight = 0
-  private idleWaiters: Array<() => void> = []
-  private released: Promise<void> | null = null
-  /** The last pieces read whole to serve a peer's 16 KiB block requests from (most recent last). */
-  private recent: Array<{ index: number, at: number, piece: Promise<Buffer> }> = []
-
-  private constructor (private readonly fd: number, private readonly length: number, pieceLength: number, private readonly writable: boolean) {
-    this.chunkLength = pieceLength
-  }
-
-  static async open (path: string, info: TorrentInfo, writable: boolean): Promise<PieceFile> {
-    const flags = writable ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDONLY
-    const fd = await openP(path, flags, 0o644)
-    try {
-      const st = await fstatP(fd)
-      if (writable) {
-        // Sparse: only the pieces written take space.
-        if (st.size !== info.length) await ftruncateP(fd, info.length)
-      } else if (st.size !== info.length) {
-        throw new Error(`${path} has ${st.size} bytes, its info says ${info.length}`)
-      }
-    } catch (err) {
-      fs.close(fd, () => {})
-      throw err
-    }
-    return new PieceFile(fd, info.length, info.pieceLength, writable)
-  }
-
-  private async track<T> (work: () => Promise<T>): Promise<T> {
-    if (this.released !== null) throw new Error('store released')
-    this.inflight++
-    try {
-      return await work()
-    } finally {
-      if (--this.inflight === 0) for (const f of this.idleWaiters.splice(0)) f()
-    }
-  }
-
-  private pieceSize (index: number): number {
-    return Math.min(this.chunkLength, this.length - index * this.chunkLength)
-  }
-
-  /** `length` bytes at `position`, into `into` when given (no allocation, no copy). */
-  readAt (position: number, length: number, into?: Buffer): Promise<Buffer> {
-    return this.track(() => readFully(this.fd, position, length, into))
-  }
-
-  put (index: number, chunk: Uint8Array, cb: (err?: Error | null) => void = () => {}): void {
-    if (!this.writable) {
-      queueMicrotask(() => cb(new Error('a complete content is never written')))
-      return
-    }
-    if (!Number.isInteger(index) || index < 0 || index * this.chunkLength >= this.length || chunk.length !== this.pieceSize(index)) {
-      queueMicrotask(() => cb(new Error(`bad piece ${index} (${chunk.length} bytes)`)))
-      return
-    }
-    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-    this.recent = this.recent.filter(r => r.index !== index)
-    this.track(async () => {
-      let done = 0
-      while (done < buf.length) {
-        const { bytesWritten } = await writeP(this.fd, buf, done, buf.length - done, index * this.chunkLength + done)
-        done += bytesWritten
-      }
-    }).then(() => cb(null), err => cb(err as Error))
-  }
-
-  get (index: number, opts: { offset?: number, length?: number } | null, cb: (err: Error | null, buf?: Uint8Array) => void): void {
-    if (typeof opts === 'function') {
-      cb = opts as typeof cb
-      opts = null
-    }
-    const size = this.pieceSize(index)
-    const offset = opts?.offset ?? 0
-    const length = opts?.length ?? size - offset
-    if (!Number.isInteger(index) || index < 0 || size <= 0 || offset < 0 || length < 0 || offset + length > size) {
-      queueMicrotask(() => cb(new Error(`bad get ${index} ${offset}+${length}`)))
-      return
-    }
-    if (length === size) {
-      this.readAt(index * this.chunkLength, size).then(buf => cb(null, buf), err => cb(err as Error))
-      return
-    }
-    // A peer asks a piece block by block: one read of the whole piece serves all of them.
-    // Kept briefly: long enough for a peer's burst of requests, and the bytes come from the disk
-    // again soon after (a piece corrupted on disk and repaired is served repaired).
-    const now = Date.now()
-    this.recent = this.recent.filter(r => now - r.at < PIECE_CACHE_MS)
-    let cached = this.recent.find(r => r.index === index)
-    if (cached === undefined) {
-      cached = { index, at: now, piece: this.readAt(index * this.chunkLength, size) }
-      cached.piece.catch(() => { this.recent = this.recent.filter(r => r !== cached) })
-      this.recent.push(cached)
-      if (this.recent.length > PIECE_CACHE) this.recent.shift()
-    }
-    cached.piece.then(piece => cb(null, piece.subarray(offset, offset + length)), err => cb(err as Error))
-  }
-
-  close (cb: (err?: Error | null) => void = () => {}): void {
-    queueMicrotask(() => cb(null))
-  }
-
-  destroy (cb: (err?: Error | null) => void = () => {}): void {
-    queueMicrotask(() => cb(null))
-  }
-
-  fsync (): Promise<void> {
-    return this.track(() => fsyncP(this.fd))
-  }
-
-  fdatasync (): Promise<void> {
-    return this.track(() => fdatasyncP(this.fd))
-  }
-
-  private idle (): Promise<void> {
-    if (this.inflight === 0) return Promise.resolve()
-    return new Promise(resolve => this.idleWaiters.push(resolve))
-  }
-
-  release (): Promise<void> {
-    this.recent = []
-    this.released ??= this.idle().then(() => closeP(this.fd))
-    return this.released
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -297,9 +150,6 @@ class Entry {
   constructor (readonly infohash: string, readonly info: TorrentInfo, public kind: Kind, readonly pieces: number) {}
 }
 
-function eio (message: string, data: Record<string, unknown> = {}): FsError {
-  return new FsError('EIO', `EIO: ${message}`, data)
-}
 
 /** An IPv4-mapped IPv6 address (how a dual-stack server sees IPv4 peers) as plain IPv4. */
 function plainIp (address: string | undefined): string | null {
@@ -990,72 +840,7 @@ export class TorrentService {
   }
 }
 
-const tunedSockets = new WeakSet<net.Socket>()
 
-/**
- * TCP_NODELAY (small messages must not wait for Nagle and delayed ACKs), and the writes of one
- * event-loop turn coalesced into one writev: webtorrent writes every message (a 16 KiB block, a
- * 17-byte request) separately, and on a LAN each write syscall carries the cost of the whole
- * network path (on a veth, the receiver's TCP processing runs inside the sender's write).
- */
-function tuneSocket (socket: net.Socket): void {
-  if (tunedSockets.has(socket)) return
-  tunedSockets.add(socket)
-  socket.setNoDelay(true)
-  // A corked socket buffers a turn's writes: with the default 16 KiB high-water mark the first
-  // block would already say "full" and the wire would hand over one block per turn.
-  const state = (socket as unknown as { _writableState?: { highWaterMark: number } })._writableState
-  if (state !== undefined && state.highWaterMark < SOCKET_HIGH_WATER) state.highWaterMark = SOCKET_HIGH_WATER
-  const write = socket.write
-  let corked = false
-  socket.write = function (this: net.Socket, ...args: Parameters<net.Socket['write']>): boolean {
-    if (!corked && !this.destroyed) {
-      corked = true
-      this.cork()
-      setImmediate(() => {
-        corked = false
-        if (!this.destroyed) this.uncork()
-      })
-    }
-    return write.apply(this, args)
-  } as net.Socket['write']
-}
-
-/** Exactly `length` bytes at `position` of a file (into `into` when given); EIO when the file is shorter. */
-async function readFully (fd: number, position: number, length: number, into?: Buffer): Promise<Buffer> {
-  const buf = into ?? Buffer.allocUnsafe(length)
-  let done = 0
-  while (done < length) {
-    const { bytesRead: n } = await readP(fd, buf, done, length - done, position + done)
-    if (n === 0) throw eio(`a content file is shorter than its info says (no bytes at ${position + done})`)
-    done += n
-  }
-  return buf.subarray(0, length)
-}
-
-async function readLocal (path: string, offset: number, length: number, into?: Buffer): Promise<Buffer | null> {
-  let fd: number
-  try {
-    fd = await openP(path, fs.constants.O_RDONLY)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-    throw err
-  }
-  try {
-    return await readFully(fd, offset, length, into)
-  } finally {
-    await closeP(fd).catch(() => {})
-  }
-}
-
-async function syncDir (dir: string): Promise<void> {
-  const fd = await openP(dir, fs.constants.O_RDONLY)
-  try {
-    await fsyncP(fd)
-  } finally {
-    await closeP(fd).catch(() => {})
-  }
-}
 
 function withDeadline<T> (promise: Promise<T>, deadline: number, error: () => Error): Promise<T> {
   return new Promise((resolve, reject) => {

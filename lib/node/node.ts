@@ -294,7 +294,7 @@ export class SwarmNode {
     }
     if (call.path === '/retire' && call.method === 'POST') {
       try {
-        r.beginRetire()
+        await r.beginRetire()
       } catch (err) {
         return { status: 409, body: (err as Error).message }
       }

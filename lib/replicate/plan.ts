@@ -45,7 +45,7 @@ export interface ContentNeed {
 export interface Plan {
   /** Contents this node should copy (or keep copying), in order (largest shortfall first, then infohash). */
   copy: string[]
-  /** Contents this node holds beyond the target as the lowest-ranked holder: a copy it made itself may go (a race's extra copy). */
+  /** Contents this node holds beyond the target as the lowest-ranked holder, nobody being short of room: a copy it made itself may go (a race's extra copy). */
   trimmable: string[]
   /** Contents this node (below its reserve) holds beyond the target and may drop to make room (largest first). */
   droppable: string[]
@@ -98,9 +98,11 @@ export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], 
     // lowest-ranked of those, one at a time, so two nodes dropping at once can never take a
     // content below the target.
     if (have.length > copies) {
-      const lowestHolder = have.reduce((lo, n) => rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo)
-      if (lowestHolder.nodeId === self) trimmable.push(c.infohash)
       const pressed = have.filter(n => n.free < n.reserve)
+      // With nobody short of room, the lowest-ranked holder may trim an extra copy; with somebody
+      // short of room, only they drop (so a trim and a drop never take the same content at once).
+      const lowestHolder = have.reduce((lo, n) => rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo)
+      if (pressed.length === 0 && lowestHolder.nodeId === self) trimmable.push(c.infohash)
       const lowest = pressed.reduce<NodeView | null>((lo, n) => lo === null || rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo, null)
       if (lowest?.nodeId === self) droppable.push({ ih: c.infohash, length: c.length })
     }

@@ -86,6 +86,9 @@ export class Replicator {
   private readonly announced = new Map<string, number>()
   /** Contents this node copied to meet the target (this run): the ones it may trim when they turn out extra. */
   private readonly replicated = new Set<string>()
+  /** Extra copies seen trimmable, by infohash: the round. A trim needs two rounds in a row (views settle). */
+  private readonly trimSeen = new Map<string, number>()
+  private rounds = 0
   private startedAt = 0
   private own: Holdings | null = null
   private ownKey = ''
@@ -184,10 +187,12 @@ export class Replicator {
     const { copies, graceMs } = this.opts.settings()
     const now = Date.now()
     const views: NodeView[] = [viewOf(own, true, true)]
-    for (const rec of this.peers.values()) {
+    // A peer that left (mDNS said goodbye) is down at once; its contents count for the grace period.
+    const present = new Set(peers.map(q => q.nodeId))
+    for (const [nodeId, rec] of this.peers) {
       if (rec.holdings === null) continue
       const age = now - rec.lastSeen
-      views.push(viewOf(rec.holdings, age < UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS, age < graceMs))
+      views.push(viewOf(rec.holdings, present.has(nodeId) && age < UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS, age < graceMs))
     }
     const contents = this.opts.contents()
     const p = plan(this.opts.nodeId, contents, views, copies)
@@ -210,7 +215,11 @@ export class Replicator {
     }
     // A copy this node made that turned out to be one too many (two nodes raced for it): the
     // lowest-ranked holder lets it go, one per round.
-    const extra = p.trimmable.find(ih => this.replicated.has(ih) && ih !== this.copying?.infohash)
+    const round = ++this.rounds
+    const candidates = p.trimmable.filter(ih => this.replicated.has(ih) && ih !== this.copying?.infohash)
+    const extra = candidates.find(ih => this.trimSeen.get(ih) === round - 1)
+    this.trimSeen.clear()
+    for (const ih of candidates) this.trimSeen.set(ih, round)
     if (extra !== undefined) {
       this.opts.log.info('dropping a copy made beyond the target', { infohash: extra })
       this.replicated.delete(extra)
@@ -272,7 +281,12 @@ export class Replicator {
   }
 
   /** Starts draining this disk; throws with the reason when the volume cannot do without it. */
-  beginRetire (): void {
+  async beginRetire (): Promise<void> {
+    if (this.retiring) return
+    // Decide on a fresh view: a node that left a moment ago must not count as a place for copies.
+    await this.running
+    this.kick()
+    await this.running
     if (this.retiring) return
     const obstacle = retireObstacle(this.opts.nodeId, this.opts.contents(), this.views, this.opts.settings().copies)
     if (obstacle !== null) throw new Error(obstacle)

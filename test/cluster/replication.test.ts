@@ -112,9 +112,9 @@ t.test('a storage node joined on a host that runs a node, then retired; retire r
   const [h1, h2] = c.net.hosts
   const { node: a, invite } = await c.init('A', h1)
   const b = await c.join('B', h2, invite)
-  await writeFiles(t, a.mnt)
   // One command, on host 1 where A already runs: a node with no mount that stores and serves.
   const d = await c.joinStorage('D', h1, invite)
+  await writeFiles(t, a.mnt)
   const nodes = [a, b, d]
   await replicated(t, c, nodes, 2)
   t.ok(held(d).size > 0, `the storage node D holds files (${held(d).size})`)

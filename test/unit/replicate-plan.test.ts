@@ -113,6 +113,8 @@ t.test('beyond the target, only the lowest-ranked holder short of room may drop 
   for (const v of roomy) for (const x of plan(v.nodeId, contents, roomy, 2).trimmable) trimmers.set(x, [...(trimmers.get(x) ?? []), v.nodeId])
   t.ok(trimmers.size === contents.length && [...trimmers.values()].every(l => l.length === 1), 'an extra copy: exactly one holder (the lowest-ranked) may trim it')
   t.equal(plan(A, contents, roomy, 3).trimmable.length, 0, 'at the target nothing is trimmed')
+  const trimmedWhilePressed = oneTight.flatMap(v => plan(v.nodeId, contents, oneTight, 2).trimmable)
+  t.equal(trimmedWhilePressed.length, 0, 'while a holder is short of room, only it drops: nobody trims')
 })
 
 t.test('retire: what remains, and when it cannot start', async t => {

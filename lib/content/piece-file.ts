@@ -1,0 +1,196 @@
+// Storage of one torrent: one file (a complete content, or a sparse partial one), read and
+// written at piece offsets through a file descriptor; and the plain file reads and syncs the
+// torrent service needs besides.
+import fs from 'node:fs'
+import { promisify } from 'node:util'
+import type { ChunkStore } from 'webtorrent'
+import { FsError } from '../errors/index.js'
+import type { TorrentInfo } from './torrent-info.js'
+
+/** Whole pieces a content file keeps in memory to serve block requests from. */
+const PIECE_CACHE = 2
+const PIECE_CACHE_MS = 1_000
+
+export function eio (message: string, data: Record<string, unknown> = {}): FsError {
+  return new FsError('EIO', `EIO: ${message}`, data)
+}
+
+
+const openP = promisify(fs.open)
+const fstatP = promisify(fs.fstat)
+const ftruncateP = promisify(fs.ftruncate)
+const readP = promisify(fs.read)
+const writeP = promisify(fs.write)
+const fsyncP = promisify(fs.fsync)
+const fdatasyncP = promisify(fs.fdatasync)
+const closeP = promisify(fs.close)
+
+/**
+ * The abstract-chunk-store webtorrent reads and writes pieces through (passed as `preloadedStore`,
+ * with webtorrent's memory cache off: the page cache does that job). The file descriptor belongs
+ * to the service: webtorrent's close() leaves it open; release() closes it once nothing is in
+ * flight. A rename of the file (completion) does not disturb it.
+ */
+export class PieceFile implements ChunkStore {
+  readonly chunkLength: number
+  private inflight = 0
+  private idleWaiters: Array<() => void> = []
+  private released: Promise<void> | null = null
+  /** The last pieces read whole to serve a peer's block requests from (most recent last). */
+  private recent: Array<{ index: number, at: number, piece: Promise<Buffer> }> = []
+
+  private constructor (private readonly fd: number, private readonly length: number, pieceLength: number, private readonly writable: boolean) {
+    this.chunkLength = pieceLength
+  }
+
+  static async open (path: string, info: TorrentInfo, writable: boolean): Promise<PieceFile> {
+    const flags = writable ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDONLY
+    const fd = await openP(path, flags, 0o644)
+    try {
+      const st = await fstatP(fd)
+      if (writable) {
+        // Sparse: only the pieces written take space.
+        if (st.size !== info.length) await ftruncateP(fd, info.length)
+      } else if (st.size !== info.length) {
+        throw new Error(`${path} has ${st.size} bytes, its info says ${info.length}`)
+      }
+    } catch (err) {
+      fs.close(fd, () => {})
+      throw err
+    }
+    return new PieceFile(fd, info.length, info.pieceLength, writable)
+  }
+
+  private async track<T> (work: () => Promise<T>): Promise<T> {
+    if (this.released !== null) throw new Error('store released')
+    this.inflight++
+    try {
+      return await work()
+    } finally {
+      if (--this.inflight === 0) for (const f of this.idleWaiters.splice(0)) f()
+    }
+  }
+
+  private pieceSize (index: number): number {
+    return Math.min(this.chunkLength, this.length - index * this.chunkLength)
+  }
+
+  /** `length` bytes at `position`, into `into` when given (no allocation, no copy). */
+  readAt (position: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.track(() => readFully(this.fd, position, length, into))
+  }
+
+  put (index: number, chunk: Uint8Array, cb: (err?: Error | null) => void = () => {}): void {
+    if (!this.writable) {
+      queueMicrotask(() => cb(new Error('a complete content is never written')))
+      return
+    }
+    if (!Number.isInteger(index) || index < 0 || index * this.chunkLength >= this.length || chunk.length !== this.pieceSize(index)) {
+      queueMicrotask(() => cb(new Error(`bad piece ${index} (${chunk.length} bytes)`)))
+      return
+    }
+    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    this.recent = this.recent.filter(r => r.index !== index)
+    this.track(async () => {
+      let done = 0
+      while (done < buf.length) {
+        const { bytesWritten } = await writeP(this.fd, buf, done, buf.length - done, index * this.chunkLength + done)
+        done += bytesWritten
+      }
+    }).then(() => cb(null), err => cb(err as Error))
+  }
+
+  get (index: number, opts: { offset?: number, length?: number } | null, cb: (err: Error | null, buf?: Uint8Array) => void): void {
+    if (typeof opts === 'function') {
+      cb = opts as typeof cb
+      opts = null
+    }
+    const size = this.pieceSize(index)
+    const offset = opts?.offset ?? 0
+    const length = opts?.length ?? size - offset
+    if (!Number.isInteger(index) || index < 0 || size <= 0 || offset < 0 || length < 0 || offset + length > size) {
+      queueMicrotask(() => cb(new Error(`bad get ${index} ${offset}+${length}`)))
+      return
+    }
+    if (length === size) {
+      this.readAt(index * this.chunkLength, size).then(buf => cb(null, buf), err => cb(err as Error))
+      return
+    }
+    // A peer asks a piece block by block: one read of the whole piece serves all of them.
+    // Kept briefly: long enough for a peer's burst of requests, and the bytes come from the disk
+    // again soon after (a piece corrupted on disk and repaired is served repaired).
+    const now = Date.now()
+    this.recent = this.recent.filter(r => now - r.at < PIECE_CACHE_MS)
+    let cached = this.recent.find(r => r.index === index)
+    if (cached === undefined) {
+      cached = { index, at: now, piece: this.readAt(index * this.chunkLength, size) }
+      cached.piece.catch(() => { this.recent = this.recent.filter(r => r !== cached) })
+      this.recent.push(cached)
+      if (this.recent.length > PIECE_CACHE) this.recent.shift()
+    }
+    cached.piece.then(piece => cb(null, piece.subarray(offset, offset + length)), err => cb(err as Error))
+  }
+
+  close (cb: (err?: Error | null) => void = () => {}): void {
+    queueMicrotask(() => cb(null))
+  }
+
+  destroy (cb: (err?: Error | null) => void = () => {}): void {
+    queueMicrotask(() => cb(null))
+  }
+
+  fsync (): Promise<void> {
+    return this.track(() => fsyncP(this.fd))
+  }
+
+  fdatasync (): Promise<void> {
+    return this.track(() => fdatasyncP(this.fd))
+  }
+
+  private idle (): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve()
+    return new Promise(resolve => this.idleWaiters.push(resolve))
+  }
+
+  release (): Promise<void> {
+    this.recent = []
+    this.released ??= this.idle().then(() => closeP(this.fd))
+    return this.released
+  }
+}
+
+/** Exactly `length` bytes at `position` of a file (into `into` when given); EIO when the file is shorter. */
+export async function readFully (fd: number, position: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ?? Buffer.allocUnsafe(length)
+  let done = 0
+  while (done < length) {
+    const { bytesRead: n } = await readP(fd, buf, done, length - done, position + done)
+    if (n === 0) throw eio(`a content file is shorter than its info says (no bytes at ${position + done})`)
+    done += n
+  }
+  return buf.subarray(0, length)
+}
+
+export async function readLocal (path: string, offset: number, length: number, into?: Buffer): Promise<Buffer | null> {
+  let fd: number
+  try {
+    fd = await openP(path, fs.constants.O_RDONLY)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw err
+  }
+  try {
+    return await readFully(fd, offset, length, into)
+  } finally {
+    await closeP(fd).catch(() => {})
+  }
+}
+
+export async function syncDir (dir: string): Promise<void> {
+  const fd = await openP(dir, fs.constants.O_RDONLY)
+  try {
+    await fsyncP(fd)
+  } finally {
+    await closeP(fd).catch(() => {})
+  }
+}
