@@ -248,6 +248,8 @@ export class SwarmNode {
         await this.fetchWhole(torrents, infohash, info, progress)
       },
       drop: async infohash => {
+        // A file open here keeps its copy: a reader (a video being watched) is not cut off.
+        if (this.vfs.isOpen(infohash)) throw new Error('a file with this content is open on this node')
         await torrents.forget(infohash, { dropPartial: true })
         this.content.remove([infohash], [])
       },

@@ -221,15 +221,25 @@ export class Replicator {
     this.trimSeen.clear()
     for (const ih of candidates) this.trimSeen.set(ih, round)
     if (extra !== undefined) {
-      this.opts.log.info('dropping a copy made beyond the target', { infohash: extra })
-      this.replicated.delete(extra)
-      await this.opts.drop(extra).catch(err => this.opts.log.warn('dropping a copy failed', { infohash: extra, err: (err as Error).message }))
+      await this.opts.drop(extra).then(() => {
+        this.replicated.delete(extra)
+        this.opts.log.info('dropped a copy made beyond the target', { infohash: extra })
+      }, err => this.opts.log.debug('not dropping an extra copy now', { infohash: extra, err: (err as Error).message }))
     }
-    if (own.free < own.reserve && p.droppable.length > 0 && !this.retiring) {
-      const ih = p.droppable[0]!
-      this.opts.log.info('dropping a copy beyond the target to make room', { infohash: ih, free: own.free, reserve: own.reserve })
-      await this.opts.drop(ih).catch(err => this.opts.log.warn('dropping a copy failed', { infohash: ih, err: (err as Error).message }))
-      this.poke()
+    if (own.free < own.reserve && !this.retiring) {
+      // One per round (the next round sees the space it made); a copy that cannot go now is skipped.
+      for (const ih of p.droppable) {
+        if (ih === this.copying?.infohash) continue
+        const dropped = await this.opts.drop(ih).then(() => true, err => {
+          this.opts.log.debug('not dropping a copy now', { infohash: ih, err: (err as Error).message })
+          return false
+        })
+        if (!dropped) continue
+        this.opts.log.info('dropped a copy beyond the target to make room', { infohash: ih, free: own.free, reserve: own.reserve })
+        this.replicated.delete(ih)
+        this.poke()
+        break
+      }
     }
   }
 

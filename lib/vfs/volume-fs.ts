@@ -303,6 +303,12 @@ export class VolumeFs {
     }
   }
 
+  /** Whether a file open on this mount reads a content (a copy of it must not be dropped now). */
+  isOpen (infohash: string): boolean {
+    for (const h of this.handles.values()) if (h.file.content?.infohash === infohash) return true
+    return false
+  }
+
   private sourceKey (file: FileNode): string | null {
     return file.staged !== null ? 's' + file.staged.id : file.content !== null ? file.content.infohash : null
   }
