@@ -440,12 +440,12 @@ type Kind = 'dir' | 'file' | 'link'
 type BlobKind = 'file' | 'link' | 'marker'
 
 /** A non-directory version competing for a name. */
-interface Version { entry: Entry, mtime: number, writer: string }
+interface Version { entry: Entry, mtime: number, ctime: number, size: number, writer: string }
 
 /** What one name of a directory becomes: the entry at the name, and a version moved aside. */
 interface Outcome { own?: Entry, loser?: Version, path: string }
 
-interface BlobFacts { problem: string | null, mtime: number, writer: string }
+interface BlobFacts { problem: string | null, mtime: number, ctime: number, size: number, writer: string }
 
 function kindOf (mode: string): Kind | null {
   if (mode === MODE_DIR) return 'dir'
@@ -462,9 +462,16 @@ function dirOid (e: Entry | undefined): string | undefined {
   return e?.mode === MODE_DIR ? e.oid : undefined
 }
 
-/** Newest first: mtime, then the larger oid, then the larger mode; the same order on every node. */
+/**
+ * Newest first: mtime, then ctime, then the larger size, then the larger oid, then the larger mode;
+ * the same order on every node. ctime and size decide between two states of one write that fell in
+ * the same millisecond (a file committed while being written, and its final version): the later,
+ * longer one is the newer.
+ */
 function newerFirst (a: Version, b: Version): number {
   if (a.mtime !== b.mtime) return b.mtime - a.mtime
+  if (a.ctime !== b.ctime) return b.ctime - a.ctime
+  if (a.size !== b.size) return b.size - a.size
   if (a.entry.oid !== b.entry.oid) return a.entry.oid < b.entry.oid ? 1 : -1
   return a.entry.mode < b.entry.mode ? 1 : a.entry.mode > b.entry.mode ? -1 : 0
 }
@@ -593,7 +600,7 @@ class TreeMerger {
 
   private async version (entry: Entry): Promise<Version> {
     const facts = await this.blobFacts(entry.mode === MODE_LINK ? 'link' : 'file', entry.oid)
-    return { entry, mtime: facts.mtime, writer: facts.writer }
+    return { entry, mtime: facts.mtime, ctime: facts.ctime, size: facts.size, writer: facts.writer }
   }
 
   /** Moves each losing version to its conflict name, in name order so every node numbers alike. */
@@ -721,7 +728,7 @@ class TreeMerger {
   }
 
   private async readBlobFacts (kind: BlobKind, oid: string): Promise<BlobFacts> {
-    const unknown = { mtime: 0, writer: oid.slice(0, 8) }
+    const unknown = { mtime: 0, ctime: 0, size: 0, writer: oid.slice(0, 8) }
     let bytes: Uint8Array
     try {
       bytes = await this.store.readBlob(oid, MAX_ENTRY_BYTES)
@@ -738,7 +745,7 @@ class TreeMerger {
     }
     const decoded = decodeFile(text, FALLBACK_ATTRS)
     if (typeof decoded === 'string') return { ...unknown, problem: decoded }
-    return { problem: null, mtime: decoded.attrs.mtime, writer: decodeWriter(text) ?? unknown.writer }
+    return { problem: null, mtime: decoded.attrs.mtime, ctime: decoded.attrs.ctime, size: decoded.size, writer: decodeWriter(text) ?? unknown.writer }
   }
 
   private async readTree (oid: string): Promise<RawTreeEntry[] | BadObjectError> {

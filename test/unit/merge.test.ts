@@ -298,6 +298,19 @@ t.test('without a valid writer id the conflict name uses the blob oid; equal mti
   await expectTree(t, repo, result.commit, { 'a.md': winner, [`a.sync-conflict-${stamp(T0)}-${loserOid.slice(0, 8)}.md`]: loser })
 })
 
+t.test('equal mtimes: the longer version wins whatever the oids (a file committed while written, then whole)', async t => {
+  const partial = f('', T0, NODE_B)
+  // A whole version whose blob oid is the smaller one, so the oid alone would pick the partial one.
+  const repoForOids = await Repo.create(t)
+  const partialOid = await repoForOids.blob(entryJson(partial))
+  let whole = f('the whole file, written in the same millisecond', T0, NODE_B)
+  for (let i = 0; await repoForOids.blob(entryJson(whole)) > partialOid; i++) whole = f(`the whole file, version ${i}`, T0, NODE_B)
+  for (const [ours, theirs] of [[partial, whole], [whole, partial]]) {
+    const { repo, result } = await scenario(t, { 'a.bin': f('base') }, { 'a.bin': ours }, { 'a.bin': theirs })
+    await expectTree(t, repo, result.commit, { 'a.bin': whole, [conflictName('a.bin', T0, NODE_B)]: partial })
+  }
+})
+
 t.test('a conflict name already taken gets -2, -3', async t => {
   const copy = conflictName('a.txt', T0, NODE_B)
   const copy2 = conflictName('a.txt', T0, NODE_B, 2)
