@@ -245,7 +245,8 @@ export class Replicator {
 
   /** Keeps the announced copies in step with the plan: new choices added (within the room above the reserve), withdrawn ones dropped. */
   private announce (chosen: string[], own: Holdings, contents: ContentNeed[], now: number): void {
-    const wanted = new Set(this.retiring ? [] : chosen.filter(ih => !own.complete.includes(ih)))
+    const held = new Set(own.complete)
+    const wanted = new Set(this.retiring ? [] : chosen.filter(ih => !held.has(ih)))
     let changed = false
     for (const ih of [...this.announced.keys()]) {
       if (!wanted.has(ih) && ih !== this.copying?.infohash) {
