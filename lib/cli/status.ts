@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import { GitStore } from '../meta/git-store.js'
 import { silentLogger } from '../log/index.js'
 import { layout, lockHolder, readConfig } from '../node/disk.js'
-import { getPeerStatus } from '../sync/peer-client.js'
+import { getPeerStatus, peerJson } from '../sync/peer-client.js'
 import { formatBytes } from '../replicate/plan.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
 import { localHost } from './local-node.js'
@@ -51,7 +51,10 @@ export async function statusOf (disk: string): Promise<Status> {
   let live: LiveStatus | null = null
   if (pid !== null && config.httpPort > 0) {
     try {
-      live = await getPeerStatus({ host: localHost(config), port: config.httpPort, key: config.volumeKey, timeoutMs: 3000 }) as LiveStatus
+      const at = { host: localHost(config), port: config.httpPort, key: config.volumeKey, timeoutMs: 3000 }
+      // Replication is asked apart: peers poll /status for heads every few seconds and need none of it.
+      const [sync, replication] = await Promise.all([getPeerStatus(at), peerJson(at, 'GET', '/replication')])
+      live = { ...(sync as LiveStatus), replication: replication as ReplicationStatus }
     } catch {
       // A node not answering (still starting, or stuck): what the disk says is shown.
     }

@@ -240,7 +240,7 @@ export class SwarmNode {
       contents: () => [...meta.contentInfo].map(([infohash, info]) => ({ infohash, length: info.length })),
       settings: () => meta.volumeSettings(),
       peers: () => [...syncer.peers.values()].filter(p => p.authenticated && p.httpPort > 0).map(p => ({ nodeId: p.nodeId, host: p.host, httpPort: p.httpPort })),
-      fetchHoldings: async (peer, have) => await peerJson({ host: peer.host, port: peer.httpPort, key: config.volumeKey, timeoutMs: 3000, limit: HOLDINGS_LIMIT },
+      fetchHoldings: async (peer, have, timeoutMs) => await peerJson({ host: peer.host, port: peer.httpPort, key: config.volumeKey, timeoutMs, limit: HOLDINGS_LIMIT },
         'GET', `/holdings${have !== null ? `?have=${encodeURIComponent(have)}` : ''}`),
       copy: async (infohash, progress) => {
         const info = meta.contentInfo.get(infohash)
@@ -257,6 +257,8 @@ export class SwarmNode {
       onRound: () => this.checkRetired(),
       log
     })
+    // A target changed here or by a peer is acted on at once, not at the next round.
+    meta.onVolumeSettings = () => replicator.poke(0)
     replicator.start()
     return replicator
   }
@@ -287,7 +289,6 @@ export class SwarmNode {
           copies: body.copies as number | undefined,
           graceMs: body.graceMs as number | undefined
         })
-        r.poke(0)
         return { status: 200, body: settings }
       } catch (err) {
         if (err instanceof FsError) return { status: 400, body: err.message.replace(/^EINVAL: /, '') }
@@ -319,8 +320,7 @@ export class SwarmNode {
       torrentPort: this.torrents?.port ?? 0,
       mountPoint: this.mountPoint,
       peers: sync.peers,
-      inSync: sync.inSync,
-      replication: this.replicator?.status() ?? null
+      inSync: sync.inSync
     }
   }
 

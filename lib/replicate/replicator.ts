@@ -31,8 +31,8 @@ export interface ReplicatorOptions {
   settings: () => { copies: number, graceMs: number }
   /** Peers that proved they hold the volume key. */
   peers: () => ReplicaPeer[]
-  /** A peer's GET /holdings?have=<generation> answer (parsed JSON). */
-  fetchHoldings: (peer: ReplicaPeer, have: string | null) => Promise<unknown>
+  /** A peer's GET /holdings?have=<generation> answer (parsed JSON), or a rejection after `timeoutMs`. */
+  fetchHoldings: (peer: ReplicaPeer, have: string | null, timeoutMs: number) => Promise<unknown>
   /** Fetches a whole content onto this disk, reporting bytes done. */
   copy: (infohash: string, progress: (done: number) => void) => Promise<void>
   /** Removes a complete content from this disk (and stops seeding it). */
@@ -138,13 +138,12 @@ export class Replicator {
 
   /** This disk's holdings as peers get them (`unchanged` when they have this generation). */
   async holdings (have: string | null): Promise<unknown> {
-    const own = this.own ?? await this.takeStock()
+    const own = this.own ?? await this.takeStock(this.opts.contents())
     if (have === own.generation) return { v: 1, unchanged: true, generation: own.generation }
     return own
   }
 
-  private async takeStock (): Promise<Holdings> {
-    const contents = this.opts.contents()
+  private async takeStock (contents: ContentNeed[]): Promise<Holdings> {
     const names = new Set(await fsp.readdir(this.opts.contentDir).catch(() => [] as string[]))
     const complete = contents.filter(c => names.has(c.infohash)).map(c => c.infohash).sort()
     const st = await fsp.statfs(this.opts.disk)
@@ -167,7 +166,7 @@ export class Replicator {
   private async hear (peer: ReplicaPeer): Promise<void> {
     const rec = this.peers.get(peer.nodeId)
     const have = rec?.holdings?.generation ?? null
-    const answer = parseHoldings(await withTimeout(this.opts.fetchHoldings(peer, have), HOLDINGS_TIMEOUT_MS))
+    const answer = parseHoldings(await this.opts.fetchHoldings(peer, have, HOLDINGS_TIMEOUT_MS))
     if (typeof answer === 'string') throw new Error(`malformed holdings: ${answer}`)
     if ('unchanged' in answer) {
       if (rec === undefined || rec.holdings === null || rec.holdings.generation !== answer.generation) throw new Error('holdings "unchanged" for a generation we do not have')
@@ -179,7 +178,8 @@ export class Replicator {
   }
 
   private async round (): Promise<void> {
-    const own = await this.takeStock()
+    const contents = this.opts.contents()
+    const own = await this.takeStock(contents)
     const peers = this.opts.peers().filter(p => p.nodeId !== this.opts.nodeId)
     await Promise.all(peers.map(p => this.hear(p).catch(err => {
       this.opts.log.debug('no holdings from a peer', { peer: p.nodeId, err: (err as Error).message })
@@ -194,7 +194,6 @@ export class Replicator {
       const age = now - rec.lastSeen
       views.push(viewOf(rec.holdings, present.has(nodeId) && age < UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS, age < graceMs))
     }
-    const contents = this.opts.contents()
     const p = plan(this.opts.nodeId, contents, views, copies)
     this.views = views
     this.lastPlan = p
@@ -267,14 +266,14 @@ export class Replicator {
       changed = true
     }
     // Peers asking from now on see the announcements.
-    if (changed) void this.takeStock().catch(() => {})
+    if (changed) void this.takeStock(contents).catch(() => {})
   }
 
   private startCopy (c: ContentNeed): void {
     const progress: CopyProgress = { infohash: c.infohash, done: 0, total: c.length, started: true }
     this.copying = progress
     // Peers asking from now on see the transfer under way (it ranks first: plan.ts).
-    void this.takeStock().catch(() => {})
+    void this.takeStock(this.opts.contents()).catch(() => {})
     this.opts.log.info('copying a content that has fewer copies than the target', { infohash: c.infohash, length: c.length })
     const started = Date.now()
     this.copyWork = this.opts.copy(c.infohash, done => { progress.done = done })
@@ -366,11 +365,4 @@ function viewOf (h: Holdings, up: boolean, counts: boolean): NodeView {
     up,
     counts: up || counts
   }
-}
-
-function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('timed out')), ms)
-    p.then(v => { clearTimeout(t); resolve(v) }, err => { clearTimeout(t); reject(err) })
-  })
 }
