@@ -128,12 +128,16 @@ export class Replicator {
       })
   }
 
+  /**
+   * No new rounds or copies. A copy under way is not waited for (a large one would hold a stop for
+   * minutes): stopping the torrent service next makes its fetch fail, and what it fetched stays
+   * in partial/ for a later run.
+   */
   async stop (): Promise<void> {
     this.stopped = true
     if (this.timer !== null) clearInterval(this.timer)
     if (this.soon !== null) clearTimeout(this.soon)
     await this.running
-    await this.copyWork?.catch(() => {})
   }
 
   /** This disk's holdings as peers get them (`unchanged` when they have this generation). */
@@ -281,7 +285,9 @@ export class Replicator {
         this.replicated.add(c.infohash)
         this.opts.log.info('copy complete', { infohash: c.infohash, length: c.length, ms: Date.now() - started })
       },
-        err => this.opts.log.warn('copy failed; the next rounds try again', { infohash: c.infohash, err: (err as Error).message }))
+        err => this.stopped
+          ? this.opts.log.info('copy interrupted by the stop', { infohash: c.infohash })
+          : this.opts.log.warn('copy failed; the next rounds try again', { infohash: c.infohash, err: (err as Error).message }))
       .finally(() => {
         this.copying = null
         this.copyWork = null
