@@ -12,7 +12,7 @@
 import fs from 'node:fs'
 import git, { type CommitObject } from 'isomorphic-git'
 import { SwarmError } from '../errors/index.js'
-import type { Logger } from '../log/index.js'
+import { silentLogger, type Logger } from '../log/index.js'
 import { decodeDirMarker, decodeFile, decodeMarkerVolume, decodeWriter, withMarkerVolume } from '../meta/entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from '../meta/names.js'
 import { ObjectWriter, readLooseObject } from '../meta/objects.js'
@@ -31,6 +31,9 @@ const MERGE_AUTHOR = { name: 'swarmfs', email: 'merge@swarmfs' }
 /** The last instant whose year has four digits, so conflict names keep one shape. */
 const MAX_STAMP_MS = Date.UTC(10000, 0, 1) - 1
 const MAX_NAME_BYTES = 255
+/** Bounds on merging merge bases (see baseTree); random three-node histories nest 4 deep and make ~10. */
+const MAX_BASE_DEPTH = 8
+const MAX_BASE_MERGES = 64
 
 // ---------------------------------------------------------------------------------------------
 // Conflict copies
@@ -131,8 +134,11 @@ export interface ObjectStore {
   readCommit (oid: string): Promise<CommitInfo>
   /** True when `ancestor` is a strict ancestor of `oid`. */
   isDescendent (oid: string, ancestor: string): Promise<boolean>
-  /** The best common ancestors (`git merge-base --all`), sorted. */
-  findMergeBase (oids: string[]): Promise<string[]>
+  /**
+   * The best common ancestors (`git merge-base --all`), sorted. A side given as several commits
+   * stands for a merge of them that was never written (a recursive merge's virtual base).
+   */
+  findMergeBase (sides: Array<string | string[]>): Promise<string[]>
 }
 
 const OID = /^[0-9a-f]{40}$/
@@ -180,7 +186,7 @@ export function gitObjectStore (gitdir: string, cache: object = {}): ObjectStore
     writeCommit: async commit => await writer.writeCommit(commit),
     readCommit,
     isDescendent: async (oid, ancestor) => oid !== ancestor && (await ancestry(parentsOf, await parentsOf(oid), ancestor)).has(ancestor),
-    findMergeBase: async oids => await mergeBases(parentsOf, oids)
+    findMergeBase: async sides => await mergeBases(parentsOf, sides.map(side => typeof side === 'string' ? [side] : side))
   }
 }
 
@@ -251,10 +257,10 @@ async function ancestry (parentsOf: (oid: string) => Promise<string[]>, start: s
   return seen
 }
 
-/** Common ancestors of all `oids` that are not ancestors of another common ancestor. */
-async function mergeBases (parentsOf: (oid: string) => Promise<string[]>, oids: string[]): Promise<string[]> {
+/** Common ancestors of all `sides` (each one commit or several) that are not ancestors of another common ancestor. */
+async function mergeBases (parentsOf: (oid: string) => Promise<string[]>, sides: string[][]): Promise<string[]> {
   const reach: Array<Set<string>> = []
-  for (const oid of oids) reach.push(await ancestry(parentsOf, [oid]))
+  for (const side of sides) reach.push(await ancestry(parentsOf, side))
   const common = [...(reach[0] ?? [])].filter(c => reach.every(r => r.has(c)))
   const belowCommon = await ancestry(parentsOf, (await Promise.all(common.map(parentsOf))).flat())
   return common.filter(c => !belowCommon.has(c)).sort()
@@ -404,7 +410,7 @@ async function readGraph (store: ObjectStore, ours: string, theirs: string): Pro
     if (await store.isDescendent(ours, theirs)) return { relation: 'behind' }
     const oursCommit = await store.readCommit(ours)
     if (await store.isDescendent(theirs, ours)) return { relation: 'ahead', ours: oursCommit, theirs: theirsCommit, base: oursCommit.tree }
-    return { relation: 'diverged', ours: oursCommit, theirs: theirsCommit, base: await baseTree(store, ours, theirs) }
+    return { relation: 'diverged', ours: oursCommit, theirs: theirsCommit, base: await baseTree(store, [ours], [theirs]) }
   } catch (err) {
     if (err instanceof BadObjectError) return `malformed history: ${err.message}`
     throw err
@@ -412,17 +418,36 @@ async function readGraph (store: ObjectStore, ours: string, theirs: string): Pro
 }
 
 /**
- * The merge base's tree. With several best common ancestors (criss-cross merges) the smallest oid
- * is taken: the set of best common ancestors depends only on the commit graph, which is the same
- * immutable, content-addressed object on every node holding the two heads, so every node picks the
- * same base. A single base can make a merge report a conflict a recursive merge would not, but never
- * loses a version (changes win over deletes, and both sides of a conflict are kept).
+ * The tree to merge against, as git's recursive strategy finds it. With one best common ancestor
+ * it is that commit's tree. With several (criss-cross merges, the everyday shape of a history
+ * that several nodes merge at once) they are merged first, each pair against its own merge base,
+ * and the result is the base. Taking any one of them instead reads a version that the other
+ * already replaced as a concurrent change (a spurious conflict copy), and a file deleted after
+ * one of them as still wanted (the deletion undone).
+ *
+ * Every node holding the two heads finds the same bases (they depend on the immutable commit
+ * graph only) and merges them in oid order with the same symmetric merge, so every node merging
+ * the two heads still writes the same commit. Past MAX_BASE_DEPTH nested levels, or once
+ * MAX_BASE_MERGES merges of bases were made, the bases merged so far serve as they are: a bound on
+ * the work a crafted history could demand, spent in the same order on every node. A base that
+ * misses a change costs a conflict copy or a resurrected file, never a version.
  */
-async function baseTree (store: ObjectStore, ours: string, theirs: string): Promise<string | undefined> {
-  const bases = await store.findMergeBase([ours, theirs].sort())
-  if (bases.length === 0) return undefined
-  const base = [...bases].sort()[0] as string
-  return (await store.readCommit(base)).tree
+async function baseTree (store: ObjectStore, ours: string[], theirs: string[], depth = 0, budget = { merges: MAX_BASE_MERGES }): Promise<string | undefined> {
+  const bases = [...await store.findMergeBase([ours, theirs])].sort()
+  const first = bases[0]
+  if (first === undefined) return undefined
+  let tree = (await store.readCommit(first)).tree
+  const merged = [first]
+  for (const next of bases.slice(1)) {
+    if (depth >= MAX_BASE_DEPTH || budget.merges <= 0) break
+    budget.merges--
+    const under = await baseTree(store, merged, [next], depth + 1, budget)
+    // Bases may be a peer's commits exactly as sent (the parents of our merges): merged leniently,
+    // and quietly, since whatever they hold only ever serves for comparison.
+    tree = await new TreeMerger(store, silentLogger, false).mergeRoot(under, tree, (await store.readCommit(next)).tree)
+    merged.push(next)
+  }
+  return tree
 }
 
 /** Everything but the tree derives from the two heads, in an order-free way. */
@@ -515,7 +540,8 @@ class TreeMerger {
   private readonly trees = new Map<string, Promise<RawTreeEntry[] | BadObjectError>>()
   private readonly blobs = new Map<string, Promise<BlobFacts>>()
 
-  constructor (private readonly store: ObjectStore, private readonly log: Logger) {}
+  /** `trustOurs` false: ours may be a peer's commit as sent (merging merge bases), read like a base. */
+  constructor (private readonly store: ObjectStore, private readonly log: Logger, private readonly trustOurs = true) {}
 
   rejections (): Rejected[] {
     return [...this.rejected].sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : a.reason < b.reason ? -1 : 1)
@@ -769,6 +795,7 @@ class TreeMerger {
 
   /** Ours is trusted: a broken tree of ours is a damaged repository, not a peer's doing. */
   private async oursEntries (oid?: string): Promise<Entry[]> {
+    if (!this.trustOurs) return await this.baseEntries(oid)
     if (oid === undefined) return []
     const tree = await this.readTree(oid)
     if (tree instanceof BadObjectError) throw tree

@@ -521,7 +521,7 @@ t.test('convergence: both nodes write the same merge, and merging it settles', a
   t.same(await mergeHeads(r2.store, m, m, silentLogger), { kind: 'up-to-date', commit: m, conflicts: [], rejected: [] })
 })
 
-t.test('criss-cross merges pick one base, the same everywhere', async t => {
+t.test('criss-cross merges: the bases are merged first, the same everywhere', async t => {
   const repo = await Repo.create(t)
   const base = await repo.commit({ f: f('base'), g: f('g') }, [], 1000)
   const a1 = await repo.commit({ f: f('a1', T0 + 1, NODE_A), g: f('g') }, [base], 2000)
@@ -538,6 +538,62 @@ t.test('criss-cross merges pick one base, the same everywhere', async t => {
   await expectTree(t, repo, r.commit, { f: f('b1', T0 + 2, NODE_B), [copy]: f('a1', T0 + 1, NODE_A), g: f('g2', T0 + 3) })
   t.equal((await mergeHeads(repo.store, r.commit, mA, silentLogger)).kind, 'up-to-date')
   t.equal((await mergeHeads(repo.store, mB, r.commit, silentLogger)).kind, 'fast-forward')
+})
+
+/**
+ * Two merges of the same two lines made at different times (one node merged an earlier commit of
+ * a line, another node a later one) have two best common ancestors. Either base alone misreads
+ * the history. Each case is built with several commit times, so that each of the two bases sorts
+ * first in some of them.
+ */
+async function crissCross (tt: Tt, lines: { root: Plain, a1: Plain, a2: Plain, b1: Plain }, time: number): Promise<{ repo: Repo, result: MergeResult, aFirst: boolean }> {
+  const repo = await Repo.create(tt)
+  const root = await repo.commit(lines.root, [], 1000)
+  const a1 = await repo.commit(lines.a1, [root], time)
+  const a2 = await repo.commit(lines.a2, [a1], time + 10)
+  const b1 = await repo.commit(lines.b1, [root], 1500)
+  const early = (await mergeHeads(repo.store, a1, b1, silentLogger)).commit
+  const late = (await mergeHeads(repo.store, a2, b1, silentLogger)).commit
+  tt.same(await repo.store.findMergeBase([early, late]), [a1, b1].sort(), 'two best common ancestors: the earlier A commit and B\'s')
+  const result = await mergeHeads(repo.store, early, late, silentLogger)
+  const reverse = await mergeHeads(repo.store, late, early, silentLogger)
+  tt.equal(reverse.commit, result.commit, 'the same commit whichever side merges')
+  tt.equal((await mergeHeads(repo.store, result.commit, late, silentLogger)).kind, 'up-to-date')
+  return { repo, result, aFirst: a1 < b1 }
+}
+
+t.test('criss-cross: a version that replaced another on its own line is not a conflict', async t => {
+  // A writes `same/inside` empty, then whole (`>` then the write); B makes `same` a file meanwhile.
+  const orders = new Set<boolean>()
+  for (let time = 2000; orders.size < 2 && time < 2020; time++) {
+    const inside = { empty: f('', T0 + 1, NODE_A), whole: f('0123456789', T0 + 2, NODE_A) }
+    const bFile = f('from b', T0 + 3, NODE_B)
+    const { repo, result, aFirst } = await crissCross(t, {
+      root: { keep: f('k') },
+      a1: { keep: f('k'), same: { inside: inside.empty } },
+      a2: { keep: f('k'), same: { inside: inside.whole } },
+      b1: { keep: f('k'), same: bFile }
+    }, time)
+    await expectTree(t, repo, result.commit, { keep: f('k'), same: { inside: inside.whole }, [conflictName('same', T0 + 3, NODE_B)]: bFile })
+    t.same(result.conflicts, [], 'no new conflict copy')
+    orders.add(aFirst)
+  }
+  t.equal(orders.size, 2, 'each base sorted first in some case')
+})
+
+t.test('criss-cross: a file deleted after one base stays deleted', async t => {
+  const orders = new Set<boolean>()
+  for (let time = 2000; orders.size < 2 && time < 2020; time++) {
+    const { repo, result, aFirst } = await crissCross(t, {
+      root: { keep: f('k') },
+      a1: { keep: f('k'), gone: f('deleted later', T0 + 1, NODE_A) },
+      a2: { keep: f('k') },
+      b1: { keep: f('k'), fromB: f('b', T0 + 2, NODE_B) }
+    }, time)
+    await expectTree(t, repo, result.commit, { keep: f('k'), fromB: f('b', T0 + 2, NODE_B) })
+    orders.add(aFirst)
+  }
+  t.equal(orders.size, 2, 'each base sorted first in some case')
 })
 
 t.test('histories without a common ancestor merge against an empty base', async t => {
@@ -891,4 +947,73 @@ t.test('random trees and edits on two sides', async t => {
   }
   t.equal(failures, 0, `${rounds} random merges hold every rule`)
   t.ok(conflicts > 20, `the random edits conflict often enough to matter (${conflicts} conflicts)`)
+})
+
+t.test('random histories of three nodes merging each other: files with one writer never conflict', async t => {
+  // Each node writes and deletes only its own files, and merges whichever node's head it likes,
+  // as nodes syncing in any order do: criss-cross merges at every turn. What a node's head must
+  // hold follows from what it has seen: for each writer, the latest of that writer's states that
+  // reached it through any chain of merges. So every merge is checked against that, and none may
+  // make a conflict copy (there is never a concurrent change to one name).
+  const seed = 20261123
+  const r = new Random(mulberry32(seed))
+  const repo = await Repo.create(t)
+  const NODES = 3
+  const writers = [NODE_A, NODE_B, 'cccccccccccccccc']
+  const ownNames = (n: number): string[] => [`top${n}`, `f${n}.txt`, 'x', 'y'].map((name, i) => i < 2 ? name : `shared-dir/${name}${n}`)
+  /** Each writer's states, oldest first: path → content, absent when deleted. */
+  const states: Array<Array<Map<string, string>>> = writers.map(() => [new Map()])
+  const root = await repo.commit({}, [], 1000)
+  const heads = writers.map(() => root)
+  const seen = writers.map(() => writers.map(() => 0))
+  const fetched = writers.map(() => writers.map(() => ({ head: root, seen: writers.map(() => 0) })))
+  const expected = (k: number): Plain => {
+    const spec: Plain = {}
+    for (let w = 0; w < NODES; w++) {
+      for (const [p, content] of states[w]?.[seen[k]?.[w] ?? 0] ?? []) {
+        const [dir, name] = p.includes('/') ? p.split('/') as [string, string] : [undefined, p]
+        const file = f(content, T0 + Number(content.split(':')[1]), writers[w])
+        if (dir === undefined) spec[name] = file
+        else spec[dir] = { ...(spec[dir] as Plain | undefined), [name]: file }
+      }
+    }
+    return spec
+  }
+  const problems: string[] = []
+  let crissCrosses = 0
+  for (let step = 1; step <= 600 && problems.length < 5; step++) {
+    const k = r.int(NODES)
+    const own = seen[k] as number[]
+    if (r.next() < 0.45) {
+      const mine = new Map(states[k]?.[own[k] as number])
+      const name = r.pick(ownNames(k))
+      if (mine.has(name) && r.next() < 0.3) mine.delete(name)
+      else mine.set(name, `${writers[k]}:${step}`)
+      states[k]?.push(mine)
+      own[k] = (states[k]?.length ?? 1) - 1
+      heads[k] = await repo.commit(expected(k), [heads[k] as string], 2000 + step)
+      continue
+    }
+    const l = (k + 1 + r.int(NODES - 1)) % NODES
+    if (r.next() < 0.5) {
+      // A fetch: what k will merge of l next, which may be stale by the time it merges.
+      fetched[k][l] = { head: heads[l] as string, seen: [...seen[l] as number[]] }
+      continue
+    }
+    const theirs = fetched[k][l] as { head: string, seen: number[] }
+    const result = await mergeHeads(repo.store, heads[k] as string, theirs.head, silentLogger)
+    if (result.kind === 'merged' && r.next() < 0.3) {
+      const reverse = await mergeHeads(repo.store, theirs.head, heads[k] as string, silentLogger)
+      if (reverse.commit !== result.commit) problems.push(`step ${step}: the merge depends on which side merges`)
+    }
+    if (result.kind === 'merged' && (await repo.store.findMergeBase([heads[k] as string, theirs.head])).length > 1) crissCrosses++
+    heads[k] = result.commit
+    for (let w = 0; w < NODES; w++) own[w] = Math.max(own[w] as number, theirs.seen[w] ?? 0)
+    if (result.conflicts.length > 0) problems.push(`step ${step}: node ${k} merging ${l} made conflict copies ${JSON.stringify(result.conflicts)}`)
+    const want = await repo.flat(await repo.tree(expected(k)))
+    const got = await repo.flatCommit(result.commit)
+    if (JSON.stringify(got) !== JSON.stringify(want)) problems.push(`step ${step}: node ${k} merging ${l}: ${JSON.stringify({ got, want })}`)
+  }
+  t.same(problems, [], `seed ${seed}`)
+  t.ok(crissCrosses > 20, `merges with several best common ancestors happened often enough to matter (${crissCrosses})`)
 })
