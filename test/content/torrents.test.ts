@@ -403,6 +403,41 @@ t.test('pieces move between two nodes, stay on disk, and are verified', async t 
   })
 })
 
+t.test('many contents: only the torrents in use stay active, and each is activated when needed', async t => {
+  // 150 contents and room for 8 active torrents on each side: every read makes B activate one
+  // (evicting another) and A activate it again when B's wire asks for it.
+  const COUNT = 150
+  const MAX_ACTIVE = 8
+  const net = await createNetwork(t, { hosts: 2 })
+  t.comment(`network ${net.prefix}`)
+  const [hostA, hostB] = net.hosts as [NetHost, NetHost]
+  const base = tempDir(t, 'torrents-many')
+  const contents = Array.from({ length: COUNT }, (_, i) => makeContent(join(base, 'a'), 1000 + i * 997, true))
+  const A = await TorrentNode.start(net, hostA, 'A', join(base, 'a'), [hostB.address], { maxActive: MAX_ACTIVE })
+  for (const c of contents) await A.ok('seed', { ih: c.ih, info: c.info })
+  const B = await TorrentNode.start(net, hostB, 'B', join(base, 'b'), [hostA.address], { maxActive: MAX_ACTIVE })
+  await B.ok('addPeer', { ih: null, host: hostA.address, port: A.port })
+
+  const wrong: string[] = []
+  let mostActive = 0
+  for (const [i, c] of contents.entries()) {
+    const r = await B.read(c, 0, c.info.length)
+    const want = expected(c, 0, c.info.length)
+    if (!r.ok || r.result?.sha256 !== want.sha256) wrong.push(`content ${i}: ${r.ok ? 'other bytes' : `${r.error?.code ?? ''} ${r.error?.message ?? ''}`}`)
+    const [a, b] = [await A.stats(), await B.stats()]
+    mostActive = Math.max(mostActive, a.active.length, b.active.length)
+  }
+  t.same(wrong, [], `B read all ${COUNT} contents with the right bytes`)
+  t.ok(mostActive <= MAX_ACTIVE, `neither node had more than ${MAX_ACTIVE} torrents active (at most ${mostActive})`)
+  // The first ones were evicted long ago on both sides, and are read again from B's disk.
+  const before = (await B.stats()).downloaded
+  const again = await B.read(contents[0]!, 0, contents[0]!.info.length)
+  t.equal(again.result?.sha256, expected(contents[0]!, 0, contents[0]!.info.length).sha256, 'the first content again, after its torrent was evicted')
+  t.equal((await B.stats()).downloaded, before, '... from B\'s own disk')
+  await B.stop()
+  await A.stop()
+})
+
 t.test('benchmark: a large content between two namespaces', { skip: BENCH_MIB <= 0 ? 'SWARMFS_TORRENT_BENCH_MIB=0' : false }, async t => {
   const net = await createNetwork(t, { hosts: 2 })
   t.comment(`network ${net.prefix}`)
