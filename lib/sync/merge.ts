@@ -443,8 +443,14 @@ async function baseTree (store: ObjectStore, ours: string[], theirs: string[], d
     budget.merges--
     const under = await baseTree(store, merged, [next], depth + 1, budget)
     // Bases may be a peer's commits exactly as sent (the parents of our merges): merged leniently,
-    // and quietly, since whatever they hold only ever serves for comparison.
-    tree = await new TreeMerger(store, silentLogger, false).mergeRoot(under, tree, (await store.readCommit(next)).tree)
+    // and quietly, since whatever they hold only ever serves for comparison. An object of an old
+    // base that is missing must not stop every later merge: the bases merged so far serve.
+    try {
+      tree = await new TreeMerger(store, silentLogger, false).mergeRoot(under, tree, (await store.readCommit(next)).tree)
+    } catch (err) {
+      if (err instanceof MissingObjectError) break
+      throw err
+    }
     merged.push(next)
   }
   return tree
