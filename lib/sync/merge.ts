@@ -433,7 +433,7 @@ async function readGraph (store: ObjectStore, ours: string, theirs: string): Pro
  * misses a change costs a conflict copy or a resurrected file, never a version.
  */
 async function baseTree (store: ObjectStore, ours: string[], theirs: string[], depth = 0, budget = { merges: MAX_BASE_MERGES }): Promise<string | undefined> {
-  const bases = [...await store.findMergeBase([ours, theirs])].sort()
+  const bases = await store.findMergeBase([ours, theirs])
   const first = bases[0]
   if (first === undefined) return undefined
   let tree = (await store.readCommit(first)).tree
