@@ -11,6 +11,16 @@ import type { TorrentInfo } from './torrent-info.js'
 const PIECE_CACHE = 2
 const PIECE_CACHE_MS = 1_000
 
+/**
+ * Hands a piece's buffer back to the vendored torrent-piece's pool once it is written and put's
+ * callback has run (webtorrent's immediate store then no longer serves reads from it). The pool
+ * ignores buffers it did not lend.
+ */
+function recyclePiece (chunk: Uint8Array): void {
+  const recycle = (globalThis as Record<symbol, unknown>)[Symbol.for('torrent-piece.recycle')]
+  if (typeof recycle === 'function') recycle(chunk)
+}
+
 export function eio (message: string, data: Record<string, unknown> = {}): FsError {
   return new FsError('EIO', `EIO: ${message}`, data)
 }
@@ -97,7 +107,7 @@ export class PieceFile implements ChunkStore {
         const { bytesWritten } = await writeP(this.fd, buf, done, buf.length - done, index * this.chunkLength + done)
         done += bytesWritten
       }
-    }).then(() => cb(null), err => cb(err as Error))
+    }).then(() => cb(null), err => cb(err as Error)).finally(() => recyclePiece(chunk))
   }
 
   get (index: number, opts: { offset?: number, length?: number } | null, cb: (err: Error | null, buf?: Uint8Array) => void): void {

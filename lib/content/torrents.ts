@@ -54,6 +54,7 @@ import WebTorrent, { type Torrent, type TorrentBitfield, type Wire } from 'webto
 import { FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { bitfieldLength, readBitfield, writeBitfield } from './bitfield.js'
+import { reserveHeapHeadroom } from './heap-headroom.js'
 import { eio, PieceFile, readLocal, syncDir } from './piece-file.js'
 import { tuneSocket } from './socket-tuning.js'
 import { encodeInfo, infoHash, isInfoHash, isValidInfo, pieceCount, type TorrentInfo } from './torrent-info.js'
@@ -215,6 +216,7 @@ export class TorrentService {
 
   /** Starts the client; resolves once it listens (`port` is then the bound port). */
   static async create (opts: TorrentServiceOptions): Promise<TorrentService> {
+    reserveHeapHeadroom()
     const service = new TorrentService(opts)
     try {
       await new Promise<void>((resolve, reject) => {
