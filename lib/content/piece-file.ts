@@ -3,6 +3,7 @@
 // torrent service needs besides.
 import fs from 'node:fs'
 import { promisify } from 'node:util'
+import pageCache from '@swarmfs/fadvise'
 import type { ChunkStore } from 'webtorrent'
 import { FsError } from '../errors/index.js'
 import type { TorrentInfo } from './torrent-info.js'
@@ -155,6 +156,18 @@ export class PieceFile implements ChunkStore {
 
   fdatasync (): Promise<void> {
     return this.track(() => fdatasyncP(this.fd))
+  }
+
+  /**
+   * Drops `length` bytes at `position` from the page cache; they must be on the disk already
+   * (after fdatasync), or the kernel only starts writing them back. Why: on these VMs a page the
+   * kernel has not used before costs ~5x more to fill than a reused one (a 1 GiB write into fresh
+   * page cache ran at 0.74-0.90 GB/s, the same after dropping an earlier file's pages at 4.4-4.6
+   * GB/s), so a fetched content whose pages stay cached makes every further byte fetched cost a
+   * fresh page; dropped, the next pieces reuse them. Advisory: a failure only leaves pages cached.
+   */
+  dropCached (position: number, length: number): Promise<void> {
+    return this.track(() => pageCache.fadvise(this.fd, position, length, pageCache.POSIX_FADV_DONTNEED))
   }
 
   private idle (): Promise<void> {

@@ -141,6 +141,9 @@ class Entry {
   chain: Promise<void> = Promise.resolve()
   completing = false
   hashFailures = 0
+  /** Pieces verified since the last fdatasync, then those synced but still in the page cache. */
+  unsynced: number[] = []
+  cachedSynced: number[] = []
   // Read-ahead.
   lastStart = -1
   lastEnd = -1
@@ -461,6 +464,7 @@ export class TorrentService {
     torrent.on('verified', (index: number) => {
       if (entry.started) {
         this.counters.piecesFetched++
+        entry.unsynced.push(index)
         entry.dirty = true
         this.schedulePersist(entry)
       }
@@ -577,8 +581,31 @@ export class TorrentService {
     entry.dirty = false
     // Snapshot first: every piece it names was written before now, so the fdatasync covers it.
     const bits = Uint8Array.from(entry.bitfield.buffer.subarray(0, bitfieldLength(entry.pieces)))
+    const synced = entry.unsynced.splice(0)
     await entry.store.fdatasync()
     await writeBitfield(this.bitfieldPath(entry.infohash), bits)
+    entry.cachedSynced.push(...synced)
+    await this.dropBehindReader(entry, entry.store)
+  }
+
+  /**
+   * Drops the synced pieces behind this node's last read of the content (all of them when nothing
+   * reads it here: a copy being made) from the page cache (PieceFile.dropCached says why). The ones
+   * at or after it are kept: a sequential reader is about to read its read-ahead window.
+   */
+  private async dropBehindReader (entry: Entry, store: PieceFile): Promise<void> {
+    const pl = entry.info.pieceLength
+    const readerPiece = entry.lastStart < 0 ? Infinity : Math.floor(entry.lastStart / pl)
+    const behind = entry.cachedSynced.filter(i => i < readerPiece).sort((x, y) => x - y)
+    if (behind.length === 0) return
+    entry.cachedSynced = entry.cachedSynced.filter(i => i >= readerPiece)
+    for (let k = 0; k < behind.length;) {
+      let end = k + 1
+      while (end < behind.length && behind[end] === behind[end - 1]! + 1) end++
+      const from = behind[k]!
+      await store.dropCached(from * pl, (behind[end - 1]! - from + 1) * pl).catch(err => this.log.debug('dropping cached pages failed', { infohash: entry.infohash, err }))
+      k = end
+    }
   }
 
   /** Every piece is here: the partial file becomes the complete content (then seeded as such). */
@@ -592,6 +619,8 @@ export class TorrentService {
       try {
         if (entry.store === null) return
         await entry.store.fsync()
+        entry.cachedSynced.push(...entry.unsynced.splice(0))
+        await this.dropBehindReader(entry, entry.store)
         const from = this.partialPath(ih)
         const to = this.contentPath(ih)
         try {

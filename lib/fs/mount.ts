@@ -77,6 +77,54 @@ export async function clearStaleMount (mountPoint: string, log: Logger): Promise
   await run('fusermount', ['-uz', mountPoint])
 }
 
+/**
+ * The kernel's read-ahead for the mount, in KiB. A FUSE mount starts with 128 KiB: a sequential
+ * reader then has at most one 128 KiB request (max_read) in flight beyond its own read, and each
+ * round trip through this process stalls the stream. Measured on a remote 1 GiB `dd bs=1M` (two
+ * namespaces, the dev harness of the content benchmark): 128 KiB 166-190 MB/s, 8 MiB 184-221 MB/s
+ * (median 214), 32 MiB the same. Random reads are unaffected (the kernel reads ahead only for a
+ * sequential stream). libfuse's max_readahead can only lower it, so it is set through sysfs.
+ */
+export const READ_AHEAD_KB = 8192
+
+/**
+ * The "major:minor" of the filesystem mounted at `resolved` (/proc/self/mountinfo), or null. The
+ * path must be resolved before mounting: resolving it afterwards asks this process's own mount.
+ */
+function deviceOf (resolved: string): string | null {
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const fields = line.split(' ')
+    if (fields[4] !== undefined && unescapeMount(fields[4]) === resolved && fields[2] !== undefined) return fields[2]
+  }
+  return null
+}
+
+/**
+ * Raises the mount's read-ahead to READ_AHEAD_KB; needs root (sysfs), so without it the mount
+ * keeps the kernel's. The kernel sets the read-ahead when it gets libfuse's INIT reply, which can
+ * come after libfuse says the mount is up, and the mount can show in mountinfo later still: so
+ * first the mount is awaited in mountinfo, then an operation through it (any waits for INIT; it
+ * runs off this thread, which answers it).
+ */
+async function raiseReadAhead (resolvedMountPoint: string, log: Logger): Promise<void> {
+  let dev = deviceOf(resolvedMountPoint)
+  for (let tries = 0; dev === null && tries < 100; tries++) {
+    await new Promise(resolve => setTimeout(resolve, 20))
+    dev = deviceOf(resolvedMountPoint)
+  }
+  if (dev === null) {
+    log.debug('the mount keeps the kernel\'s read-ahead: not in /proc/self/mountinfo', { mountPoint: resolvedMountPoint })
+    return
+  }
+  await fs.promises.stat(resolvedMountPoint).catch(() => {})
+  const file = `/sys/class/bdi/${dev}/read_ahead_kb`
+  try {
+    fs.writeFileSync(file, String(READ_AHEAD_KB))
+  } catch (err) {
+    log.debug('the mount keeps the kernel\'s read-ahead', { file, err: (err as Error).message })
+  }
+}
+
 export interface Mounted {
   unmount (): Promise<void>
 }
@@ -87,8 +135,10 @@ export async function mountVolume (mountPoint: string, vfs: VolumeFs, log: Logge
   if (fs.readdirSync(mountPoint).length > 0) {
     throw new UserError(`mount point ${mountPoint} is not empty; choose an empty directory`)
   }
+  const resolved = safeRealpath(mountPoint)
   const fuse = new Fuse(mountPoint, fuseOps(vfs, log), mountOptions() as any)
   await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(err) : resolve()))
+  await raiseReadAhead(resolved, log)
   let mounted = true
   return {
     unmount: async () => {

@@ -10,7 +10,7 @@ import os from 'node:os'
 import { createHash, randomFillSync, randomInt } from 'node:crypto'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
-import { ROOT } from '../helpers/volume.js'
+import { residentBytes, ROOT } from '../helpers/volume.js'
 import { createNetwork, outputOf, stopProcess, waitForLine, type NetHost, type Network } from '../helpers/netns.js'
 import { buildInfo, infoHash, pieceLengthFor, type TorrentInfo } from '../../lib/content/torrent-info.js'
 
@@ -398,6 +398,12 @@ t.test('pieces move between two nodes, stay on disk, and are verified', async t 
     A.child.kill('SIGKILL')
     const r = await reading
     t.equal(r.sha256, X.sha256, 'the read completes with the right bytes after A died')
+    // D fetched every piece: those behind its reader leave the page cache once synced
+    // (PieceFile.dropCached); at completion at most the read-ahead window (32 MiB) was still ahead.
+    const complete = join(base, 'd', 'content', X.ih)
+    await until('X complete on D', () => fs.existsSync(complete))
+    const cached = residentBytes(complete)
+    t.ok(cached <= 40 * MiB, `D's page cache does not keep what it fetched and read (${(cached / MiB).toFixed(1)} of ${(X.info.length / MiB).toFixed(1)} MiB cached)`)
     await D.stop()
     await B.stop()
   })

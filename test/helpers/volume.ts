@@ -6,7 +6,7 @@
 // look at it goes through another child (bash, find, sha256sum). Every volume is torn down when its
 // test ends, failed or not: the node is stopped by its pid, a mount still present is lazily
 // unmounted, and the temporary directories go.
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import os from 'node:os'
@@ -94,6 +94,11 @@ function unescapeMount (s: string): string {
 }
 
 /** Whether a FUSE filesystem is mounted at `dir` (read from /proc/self/mounts, not from the mount). */
+/** Bytes of the file at `path` in the page cache (util-linux `fincore`, which asks mincore). */
+export function residentBytes (path: string): number {
+  return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim())
+}
+
 export function isMounted (dir: string): boolean {
   const table = fs.readFileSync('/proc/self/mounts', 'utf8')
   return table.split('\n').some(line => {

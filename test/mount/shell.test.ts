@@ -31,6 +31,14 @@ t.test('shell life in a mounted volume', async t => {
   const files = makeTree(src, rand, 2500)
   t.comment(`source tree: ${files} files`)
 
+  await t.test('the mount reads ahead 8 MiB for sequential readers (not FUSE\'s 128 KiB)', async t => {
+    // Tests run as root (scripts/test.sh), so the node could set it through sysfs.
+    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find(l => l.split(' ')[4] === mnt)
+    t.ok(line, 'the mount is in /proc/self/mountinfo')
+    const dev = line?.split(' ')[2]
+    t.equal(fs.readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim(), '8192', `read_ahead_kb of ${dev}`)
+  })
+
   await t.test('cp -r of a tree of thousands of files arrives intact', async t => {
     await sh(t, `cp -r "${src}" tree`, { cwd: mnt })
     await assertSameTree(t, src, join(mnt, 'tree'), 'copied tree')

@@ -1,0 +1,7 @@
+{
+  "targets": [{
+    "target_name": "fadvise",
+    "sources": ["fadvise.c"],
+    "cflags": ["-O2", "-Wall"]
+  }]
+}
