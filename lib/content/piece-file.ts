@@ -7,6 +7,7 @@ import pageCache from '@swarmfs/fadvise'
 import type { ChunkStore } from 'webtorrent'
 import { FsError } from '../errors/index.js'
 import type { TorrentInfo } from './torrent-info.js'
+import { servingBuffers } from './serving-buffers.js'
 
 /** Whole pieces a content file keeps in memory to serve block requests from. */
 const PIECE_CACHE = 2
@@ -101,7 +102,7 @@ export class PieceFile implements ChunkStore {
       return
     }
     const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-    this.recent = this.recent.filter(r => r.index !== index)
+    this.forgetRecent(r => r.index === index)
     this.track(async () => {
       let done = 0
       while (done < buf.length) {
@@ -129,17 +130,29 @@ export class PieceFile implements ChunkStore {
     }
     // A peer asks a piece block by block: one read of the whole piece serves all of them.
     // Kept briefly: long enough for a peer's burst of requests, and the bytes come from the disk
-    // again soon after (a piece corrupted on disk and repaired is served repaired).
+    // again soon after (a piece corrupted on disk and repaired is served repaired). The piece's
+    // buffer is reused once it has left this cache and its blocks are on their sockets.
     const now = Date.now()
-    this.recent = this.recent.filter(r => now - r.at < PIECE_CACHE_MS)
+    this.forgetRecent(r => now - r.at >= PIECE_CACHE_MS)
     let cached = this.recent.find(r => r.index === index)
     if (cached === undefined) {
-      cached = { index, at: now, piece: this.readAt(index * this.chunkLength, size) }
-      cached.piece.catch(() => { this.recent = this.recent.filter(r => r !== cached) })
-      this.recent.push(cached)
-      if (this.recent.length > PIECE_CACHE) this.recent.shift()
+      const into = servingBuffers.take(size)
+      const entry = { index, at: now, piece: this.readAt(index * this.chunkLength, size, into) }
+      entry.piece.catch(() => { this.forgetRecent(r => r === entry) })
+      this.recent.push(entry)
+      const oldest = this.recent[0]
+      if (this.recent.length > PIECE_CACHE) this.forgetRecent(r => r === oldest)
+      cached = entry
     }
-    cached.piece.then(piece => cb(null, piece.subarray(offset, offset + length)), err => cb(err as Error))
+    cached.piece.then(piece => cb(null, servingBuffers.lend(piece, offset, length)), err => cb(err as Error))
+  }
+
+  /** Removes the cached pieces `which` selects, giving their buffers back once their blocks are written. */
+  private forgetRecent (which: (r: { index: number, at: number, piece: Promise<Buffer> }) => boolean): void {
+    const gone = this.recent.filter(which)
+    if (gone.length === 0) return
+    this.recent = this.recent.filter(r => !which(r))
+    for (const r of gone) r.piece.then(piece => servingBuffers.drop(piece), () => {})
   }
 
   close (cb: (err?: Error | null) => void = () => {}): void {
@@ -176,7 +189,7 @@ export class PieceFile implements ChunkStore {
   }
 
   release (): Promise<void> {
-    this.recent = []
+    this.forgetRecent(() => true)
     this.released ??= this.idle().then(() => closeP(this.fd))
     return this.released
   }

@@ -1,5 +1,6 @@
 // The sockets of BitTorrent wires, tuned for a LAN.
 import type net from 'node:net'
+import { servingBuffers } from './serving-buffers.js'
 
 /** Bytes a BitTorrent socket buffers before telling the wire to wait (one turn's blocks). */
 const SOCKET_HIGH_WATER = 4 << 20
@@ -30,6 +31,19 @@ export function tuneSocket (socket: net.Socket): void {
         corked = false
         if (!this.destroyed) this.uncork()
       })
+    }
+    const chunk = args[0]
+    if (servingBuffers.isLent(chunk)) {
+      // Node calls a write's callback once the bytes are handed to the kernel (or with an error,
+      // and then the block is simply not reused).
+      const last = args[args.length - 1]
+      const callback = typeof last === 'function' ? last as (err?: Error | null) => void : undefined
+      const written = (err?: Error | null): void => {
+        if (err == null) servingBuffers.written(chunk)
+        callback?.(err)
+      }
+      if (callback !== undefined) args[args.length - 1] = written as never
+      else (args as unknown[]).push(written)
     }
     return write.apply(this, args)
   } as net.Socket['write']
