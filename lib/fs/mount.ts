@@ -138,7 +138,8 @@ export async function mountVolume (mountPoint: string, vfs: VolumeFs, log: Logge
   const resolved = safeRealpath(mountPoint)
   const fuse = new Fuse(mountPoint, fuseOps(vfs, log), mountOptions() as any)
   await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(err) : resolve()))
-  await raiseReadAhead(resolved, log)
+  // A tuning only: nothing in it may fail the mount.
+  await raiseReadAhead(resolved, log).catch(err => log.debug('the mount keeps the kernel\'s read-ahead', { err }))
   let mounted = true
   return {
     unmount: async () => {
