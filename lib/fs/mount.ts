@@ -41,13 +41,22 @@ export function mountOptions (): Record<string, unknown> {
   }
 }
 
+/**
+ * The "major:minor" of the FUSE filesystem mounted at `resolved` (an absolute path without
+ * symlinks) per /proc/self/mountinfo, or null when none is.
+ */
+function fuseDeviceAt (resolved: string): string | null {
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const fields = line.split(' ')
+    if (fields[4] === undefined || unescapeMount(fields[4]) !== resolved) continue
+    // Optional fields end with a lone "-"; the filesystem type follows it.
+    if (fields[fields.indexOf('-') + 1]?.startsWith('fuse') === true) return fields[2] ?? null
+  }
+  return null
+}
+
 function mountsAt (mountPoint: string): boolean {
-  const resolved = fs.existsSync(mountPoint) ? safeRealpath(mountPoint) : mountPoint
-  const table = fs.readFileSync('/proc/self/mounts', 'utf8')
-  return table.split('\n').some(line => {
-    const [, where, type] = line.split(' ')
-    return where !== undefined && unescapeMount(where) === resolved && type?.startsWith('fuse')
-  })
+  return fuseDeviceAt(fs.existsSync(mountPoint) ? safeRealpath(mountPoint) : mountPoint) !== null
 }
 
 function safeRealpath (p: string): string {
@@ -88,41 +97,25 @@ export async function clearStaleMount (mountPoint: string, log: Logger): Promise
 export const READ_AHEAD_KB = 8192
 
 /**
- * The "major:minor" of the filesystem mounted at `resolved` (/proc/self/mountinfo), or null. The
- * path must be resolved before mounting: resolving it afterwards asks this process's own mount.
- */
-function deviceOf (resolved: string): string | null {
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const fields = line.split(' ')
-    if (fields[4] !== undefined && unescapeMount(fields[4]) === resolved && fields[2] !== undefined) return fields[2]
-  }
-  return null
-}
-
-/**
  * Raises the mount's read-ahead to READ_AHEAD_KB; needs root (sysfs), so without it the mount
- * keeps the kernel's. The kernel sets the read-ahead when it gets libfuse's INIT reply, which can
+ * keeps the kernel's. `resolvedMountPoint` is resolved before mounting: resolving it afterwards
+ * would ask this process's own mount from the thread that answers it. The kernel sets the read-ahead when it gets libfuse's INIT reply, which can
  * come after libfuse says the mount is up, and the mount can show in mountinfo later still: so
  * first the mount is awaited in mountinfo, then an operation through it (any waits for INIT; it
  * runs off this thread, which answers it).
  */
 async function raiseReadAhead (resolvedMountPoint: string, log: Logger): Promise<void> {
-  let dev = deviceOf(resolvedMountPoint)
+  let dev = fuseDeviceAt(resolvedMountPoint)
   for (let tries = 0; dev === null && tries < 100; tries++) {
     await new Promise(resolve => setTimeout(resolve, 20))
-    dev = deviceOf(resolvedMountPoint)
+    dev = fuseDeviceAt(resolvedMountPoint)
   }
   if (dev === null) {
     log.debug('the mount keeps the kernel\'s read-ahead: not in /proc/self/mountinfo', { mountPoint: resolvedMountPoint })
     return
   }
   await fs.promises.stat(resolvedMountPoint).catch(() => {})
-  const file = `/sys/class/bdi/${dev}/read_ahead_kb`
-  try {
-    fs.writeFileSync(file, String(READ_AHEAD_KB))
-  } catch (err) {
-    log.debug('the mount keeps the kernel\'s read-ahead', { file, err: (err as Error).message })
-  }
+  await fs.promises.writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(READ_AHEAD_KB))
 }
 
 export interface Mounted {
@@ -138,8 +131,8 @@ export async function mountVolume (mountPoint: string, vfs: VolumeFs, log: Logge
   const resolved = safeRealpath(mountPoint)
   const fuse = new Fuse(mountPoint, fuseOps(vfs, log), mountOptions() as any)
   await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(err) : resolve()))
-  // A tuning only: nothing in it may fail the mount.
-  await raiseReadAhead(resolved, log).catch(err => log.debug('the mount keeps the kernel\'s read-ahead', { err }))
+  // A tuning only: nothing in it may fail the mount (without root, sysfs refuses the write).
+  await raiseReadAhead(resolved, log).catch(err => log.debug('the mount keeps the kernel\'s read-ahead', { err: (err as Error).message }))
   let mounted = true
   return {
     unmount: async () => {
