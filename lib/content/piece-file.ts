@@ -3,7 +3,7 @@
 // torrent service needs besides.
 import fs from 'node:fs'
 import { promisify } from 'node:util'
-import pageCache from '@swarmfs/fadvise'
+import fileops from '@swarmfs/fileops'
 import type { ChunkStore } from 'webtorrent'
 import { FsError } from '../errors/index.js'
 import type { TorrentInfo } from './torrent-info.js'
@@ -51,11 +51,12 @@ export class PieceFile implements ChunkStore {
   /** The last pieces read whole to serve a peer's block requests from (most recent last). */
   private recent: Array<{ index: number, at: number, piece: Promise<Buffer> }> = []
 
-  private constructor (private readonly fd: number, private readonly length: number, pieceLength: number, private readonly writable: boolean) {
+  private constructor (private readonly fd: number, private readonly length: number, pieceLength: number, private readonly writable: boolean, private readonly claim: (bytes: number) => Promise<void>) {
     this.chunkLength = pieceLength
   }
 
-  static async open (path: string, info: TorrentInfo, writable: boolean): Promise<PieceFile> {
+  /** `claim`: awaited before a piece is written, with its length; a rejection fails the write (a full disk). */
+  static async open (path: string, info: TorrentInfo, writable: boolean, claim: (bytes: number) => Promise<void> = async () => {}): Promise<PieceFile> {
     const flags = writable ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDONLY
     const fd = await openP(path, flags, 0o644)
     try {
@@ -70,7 +71,7 @@ export class PieceFile implements ChunkStore {
       fs.close(fd, () => {})
       throw err
     }
-    return new PieceFile(fd, info.length, info.pieceLength, writable)
+    return new PieceFile(fd, info.length, info.pieceLength, writable, claim)
   }
 
   private async track<T> (work: () => Promise<T>): Promise<T> {
@@ -104,6 +105,7 @@ export class PieceFile implements ChunkStore {
     const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
     this.forgetRecent(r => r.index === index)
     this.track(async () => {
+      await this.claim(buf.length)
       let done = 0
       while (done < buf.length) {
         const { bytesWritten } = await writeP(this.fd, buf, done, buf.length - done, index * this.chunkLength + done)
@@ -180,7 +182,12 @@ export class PieceFile implements ChunkStore {
    * fresh page; dropped, the next pieces reuse them. Advisory: a failure only leaves pages cached.
    */
   dropCached (position: number, length: number): Promise<void> {
-    return this.track(() => pageCache.fadvise(this.fd, position, length, pageCache.POSIX_FADV_DONTNEED))
+    return this.track(() => fileops.fadvise(this.fd, position, length, fileops.POSIX_FADV_DONTNEED))
+  }
+
+  /** Gives the blocks of `length` bytes at `position` back to the filesystem (a hole: reads as zeros). */
+  punch (position: number, length: number): Promise<void> {
+    return this.track(() => fileops.punchHole(this.fd, position, length))
   }
 
   private idle (): Promise<void> {

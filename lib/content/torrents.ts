@@ -36,6 +36,16 @@
 // only those that match), until its deadline, then fails with EIO. When every piece is there the
 // file is fsynced and renamed to <contentDir>/<infohash>: an ordinary complete content, seeded.
 //
+// Room on the disk: fetched pieces are a cache, and never take the room the disk keeps free (the
+// node's reserve; the metadata's room is guarded at each write, space-guard.ts). A read that
+// needs room first evicts partial contents no read uses, least recently used first; then, in a
+// content too large to complete in the room there is (a film larger than the free space), the
+// pieces readers have left behind (punched out of the sparse file, the bitfield first). Contents
+// fetched whole (a copy, a copy-on-write) keep every piece. Still short, it asks the replicator
+// to drop a copy the volume holds beyond its target (files earlier reads completed here) and may
+// take the reserve meanwhile, never the metadata's room: there it fails with ENOSPC. Read-ahead
+// windows shrink to the room above the reserve.
+//
 // Latency and throughput on a LAN: sockets get TCP_NODELAY (webtorrent leaves Nagle on, and a
 // request then waits for a delayed ACK) and write a turn's messages at once (socket-tuning.ts);
 // blocks are 128 KiB (vendor/torrent-piece); each wire's measured speed has a floor, so an idle
@@ -57,6 +67,7 @@ import { bitfieldLength, readBitfield, writeBitfield } from './bitfield.js'
 import { reserveHeapHeadroom } from './heap-headroom.js'
 import { eio, PieceFile, readLocal, syncDir } from './piece-file.js'
 import { tuneSocket } from './socket-tuning.js'
+import type { SpaceGuard } from './space-guard.js'
 import { encodeInfo, infoHash, isInfoHash, isValidInfo, pieceCount, type TorrentInfo } from './torrent-info.js'
 
 const DEFAULT_MAX_ACTIVE = 64
@@ -71,6 +82,11 @@ const PRIORITY_READ = 1
  */
 const MIN_WIRE_SPEED = 4 << 20
 const PRIORITY_READ_AHEAD = 0
+/** Room a read that evicts asks for beyond its own pieces, so the next reads find some. */
+const EVICT_BATCH = 16 << 20
+/** How long a read on a disk without room waits for the replicator to drop a copy. */
+const ROOM_WAIT_MS = 3_000
+const ROOM_POLL_MS = 100
 
 export interface TorrentServiceOptions {
   /** Complete contents by infohash (ContentStore.contentDir). */
@@ -92,6 +108,18 @@ export interface TorrentServiceOptions {
   lookupInfo?: (infohash: string) => TorrentInfo | null
   /** Called when a partial content has become complete in contentDir. */
   onComplete?: (infohash: string, info: TorrentInfo) => void
+  /**
+   * The disk's space: each fetched piece is claimed from `guard` (ENOSPC below the metadata's
+   * room), and reads keep `floor(disk size)` bytes free, evicting cached pieces to stay above.
+   */
+  space?: {
+    guard: SpaceGuard
+    floor: (total: number) => number
+    /** Called when reads need room below the floor (nothing cached is left to evict). */
+    short?: () => void
+    /** Bytes short() could give back: copies on this disk the volume holds beyond its target. */
+    reclaimable?: () => number
+  }
 }
 
 export interface TorrentStats {
@@ -150,6 +178,12 @@ class Entry {
   readAheadBytes = 0
   readAhead: Selection | null = null
   lastUploadTouch = 0
+  /** Reads in progress, by their first and last piece: none of these pieces is evicted. */
+  readonly reads = new Set<{ first: number, last: number }>()
+  /** Fetched whole (a copy): no piece of it is evicted. */
+  keepAll = false
+  /** Pieces being punched out (punchBehind): a read looks at the bitfield only once they are gone. */
+  punching: Promise<void> | null = null
 
   constructor (readonly infohash: string, readonly info: TorrentInfo, public kind: Kind, readonly pieces: number) {}
 }
@@ -191,6 +225,8 @@ export class TorrentService {
   private readonly closing = new Map<string, Promise<void>>()
   private destroyed = false
   private destroying: Promise<void> | null = null
+  /** The eviction under way (makeRoom). */
+  private evicting: Promise<void> = Promise.resolve()
   private readonly counters = { downloaded: 0, uploaded: 0, piecesFetched: 0, hashFailures: 0, refused: 0 }
 
   private constructor (private readonly opts: TorrentServiceOptions) {
@@ -427,7 +463,7 @@ export class TorrentService {
     if (entry.closed || this.destroyed) throw eio('torrent deactivated while starting')
     const seeding = await fsp.access(this.contentPath(ih)).then(() => true, () => false)
     entry.kind = seeding ? 'seed' : 'partial'
-    const store = await PieceFile.open(seeding ? this.contentPath(ih) : this.partialPath(ih), entry.info, !seeding)
+    const store = await PieceFile.open(seeding ? this.contentPath(ih) : this.partialPath(ih), entry.info, !seeding, bytes => this.claimPiece(bytes))
     entry.store = store
     let bits: Uint8Array | undefined
     if (!seeding) bits = (await readBitfield(this.bitfieldPath(ih), entry.pieces)) ?? new Uint8Array(bitfieldLength(entry.pieces))
@@ -528,8 +564,12 @@ export class TorrentService {
     }
   }
 
-  /** Removes a torrent from the client; its files stay (a partial one's bitfield is written first). */
-  private deactivate (entry: Entry): Promise<void> {
+  /**
+   * Removes a torrent from the client; its files stay (a partial one's bitfield is written first),
+   * unless `dropPartial`: a partial content's files are then removed before a new activation of
+   * it can open them.
+   */
+  private deactivate (entry: Entry, dropPartial = false): Promise<void> {
     if (entry.shutdown !== null) return entry.shutdown
     entry.closed = true
     if (this.active.get(entry.infohash) === entry) this.active.delete(entry.infohash)
@@ -547,8 +587,8 @@ export class TorrentService {
       this.enqueue(entry, () => this.persistNow(entry))
       await entry.chain
       await entry.store?.release().catch(err => this.log.warn('closing a content file failed', { infohash: entry.infohash, err }))
-      if (entry.kind === 'partial' && entry.bitfield !== null && entry.bitfield.buffer.every(b => b === 0)) {
-        // Nothing was fetched (a read that failed): leave no empty sparse file behind.
+      if (entry.kind === 'partial' && (dropPartial || (entry.bitfield !== null && entry.bitfield.buffer.every(b => b === 0)))) {
+        // Evicted, or nothing was fetched (a read that failed): leave no empty sparse file behind.
         await fsp.rm(this.partialPath(entry.infohash), { force: true }).catch(() => {})
         await fsp.rm(this.bitfieldPath(entry.infohash), { force: true }).catch(() => {})
       }
@@ -647,6 +687,192 @@ export class TorrentService {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Room on the disk
+
+  /** Bytes fetched pieces may still take on this disk (Infinity without a space guard). */
+  private room (): number {
+    const space = this.opts.space
+    return space === undefined ? Infinity : space.guard.room(space.floor)
+  }
+
+  /**
+   * Room for `bytes` of pieces `entry` is about to fetch, made when the disk has too little by
+   * evicting cached pieces (and a batch more, so the next reads find some). One eviction at a
+   * time: concurrent reads would evict for the same need. ENOSPC when nothing gives room in time.
+   */
+  private async makeRoom (entry: Entry, bytes: number, deadline: number): Promise<void> {
+    const space = this.opts.space
+    if (space === undefined || this.room() >= bytes) return
+    await this.evictInTurn(entry, bytes + EVICT_BATCH, false)
+    if (this.room() >= bytes) return
+    // Still short: the replicator is asked to drop a copy the volume holds beyond its target
+    // (complete contents earlier reads left here), and meanwhile the read may take the reserve,
+    // down to the metadata's room. There it waits a little for the drop (each read on its own,
+    // within its deadline), then punches whatever readers have left behind, then fails.
+    space.short?.()
+    const giveUp = Math.min(deadline, Date.now() + ROOM_WAIT_MS)
+    for (let forced = false; ;) {
+      const aboveMetadata = space.guard.room(() => 0)
+      if (aboveMetadata >= bytes) return
+      if (Date.now() >= giveUp) {
+        if (!forced) {
+          forced = true
+          await this.evictInTurn(entry, bytes, true)
+          continue
+        }
+        throw new FsError('ENOSPC', 'ENOSPC: this disk has no room for the pieces this read needs (nothing cached is left to evict; free some space or add a disk)',
+          { infohash: entry.infohash, need: bytes, room: aboveMetadata })
+      }
+      await new Promise(resolve => setTimeout(resolve, ROOM_POLL_MS))
+      space.guard.stale()
+    }
+  }
+
+  private async evictInTurn (entry: Entry, want: number, punchAll: boolean): Promise<void> {
+    const evicting = this.evicting.then(() => this.evictFor(entry, want, punchAll))
+    this.evicting = evicting.catch(() => {})
+    await evicting
+  }
+
+  /**
+   * Room for a piece about to be written, above the metadata's. Pieces a read asked for before
+   * the room ran short still arrive: such a piece waits a little for the replicator to drop a
+   * copy, since a failed write ends the torrent (webtorrent destroys it) and every read of it.
+   */
+  private async claimPiece (bytes: number): Promise<void> {
+    const space = this.opts.space
+    if (space === undefined) return
+    const giveUp = Date.now() + ROOM_WAIT_MS
+    for (;;) {
+      try {
+        space.guard.claim(bytes)
+        return
+      } catch (err) {
+        if (Date.now() >= giveUp || this.destroyed) throw err
+      }
+      space.short?.()
+      await new Promise(resolve => setTimeout(resolve, ROOM_POLL_MS))
+      space.guard.stale()
+    }
+  }
+
+  /**
+   * Evicts cached pieces until `want` bytes are free above the floor: partial contents no read
+   * uses first; then pieces readers have left behind, in contents too large to complete in the
+   * room there is and the copies the replicator could drop (punched, such a content never
+   * completes here), or in any with `punchAll`.
+   */
+  private async evictFor (entry: Entry, want: number, punchAll: boolean): Promise<void> {
+    const space = this.opts.space
+    if (space === undefined || this.room() >= want) return
+    for (const ih of await this.idlePartials(entry)) {
+      const freed = await this.evictPartial(ih)
+      space.guard.stale()
+      if (freed > 0) this.log.info('evicted a cached partial content to make room', { infohash: ih, bytes: freed })
+      if (this.room() >= want) return
+    }
+    const reclaimable = space.reclaimable?.() ?? 0
+    for (const e of [entry, ...[...this.active.values()].filter(e => e !== entry)]) {
+      if (!punchAll && this.missingBytes(e) <= Math.max(0, this.room()) + reclaimable) continue
+      const freed = await this.punchBehind(e)
+      space.guard.stale()
+      if (freed > 0) this.log.debug('punched pieces readers have left behind to make room', { infohash: e.infohash, bytes: freed })
+      if (this.room() >= want) return
+    }
+  }
+
+  /** Bytes of a partial content not on this disk yet. */
+  private missingBytes (entry: Entry): number {
+    const t = entry.torrent
+    if (t === null || entry.kind !== 'partial') return 0
+    const pl = entry.info.pieceLength
+    let bytes = 0
+    for (let i = 0; i < entry.pieces; i++) if (!t.bitfield.get(i)) bytes += Math.min(pl, entry.info.length - i * pl)
+    return bytes
+  }
+
+  /**
+   * Partial contents whose pieces nothing needs now, least recently used first: those not active
+   * (by the time their bitfield was last written), then active ones no read or copy uses.
+   */
+  private async idlePartials (except: Entry): Promise<string[]> {
+    const names = await fsp.readdir(this.opts.partialDir).catch(() => [] as string[])
+    const inactive: Array<{ ih: string, at: number }> = []
+    for (const name of names) {
+      const ih = name.endsWith('.bitfield') ? name.slice(0, -'.bitfield'.length) : ''
+      if (!isInfoHash(ih) || this.active.has(ih)) continue
+      const st = await fsp.stat(join(this.opts.partialDir, name)).catch(() => null)
+      if (st !== null) inactive.push({ ih, at: st.mtimeMs })
+    }
+    inactive.sort((x, y) => x.at - y.at)
+    const idle = [...this.active.values()].filter(e => e !== except && e.kind === 'partial' && e.pins === 0 && !e.completing && !e.keepAll)
+    return [...inactive.map(x => x.ih), ...idle.map(e => e.infohash)]
+  }
+
+  /** Removes a partial content's files (deactivating it first); the bytes its file took. */
+  private async evictPartial (ih: string): Promise<number> {
+    const path = this.partialPath(ih)
+    const bytes = await fsp.stat(path).then(st => st.blocks * 512, () => 0)
+    const entry = this.active.get(ih)
+    if (entry !== undefined) {
+      if (entry.kind !== 'partial' || entry.pins > 0 || entry.completing || entry.keepAll) return 0
+      await this.deactivate(entry, true)
+      return bytes
+    }
+    await this.closing.get(ih)?.catch(() => {})
+    // Checked and removed in one turn of the event loop: an activation starting now would open them.
+    if (this.active.has(ih)) return 0
+    fs.rmSync(path, { force: true })
+    fs.rmSync(this.bitfieldPath(ih), { force: true })
+    return bytes
+  }
+
+  /**
+   * Punches the pieces readers have left behind out of a partial content's file (not its first
+   * and last pieces, which players come back to for container indexes; not those a read in
+   * progress covers, nor the one just before the last read, which FUSE may still ask for). The
+   * bitfield stops naming them, on the disk too, before their bytes go. The bytes freed.
+   */
+  private async punchBehind (entry: Entry): Promise<number> {
+    const t = entry.torrent
+    const store = entry.store
+    if (entry.kind !== 'partial' || !entry.started || entry.closed || entry.completing || entry.keepAll || entry.punching !== null || entry.lastStart < 0 || t === null || store === null || t.destroyed) return 0
+    const pl = entry.info.pieceLength
+    let below = Math.min(entry.pieces - 1, Math.floor(entry.lastStart / pl) - 1)
+    for (const r of entry.reads) below = Math.min(below, r.first)
+    const gone: number[] = []
+    for (let i = 1; i < below; i++) if (t.bitfield.get(i)) gone.push(i)
+    if (gone.length === 0) return 0
+    for (const i of gone) t._markUnverified(i)
+    const goneSet = new Set(gone)
+    entry.unsynced = entry.unsynced.filter(i => !goneSet.has(i))
+    entry.cachedSynced = entry.cachedSynced.filter(i => !goneSet.has(i))
+    entry.dirty = true
+    let freed = 0
+    let punched!: () => void
+    entry.punching = new Promise<void>(resolve => { punched = resolve })
+    await new Promise<void>(resolve => this.enqueue(entry, async () => {
+      try {
+        await this.persistNow(entry)
+        for (let k = 0; k < gone.length;) {
+          let end = k + 1
+          while (end < gone.length && gone[end] === gone[end - 1]! + 1) end++
+          const from = gone[k]! * pl
+          const length = Math.min(entry.info.length, (gone[end - 1]! + 1) * pl) - from
+          await store.punch(from, length)
+          freed += length
+          k = end
+        }
+      } finally {
+        entry.punching = null
+        punched()
+        resolve()
+      }
+    }))
+    return freed
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Seeding
 
   /**
@@ -719,22 +945,29 @@ export class TorrentService {
     }
     if (this.destroyed) throw eio('torrent service stopped')
 
+    const pl = info.pieceLength
+    const span = { first: Math.floor(offset / pl), last: Math.floor((end - 1) / pl) }
+    const { first, last } = span
     const entry = this.activate(infohash, info)
     entry.pins++
+    entry.reads.add(span)
+    if (into === 'none') entry.keepAll = true
     try {
       const torrent = await withDeadline(entry.ready, deadline, () => eio(`torrent ${infohash} did not start in time`, { infohash }))
-      const pl = info.pieceLength
-      const first = Math.floor(offset / pl)
-      const last = Math.floor((end - 1) / pl)
+      // A piece being punched reads as zeros until its bytes are fetched again.
+      while (entry.punching !== null) await entry.punching
       const missing: number[] = []
       for (let i = first; i <= last; i++) if (!torrent.bitfield.get(i)) missing.push(i)
+      const missingBytes = missing.reduce((sum, i) => sum + Math.min(pl, info.length - i * pl), 0)
       let selection: Selection | null = null
       if (missing.length > 0) {
+        await this.makeRoom(entry, missingBytes, deadline)
+        if (torrent.destroyed) throw eio(`torrent ${infohash} was deactivated during a read`, { infohash })
         selection = this.select(torrent, first, last, PRIORITY_READ)
         torrent.critical(first, last)
         this.connectPeers(entry, this.peersFor(entry))
       }
-      this.moveReadAhead(entry, torrent, offset, end)
+      this.moveReadAhead(entry, torrent, offset, end, this.room() - missingBytes)
       if (missing.length > 0) {
         try {
           await this.waitPieces(entry, missing, deadline)
@@ -744,9 +977,12 @@ export class TorrentService {
       }
       if (entry.store === null) throw eio(`content ${infohash} has no storage`)
       if (into === 'none') return null
+      // Past the deadline the caller (a FUSE request) may have been answered already, and its buffer freed.
+      if (into !== null && Date.now() > deadline) throw eio(`a read of ${infohash} outlived its deadline`)
       return await entry.store.readAt(offset, end - offset, into ?? undefined)
     } finally {
       entry.pins--
+      entry.reads.delete(span)
     }
   }
 
@@ -773,7 +1009,7 @@ export class TorrentService {
    * window of pieces after the read, fetched at a lower priority than reads, doubling while the
    * reader stays sequential. A seek drops the window; the next sequential read starts a new one.
    */
-  private moveReadAhead (entry: Entry, torrent: Torrent, offset: number, end: number): void {
+  private moveReadAhead (entry: Entry, torrent: Torrent, offset: number, end: number, room: number): void {
     const pl = entry.info.pieceLength
     const sequential = entry.lastEnd >= 0 && offset > entry.lastStart && offset <= entry.lastEnd + pl
     entry.lastStart = offset
@@ -785,8 +1021,10 @@ export class TorrentService {
       return
     }
     entry.readAheadBytes = Math.min(Math.max(this.maxReadAhead, pl), Math.max(2 * pl, entry.readAheadBytes * 2))
+    // Half the disk's room at most: the window's pieces are claimed only as they arrive.
+    const windowPieces = Math.min(Math.ceil(entry.readAheadBytes / pl), Math.floor(Math.max(0, room / 2) / pl))
     const from = Math.floor((end - 1) / pl) + 1
-    const to = Math.min(entry.pieces - 1, from + Math.ceil(entry.readAheadBytes / pl) - 1)
+    const to = Math.min(entry.pieces - 1, from + windowPieces - 1)
     if (entry.readAhead !== null && entry.readAhead.from === from && entry.readAhead.to === to) return
     this.unselect(torrent, entry.readAhead)
     entry.readAhead = null

@@ -37,6 +37,8 @@ declare module 'webtorrent' {
     destroy (cb?: (err?: Error | null) => void): void
     /** Inserts a selection; with isStreamSelection true it is never merged with another one. */
     _select (from: number, to: number, priority: number, notify?: () => void, isStreamSelection?: boolean): void
+    /** The piece is missing again (bitfield cleared; with `deselect`, not selected): it is neither served nor counted, and can be fetched again. */
+    _markUnverified (index: number): void
     _selections: { _items: Array<{ from: number, to: number, priority: number, notify?: () => void }> }
     _updateSelections (): void
     /** Peers by id ("ip:port" for TCP ones), each with its socket once connected. */

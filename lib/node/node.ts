@@ -1,5 +1,6 @@
 // One node = one disk. The only place that wires the parts together and decides their order of
 // start and stop.
+import { SpaceGuard } from '../content/space-guard.js'
 import { ContentStore } from '../content/store.js'
 import { TorrentService } from '../content/torrents.js'
 import { Discovery } from '../discovery/index.js'
@@ -56,6 +57,7 @@ export class SwarmNode {
     readonly meta: Meta,
     readonly content: ContentStore,
     readonly vfs: VolumeFs,
+    private readonly space: SpaceGuard,
     private readonly log: Logger
   ) {}
 
@@ -91,10 +93,11 @@ export class SwarmNode {
       })
       const removed = content.removeOrphanStaging(new Set(meta.stagedNow().map(f => f.staged?.id ?? '')))
       if (removed > 0) log.info('removed staging files of writes never closed', { removed })
-      const vfs = new VolumeFs(meta, content, opts.disk, log)
+      const space = new SpaceGuard(opts.disk)
+      const vfs = new VolumeFs(meta, content, opts.disk, space, log)
       vfs.resumeSeals()
       meta.busy = n => n.kind === 'file' && (n.staged !== null || vfs.isWriting(n))
-      const node = new SwarmNode(config, opts.disk, meta, content, vfs, log)
+      const node = new SwarmNode(config, opts.disk, meta, content, vfs, space, log)
       holder.node = node
       node.unlock = unlock
       try {
@@ -189,12 +192,19 @@ export class SwarmNode {
       listenPort: port,
       allowedPeer: ip => this.syncer?.isAuthenticatedHost(ip) ?? false,
       lookupInfo: ih => meta.contentInfo.get(ih) ?? null,
+      space: {
+        guard: this.space,
+        floor: total => reserveOf(config, total),
+        short: () => this.replicator?.short(),
+        reclaimable: () => this.replicator?.reclaimable() ?? 0
+      },
       log
     })
     const torrents = await onSavedPort(config.torrentPort, 'BitTorrent', log, create)
     this.torrents = torrents
     // The kernel retries a page whose read-ahead failed with a read of its own; without this the
-    // reader would wait a second full deadline for the same piece.
+    // reader would wait a second full deadline for the same piece. (Only waits that ran out are
+    // remembered: a full disk answers at once, and a retry after freeing space must not fail.)
     const failedAt = new Map<string, number>()
     this.vfs.remote = {
       read: async (ref, offset, length, into) => {
@@ -204,6 +214,7 @@ export class SwarmNode {
         try {
           return (await torrents.read(ref.infohash, ref.info, offset, length, READ_DEADLINE_MS, into)).length
         } catch (err) {
+          if ((err as FsError).code === 'ENOSPC') throw err
           failedAt.set(key, Date.now())
           if (failedAt.size > 1000) failedAt.clear()
           throw err

@@ -11,6 +11,7 @@
 //   5. when the disk is below its reserve, drops a copy the volume has beyond its target.
 // A peer not heard from stops being a candidate for copies at once, and its contents stop counting
 // once the grace period has passed since it was last heard from; then other nodes copy them.
+import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import type { Logger } from '../log/index.js'
 import { parseHoldings, type CopyProgress, type Holdings } from './holdings.js'
@@ -95,6 +96,9 @@ export class Replicator {
   private generation = 0
   private lastPlan: Plan | null = null
   private views: NodeView[] = []
+  /** Reads on this node want room the cache cannot give (short()): until a copy is dropped. */
+  private roomWanted = false
+  private pokedDuringRound = false
   retiring: boolean
   private readonly intervalMs: number
 
@@ -109,12 +113,45 @@ export class Replicator {
     this.kick()
   }
 
-  /** A round soon (the tree changed, a copy ended); rounds never overlap. */
+  /**
+   * Reads on this node need room their cache cannot give: until a copy is dropped, this disk counts
+   * as below its reserve (to its peers too, who plan with the same figures), so the plan lets it
+   * drop a copy the volume holds beyond its target, as any disk short of room does.
+   */
+  short (): void {
+    if (this.roomWanted || this.retiring) return
+    this.roomWanted = true
+    this.opts.log.debug('reads want room: looking for a copy beyond the target to drop')
+    this.poke(0)
+  }
+
+  /**
+   * Bytes of the copies on this disk now that the volume holds beyond its target: those the
+   * other nodes, as last heard, hold enough copies of without this one.
+   */
+  reclaimable (): number {
+    const { copies } = this.opts.settings()
+    const others = this.views.filter(n => n.nodeId !== this.opts.nodeId && n.counts && !n.retiring)
+    let here: Set<string>
+    try {
+      here = new Set(fs.readdirSync(this.opts.contentDir))
+    } catch {
+      return 0
+    }
+    let bytes = 0
+    for (const c of this.opts.contents()) {
+      if (here.has(c.infohash) && others.filter(n => n.complete.has(c.infohash)).length >= copies) bytes += c.length
+    }
+    return bytes
+  }
+
+  /** A round soon (the tree changed, a copy ended); rounds never overlap: one under way is followed by another. */
   poke (delayMs = 200): void {
     if (this.stopped || this.soon !== null) return
     this.soon = setTimeout(() => {
       this.soon = null
-      this.kick()
+      if (this.running !== null) this.pokedDuringRound = true
+      else this.kick()
     }, delayMs)
   }
 
@@ -125,6 +162,10 @@ export class Replicator {
       .finally(() => {
         this.running = null
         if (!this.stopped) this.opts.onRound?.()
+        if (this.pokedDuringRound) {
+          this.pokedDuringRound = false
+          this.poke(0)
+        }
       })
   }
 
@@ -152,11 +193,12 @@ export class Replicator {
     const complete = contents.filter(c => names.has(c.infohash)).map(c => c.infohash).sort()
     const st = await fsp.statfs(this.opts.disk)
     const total = st.blocks * st.bsize
-    const free = st.bavail * st.bsize
+    const reserve = this.opts.reserve(total)
+    const free = this.roomWanted ? Math.min(st.bavail * st.bsize, reserve - 1) : st.bavail * st.bsize
     const copying: CopyProgress[] = this.copying !== null ? [{ ...this.copying }] : []
     const length = new Map(contents.map(c => [c.infohash, c.length]))
     for (const ih of this.announced.keys()) if (ih !== this.copying?.infohash) copying.push({ infohash: ih, done: 0, total: length.get(ih) ?? 0, started: false })
-    const doc = { total, free, reserve: this.opts.reserve(total), complete, copying, retiring: this.retiring }
+    const doc = { total, free, reserve, complete, copying, retiring: this.retiring }
     // Free space in MiB for the generation: a peer refetches the list when something it plans on changed.
     const key = JSON.stringify({ ...doc, free: Math.floor(free / 2 ** 20), copying: doc.copying.map(c => [c.infohash, Math.floor(c.done / 2 ** 24)]) })
     if (key !== this.ownKey) {
@@ -244,6 +286,8 @@ export class Replicator {
         break
       }
     }
+    // One round per call of short(): a read still short of room calls it again.
+    if (own.free < own.reserve) this.roomWanted = false
   }
 
   /** Keeps the announced copies in step with the plan: new choices added (within the room above the reserve), withdrawn ones dropped. */

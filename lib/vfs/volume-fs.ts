@@ -8,7 +8,7 @@ import type { Logger } from '../log/index.js'
 import type { Meta } from '../meta/meta.js'
 import { typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
 import { readAt, WriteSession } from './sessions.js'
-import { SpaceGuard } from './space-guard.js'
+import { SpaceGuard } from '../content/space-guard.js'
 
 const O_ACCMODE = 3
 const O_WRONLY = 1
@@ -64,11 +64,8 @@ export class VolumeFs {
   /** Set once the node's torrent client runs; until then a content not on this disk reads as EIO. */
   remote: RemoteContent | null = null
 
-  private readonly space: SpaceGuard
-
-  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly log: Logger) {
-    this.space = new SpaceGuard(disk)
-  }
+  /** `space`: the guard of `disk`, shared with the pieces fetched onto it. */
+  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly space: SpaceGuard, private readonly log: Logger) {}
 
   private now (): number {
     return Date.now()

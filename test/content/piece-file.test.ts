@@ -1,6 +1,10 @@
-// PieceFile.dropCached (lib/content/piece-file.ts) on a real file: pieces written and synced are in
-// the page cache, and leave it when dropped, while their bytes stay on the disk. `fincore`
-// (util-linux) reads the page cache's view of the file (mincore).
+// PieceFile (lib/content/piece-file.ts) on a real file:
+//   - dropCached: pieces written and synced are in the page cache, and leave it when dropped,
+//     while their bytes stay on the disk (`fincore`, util-linux, reads the page cache's view of the
+//     file: mincore);
+//   - punch: punched pieces give their blocks back (st_blocks) and read as zeros, the others keep
+//     their bytes;
+//   - claim: a piece whose claim rejects (a full disk) is not written.
 import fs from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -40,9 +44,59 @@ t.test('synced pieces leave the page cache when dropped, and keep their bytes', 
   t.equal(createHash('sha256').update(read).digest('hex'), whole.digest('hex'), 'the bytes read back from the disk are the ones written')
 })
 
+t.test('punched pieces take no space and read as zeros; the others keep their bytes', async t => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-piece-file-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const pieceLength = MiB
+  const pieces = Array.from({ length: 6 }, () => randomBytes(pieceLength))
+  const info: TorrentInfo = { name: 'f00dfeed00112233', length: 6 * pieceLength - 1000, pieceLength, pieces: '' }
+  pieces[5] = pieces[5]!.subarray(0, pieceLength - 1000)
+  const path = join(dir, 'partial')
+  const store = await PieceFile.open(path, info, true)
+  t.teardown(() => store.release())
+  for (const [i, data] of pieces.entries()) await put(store, i, data)
+  await store.fdatasync()
+  const blocks = (): number => fs.statSync(path).blocks * 512
+  t.ok(blocks() >= info.length, `written: the file takes its ${info.length} bytes (${blocks()})`)
+
+  await store.punch(pieceLength, 2 * pieceLength)
+  await store.punch(5 * pieceLength, pieceLength - 1000)
+  // The file's last block, partly past its end, is zeroed rather than freed.
+  t.ok(blocks() <= 3 * pieceLength + 4096, `pieces 1, 2 and the short last one punched: ${blocks()} bytes taken, at most 3 MiB and a block`)
+  t.equal(fs.statSync(path).size, info.length, 'the file keeps its length')
+  for (const [i, data] of pieces.entries()) {
+    const read = await store.readAt(i * pieceLength, data.length)
+    const punched = i === 1 || i === 2 || i === 5
+    t.ok(punched ? read.every(b => b === 0) : read.equals(data), punched ? `piece ${i} reads as zeros` : `piece ${i} keeps its bytes`)
+  }
+})
+
+t.test('a piece whose claim is refused is not written', async t => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-piece-file-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const info: TorrentInfo = { name: 'f00dfeed00112233', length: 2 * MiB, pieceLength: MiB, pieces: '' }
+  const path = join(dir, 'partial')
+  const claims: number[] = []
+  const store = await PieceFile.open(path, info, true, async bytes => {
+    claims.push(bytes)
+    if (claims.length === 2) throw Object.assign(new Error('ENOSPC: full'), { code: 'ENOSPC' })
+  })
+  t.teardown(() => store.release())
+  await put(store, 0, randomBytes(MiB))
+  const err = await put(store, 1, randomBytes(MiB)).then(() => null, (e: Error & { code?: string }) => e)
+  t.equal(err?.code, 'ENOSPC', 'the second put fails with the claim\'s error')
+  t.same(claims, [MiB, MiB], 'each put claimed its piece\'s length')
+  const second = await store.readAt(MiB, MiB)
+  t.ok(second.every(b => b === 0), 'the refused piece was not written')
+})
+
 t.test('a bad descriptor is an error, not a crash', async t => {
-  const { fadvise, POSIX_FADV_DONTNEED } = (await import('@swarmfs/fadvise')).default
+  const { fadvise, POSIX_FADV_DONTNEED } = (await import('@swarmfs/fileops')).default
   const err = await fadvise(-1, 0, 0, POSIX_FADV_DONTNEED).then(() => null, (e: Error & { errno?: number }) => e)
   t.equal(err?.errno, 9, 'EBADF, as the errno of the error')
   t.throws(() => fadvise(3, 0, 0, undefined as unknown as number), TypeError, 'a missing argument throws a TypeError')
+  const { punchHole } = (await import('@swarmfs/fileops')).default
+  const punchErr = await punchHole(-1, 0, 4096).then(() => null, (e: Error & { errno?: number, code?: string }) => e)
+  t.equal(punchErr?.code, 'EBADF', 'punchHole on a bad descriptor: EBADF, as the code of the error')
+  t.throws(() => punchHole(3, 0, undefined as unknown as number), TypeError, 'a missing argument throws a TypeError')
 })

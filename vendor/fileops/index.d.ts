@@ -1,5 +1,11 @@
 /** posix_fadvise(2) on libuv's thread pool; rejects with an Error whose errno is the call's. A length of 0 means to the end of the file. */
 export function fadvise (fd: number, offset: number, length: number, advice: number): Promise<void>
+/**
+ * fallocate(2) with FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE on libuv's thread pool: the range
+ * then reads as zeros and takes no space; the file keeps its length. Rejects with an Error whose
+ * code names the errno (EOPNOTSUPP on a filesystem without holes).
+ */
+export function punchHole (fd: number, offset: number, length: number): Promise<void>
 export const POSIX_FADV_NORMAL: number
 export const POSIX_FADV_SEQUENTIAL: number
 export const POSIX_FADV_RANDOM: number

@@ -1,7 +1,8 @@
 // Writes of file data stop (ENOSPC) while the disk still has room for metadata: the journal, the
 // commits and the index must always be writable, or a full disk would leave an acknowledged change
 // that cannot be recorded. The disk's free space is read at most once a second, or sooner when the
-// bytes written since could have used up half of what was left.
+// bytes written since could have used up half of what was left. One guard per disk, shared by the
+// writes through the mount and the pieces fetched from peers, so both count against one figure.
 import fs from 'node:fs'
 import { FsError } from '../errors/index.js'
 
@@ -15,6 +16,7 @@ const RECHECK_MS = 1000
 export class SpaceGuard {
   private free = 0
   private reserve = 0
+  private total = 0
   private checkedAt = -Infinity
   /** Bytes allowed since free was read. */
   private since = 0
@@ -24,7 +26,8 @@ export class SpaceGuard {
   private refresh (): void {
     const st = fs.statfsSync(this.dir)
     this.free = st.bavail * st.bsize
-    this.reserve = metadataReserve(st.blocks * st.bsize)
+    this.total = st.blocks * st.bsize
+    this.reserve = metadataReserve(this.total)
     this.checkedAt = Date.now()
     this.since = 0
   }
@@ -36,5 +39,20 @@ export class SpaceGuard {
       throw new FsError('ENOSPC', 'ENOSPC: the disk of this node is full (the rest is kept for metadata)', { free: this.free - this.since, reserve: this.reserve })
     }
     this.since += bytes
+  }
+
+  /**
+   * Bytes of file data that may still be written while `floorOf(disk size)` bytes stay free (and
+   * never the metadata's room): what fetched pieces, a cache, may take. Negative when the disk
+   * is already below.
+   */
+  room (floorOf: (total: number) => number): number {
+    if (Date.now() - this.checkedAt > RECHECK_MS) this.refresh()
+    return this.free - this.since - Math.max(this.reserve, floorOf(this.total))
+  }
+
+  /** Files were removed or holes punched: the next call reads the free space again. */
+  stale (): void {
+    this.checkedAt = -Infinity
   }
 }

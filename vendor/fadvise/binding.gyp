@@ -1,7 +1,0 @@
-{
-  "targets": [{
-    "target_name": "fadvise",
-    "sources": ["fadvise.c"],
-    "cflags": ["-O2", "-Wall"]
-  }]
-}
