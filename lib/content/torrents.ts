@@ -87,6 +87,8 @@ const EVICT_BATCH = 16 << 20
 /** How long a read on a disk without room waits for the replicator to drop a copy. */
 const ROOM_WAIT_MS = 3_000
 const ROOM_POLL_MS = 100
+/** A read this late past its deadline is not filled (see access()). */
+const LATE_READ_MS = 1_000
 
 export interface TorrentServiceOptions {
   /** Complete contents by infohash (ContentStore.contentDir). */
@@ -977,8 +979,9 @@ export class TorrentService {
       }
       if (entry.store === null) throw eio(`content ${infohash} has no storage`)
       if (into === 'none') return null
-      // Past the deadline the caller (a FUSE request) may have been answered already, and its buffer freed.
-      if (into !== null && Date.now() > deadline) throw eio(`a read of ${infohash} outlived its deadline`)
+      // Well past the deadline the caller (a FUSE request) may have been answered already, and its
+      // buffer freed: every wait above ends by the deadline, so only a stalled eviction gets here.
+      if (into !== null && Date.now() > deadline + LATE_READ_MS) throw eio(`a read of ${infohash} outlived its deadline`)
       return await entry.store.readAt(offset, end - offset, into ?? undefined)
     } finally {
       entry.pins--

@@ -8,7 +8,8 @@
 //      at full speed): by then every peer has seen the announcement, and a peer that chose the
 //      same copy from an older view has withdrawn (plan.ts ranks announced copies first); a copy
 //      made anyway beyond the target (views that disagreed) is dropped again by its maker;
-//   5. when the disk is below its reserve, drops a copy the volume has beyond its target.
+//   5. when the disk is below its reserve, or reads on this node want room their cache of fetched
+//      pieces cannot give (short()), drops a copy the volume has beyond its target.
 // A peer not heard from stops being a candidate for copies at once, and its contents stop counting
 // once the grace period has passed since it was last heard from; then other nodes copy them.
 import fs from 'node:fs'
