@@ -641,12 +641,8 @@ export class TorrentService {
     const behind = entry.cachedSynced.filter(i => i < readerPiece).sort((x, y) => x - y)
     if (behind.length === 0) return
     entry.cachedSynced = entry.cachedSynced.filter(i => i >= readerPiece)
-    for (let k = 0; k < behind.length;) {
-      let end = k + 1
-      while (end < behind.length && behind[end] === behind[end - 1]! + 1) end++
-      const from = behind[k]!
-      await store.dropCached(from * pl, (behind[end - 1]! - from + 1) * pl).catch(err => this.log.debug('dropping cached pages failed', { infohash: entry.infohash, err }))
-      k = end
+    for (const [first, last] of pieceRuns(behind)) {
+      await store.dropCached(first * pl, (last - first + 1) * pl).catch(err => this.log.debug('dropping cached pages failed', { infohash: entry.infohash, err }))
     }
   }
 
@@ -712,19 +708,21 @@ export class TorrentService {
     // down to the metadata's room. There it waits a little for the drop (each read on its own,
     // within its deadline), then punches whatever readers have left behind, then fails.
     space.short?.()
-    const giveUp = Math.min(deadline, Date.now() + ROOM_WAIT_MS)
-    for (let forced = false; ;) {
-      const aboveMetadata = space.guard.room(() => 0)
-      if (aboveMetadata >= bytes) return
-      if (Date.now() >= giveUp) {
-        if (!forced) {
-          forced = true
-          await this.evictInTurn(entry, bytes, true)
-          continue
-        }
-        throw new FsError('ENOSPC', 'ENOSPC: this disk has no room for the pieces this read needs (nothing cached is left to evict; free some space or add a disk)',
-          { infohash: entry.infohash, need: bytes, room: aboveMetadata })
-      }
+    if (await this.roomWithin(() => space.guard.room(() => 0) >= bytes, Math.min(deadline, Date.now() + ROOM_WAIT_MS))) return
+    await this.evictInTurn(entry, bytes, true)
+    const aboveMetadata = space.guard.room(() => 0)
+    if (aboveMetadata >= bytes) return
+    throw new FsError('ENOSPC', 'ENOSPC: this disk has no room for the pieces this read needs (nothing cached is left to evict; free some space or add a disk)',
+      { infohash: entry.infohash, need: bytes, room: aboveMetadata })
+  }
+
+  /** Whether `enough()` holds by `giveUp`, asking the replicator for room meanwhile and reading the free space again each time. */
+  private async roomWithin (enough: () => boolean, giveUp: number): Promise<boolean> {
+    const space = this.opts.space
+    for (;;) {
+      if (enough()) return true
+      if (space === undefined || Date.now() >= giveUp || this.destroyed) return false
+      space.short?.()
       await new Promise(resolve => setTimeout(resolve, ROOM_POLL_MS))
       space.guard.stale()
     }
@@ -744,18 +742,16 @@ export class TorrentService {
   private async claimPiece (bytes: number): Promise<void> {
     const space = this.opts.space
     if (space === undefined) return
-    const giveUp = Date.now() + ROOM_WAIT_MS
-    for (;;) {
+    const claimed = (): boolean => {
       try {
         space.guard.claim(bytes)
-        return
-      } catch (err) {
-        if (Date.now() >= giveUp || this.destroyed) throw err
+        return true
+      } catch {
+        return false
       }
-      space.short?.()
-      await new Promise(resolve => setTimeout(resolve, ROOM_POLL_MS))
-      space.guard.stale()
     }
+    if (await this.roomWithin(claimed, Date.now() + ROOM_WAIT_MS)) return
+    space.guard.claim(bytes)
   }
 
   /**
@@ -856,14 +852,10 @@ export class TorrentService {
     await new Promise<void>(resolve => this.enqueue(entry, async () => {
       try {
         await this.persistNow(entry)
-        for (let k = 0; k < gone.length;) {
-          let end = k + 1
-          while (end < gone.length && gone[end] === gone[end - 1]! + 1) end++
-          const from = gone[k]! * pl
-          const length = Math.min(entry.info.length, (gone[end - 1]! + 1) * pl) - from
-          await store.punch(from, length)
+        for (const [first, last] of pieceRuns(gone)) {
+          const length = Math.min(entry.info.length, (last + 1) * pl) - first * pl
+          await store.punch(first * pl, length)
           freed += length
-          k = end
         }
       } finally {
         entry.punching = null
@@ -1113,6 +1105,17 @@ export class TorrentService {
 }
 
 
+
+/** Runs of consecutive indices in an ascending list, as [first, last] pairs. */
+function pieceRuns (sorted: number[]): Array<[number, number]> {
+  const runs: Array<[number, number]> = []
+  for (const i of sorted) {
+    const run = runs[runs.length - 1]
+    if (run !== undefined && i === run[1] + 1) run[1] = i
+    else runs.push([i, i])
+  }
+  return runs
+}
 
 function withDeadline<T> (promise: Promise<T>, deadline: number, error: () => Error): Promise<T> {
   return new Promise((resolve, reject) => {
