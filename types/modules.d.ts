@@ -22,6 +22,8 @@ declare module 'fuse-native' {
     mount (cb: (err: Error | null) => void): void
     unmount (cb: (err: Error | null) => void): void
     static unmount (mnt: string, cb: (err: Error | null) => void): void
+    /** The process whose request is being handled; only during a handler's synchronous part. */
+    static caller (): { uid: number, gid: number, pid: number } | null
     static [errno: string]: any
   }
   export type { Cb }

@@ -1,6 +1,7 @@
 // fuse-native handlers: translate arguments, call the volume, map the error once.
+import Fuse from 'fuse-native'
 import type { Logger } from '../log/index.js'
-import type { VolumeFs } from '../vfs/volume-fs.js'
+import type { Owner, VolumeFs } from '../vfs/volume-fs.js'
 import { toErrno } from './errno.js'
 
 type Cb = (code: number, ...values: unknown[]) => void
@@ -19,6 +20,11 @@ function traced (op: string, cb: Cb): Cb {
     opTimes.set(op, t)
     cb(code, ...values)
   }
+}
+
+/** Who asked for what is being created: it is theirs, as on a local disk (read before any await). */
+function caller (): Owner | null {
+  return Fuse.caller()
 }
 
 export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: any[]) => void> {
@@ -57,19 +63,19 @@ export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: a
       favail: s.ffree,
       namemax: 255
     }]),
-    mkdir: (path: string, mode: number, cb: Cb) => run('mkdir', path, cb, () => vfs.mkdir(path, mode)),
+    mkdir: (path: string, mode: number, cb: Cb) => run('mkdir', path, cb, () => vfs.mkdir(path, mode, caller())),
     rmdir: (path: string, cb: Cb) => run('rmdir', path, cb, () => vfs.rmdir(path)),
     unlink: (path: string, cb: Cb) => run('unlink', path, cb, () => vfs.unlink(path)),
     rename: (from: string, to: string, cb: Cb) => run('rename', from, cb, () => vfs.rename(from, to)),
-    symlink: (target: string, path: string, cb: Cb) => run('symlink', path, cb, () => vfs.symlink(target, path)),
+    symlink: (target: string, path: string, cb: Cb) => run('symlink', path, cb, () => vfs.symlink(target, path, caller())),
     link: (from: string, to: string, cb: Cb) => run('link', to, cb, () => vfs.link(from, to)),
-    mknod: (path: string, mode: number, _dev: number, cb: Cb) => run('mknod', path, cb, () => vfs.mknod(path, mode)),
+    mknod: (path: string, mode: number, _dev: number, cb: Cb) => run('mknod', path, cb, () => vfs.mknod(path, mode, caller())),
     chmod: (path: string, mode: number, cb: Cb) => run('chmod', path, cb, () => vfs.chmod(path, mode)),
     chown: (path: string, uid: number, gid: number, cb: Cb) => run('chown', path, cb, () => vfs.chown(path, uid, gid)),
     utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),
     truncate: (path: string, size: number, cb: Cb) => run('truncate', path, cb, () => vfs.truncate(path, size)),
     ftruncate: (path: string, fh: number, size: number, cb: Cb) => run('ftruncate', path, cb, () => vfs.ftruncate(fh, size)),
-    create: (path: string, mode: number, cb: Cb) => run('create', path, cb, () => vfs.create(path, mode)),
+    create: (path: string, mode: number, cb: Cb) => run('create', path, cb, () => vfs.create(path, mode, caller())),
     open: (path: string, flags: number, cb: Cb) => run('open', path, cb, () => vfs.open(path, flags)),
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
       cb = traced('read', cb)

@@ -24,10 +24,16 @@ const run = promisify(execFile)
  * - default_permissions: the kernel checks mode bits like any local filesystem.
  * - atomic_o_trunc: open(O_TRUNC) arrives as one open with the flag instead of an open and then a
  *   truncate, so `> file` never copies the old content first (which may not even be on this disk).
+ * - no hard_remove: libfuse 2 asks for fstat by path, so an unlinked file that is still open keeps
+ *   one, `.fuse_hidden…`, which VolumeFs knows and keeps out of the tree (see VolumeFs.rename).
+ * - allow_other (`allowOther`): other users reach the mount, as on a local disk; default_permissions
+ *   makes the kernel check their rights. Root may always ask for it; others only where
+ *   /etc/fuse.conf has user_allow_other (fusermount refuses the mount otherwise).
  */
-export function mountOptions (): Record<string, unknown> {
+export function mountOptions (allowOther = othersMayBeAllowed()): Record<string, unknown> {
   return {
     fsname: 'swarmfs,big_writes,max_read=131072,negative_timeout=0,atomic_o_trunc',
+    allowOther,
     subtype: 'swarmfs',
     autoCache: true,
     attrTimeout: 1,
@@ -38,6 +44,15 @@ export function mountOptions (): Record<string, unknown> {
     // Our handlers answer every operation themselves; this is only a backstop. Opening a large
     // file for writing copies it first (copy-on-write), which takes as long as the disk needs.
     timeout: { default: 14000, open: false, create: false, truncate: false }
+  }
+}
+
+function othersMayBeAllowed (): boolean {
+  if (process.getuid?.() === 0) return true
+  try {
+    return /^\s*user_allow_other\s*$/m.test(fs.readFileSync('/etc/fuse.conf', 'utf8'))
+  } catch {
+    return false
   }
 }
 

@@ -18,6 +18,24 @@ const O_APPEND = 0o2000
 /** How the vendored fuse-native passes utimensat's UTIME_NOW and UTIME_OMIT (see vendor/fuse-native). */
 const UTIME_NOW = -1
 const UTIME_OMIT = -2
+const S_ISGID = 0o2000
+
+/** The user and group a new entry belongs to: the caller's. */
+export interface Owner {
+  uid: number
+  gid: number
+}
+
+/**
+ * The name libfuse 2 gives a file unlinked or renamed over while open (`hide_node`), so it can
+ * still ask for it by path: ".fuse_hidden" and the inode and a counter in 8 hex digits each.
+ */
+const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]{16}$/
+
+function parentPath (path: string): string {
+  const slash = path.lastIndexOf('/')
+  return slash <= 0 ? '/' : path.slice(0, slash)
+}
 
 export interface Stat {
   mode: number
@@ -60,6 +78,12 @@ export class VolumeFs {
   private nextHandle = 1
   private readonly sessions = new Map<FileNode, WriteSession>()
   private readonly sealing = new Map<FileNode, Promise<void>>()
+  /**
+   * Files unlinked while open, by the name libfuse moved them to. They are gone from the tree (and
+   * from peers) at once, as an unlink on a local disk; only this mount's open handles still reach
+   * them, until the last one is released.
+   */
+  private readonly hidden = new Map<string, FileNode>()
 
   /** Set once the node's torrent client runs; until then a content not on this disk reads as EIO. */
   remote: RemoteContent | null = null
@@ -71,13 +95,34 @@ export class VolumeFs {
     return Date.now()
   }
 
-  private newAttrs (mode: number): Attrs {
+  /**
+   * Attributes of a new entry at `path`: owned by `owner` (the node's own user when unknown), in
+   * the owner's group unless the directory is setgid, whose group it then takes, and whose setgid a
+   * new directory inherits, as Linux does.
+   */
+  private newAttrs (path: string, mode: number, owner: Owner | null, isDir = false): Attrs {
     const now = this.now()
-    return { perm: mode & 0o7777, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: now, ctime: now }
+    const { uid, gid } = owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
+    const parent = this.meta.lookup(parentPath(path))
+    const inherits = parent !== undefined && (parent.attrs.perm & S_ISGID) !== 0
+    const perm = (mode & 0o7777) | (inherits && isDir ? S_ISGID : 0)
+    return { perm, uid, gid: inherits ? parent.attrs.gid : gid, mtime: now, ctime: now }
+  }
+
+  /** The entry at `path`, hidden files included. */
+  private lookup (path: string): Node {
+    return this.hidden.get(path) ?? this.meta.mustLookup(path)
+  }
+
+  /** Changes attributes; a hidden file's only in memory, since it is in no tree. */
+  private setattr (path: string, attrs: Partial<Attrs>): void {
+    const hidden = this.hidden.get(path)
+    if (hidden !== undefined) Object.assign(hidden.attrs, attrs)
+    else this.meta.apply({ op: 'setattr', path, attrs })
   }
 
   getattr (path: string): Stat {
-    return this.stat(this.meta.mustLookup(path))
+    return this.stat(this.lookup(path))
   }
 
   fgetattr (fh: number): Stat {
@@ -110,7 +155,7 @@ export class VolumeFs {
   }
 
   access (path: string): void {
-    this.meta.mustLookup(path)
+    this.lookup(path)
   }
 
   readlink (path: string): string {
@@ -119,8 +164,8 @@ export class VolumeFs {
     return node.target
   }
 
-  mkdir (path: string, mode: number): void {
-    this.meta.apply({ op: 'mkdir', path, attrs: this.newAttrs(mode) })
+  mkdir (path: string, mode: number, owner: Owner | null = null): void {
+    this.meta.apply({ op: 'mkdir', path, attrs: this.newAttrs(path, mode, owner, true) })
   }
 
   rmdir (path: string): void {
@@ -128,15 +173,29 @@ export class VolumeFs {
   }
 
   unlink (path: string): void {
+    if (this.hidden.delete(path)) return
     this.meta.apply({ op: 'unlink', path, time: this.now() })
   }
 
   rename (from: string, to: string): void {
+    const node = this.meta.lookup(from)
+    if (HIDDEN_NAME.test(to) && node?.kind === 'file' && this.handlesOf(node) > 0) {
+      // libfuse hiding an open file that is being unlinked or renamed over: for the volume, an unlink.
+      this.meta.apply({ op: 'unlink', path: from, time: this.now() })
+      this.hidden.set(to, node)
+      return
+    }
     this.meta.apply({ op: 'rename', from, to, ctime: this.now() })
   }
 
-  symlink (target: string, path: string): void {
-    this.meta.apply({ op: 'symlink', path, target, attrs: this.newAttrs(0o777) })
+  private handlesOf (file: FileNode): number {
+    let n = 0
+    for (const h of this.handles.values()) if (h.file === file) n++
+    return n
+  }
+
+  symlink (target: string, path: string, owner: Owner | null = null): void {
+    this.meta.apply({ op: 'symlink', path, target, attrs: this.newAttrs(path, 0o777, owner) })
   }
 
   link (_from: string, to: string): void {
@@ -144,21 +203,21 @@ export class VolumeFs {
   }
 
   chmod (path: string, mode: number): void {
-    this.meta.apply({ op: 'setattr', path, attrs: { perm: mode & 0o7777, ctime: this.now() } })
+    this.setattr(path, { perm: mode & 0o7777, ctime: this.now() })
   }
 
   chown (path: string, uid: number, gid: number): void {
-    const node = this.meta.mustLookup(path)
+    const node = this.lookup(path)
     // (uid_t)-1 means "leave unchanged".
     const attrs: Partial<Attrs> = { ctime: this.now() }
     if (uid !== -1 && uid !== 0xffffffff) attrs.uid = uid
     if (gid !== -1 && gid !== 0xffffffff) attrs.gid = gid
     if (attrs.uid === node.attrs.uid && attrs.gid === node.attrs.gid) return
-    this.meta.apply({ op: 'setattr', path, attrs })
+    this.setattr(path, attrs)
   }
 
   utimens (path: string, _atime: number, mtime: number): void {
-    const node = this.meta.mustLookup(path)
+    const node = this.lookup(path)
     // atime is not kept (stat shows mtime): an atime-only change still changes ctime, as POSIX says.
     const attrs: Partial<Attrs> = { ctime: this.now() }
     if (mtime !== UTIME_OMIT) attrs.mtime = mtime === UTIME_NOW ? this.now() : mtime
@@ -166,7 +225,7 @@ export class VolumeFs {
       // A writer's later `stage` record carries this mtime with it.
       node.attrs.mtime = attrs.mtime
     }
-    this.meta.apply({ op: 'setattr', path, attrs })
+    this.setattr(path, attrs)
   }
 
   /**
@@ -193,20 +252,20 @@ export class VolumeFs {
   }
 
   private mustFile (path: string): FileNode {
-    const node = this.meta.mustLookup(path)
+    const node = this.lookup(path)
     if (node.kind === 'dir') throw fsError('EISDIR', path)
     if (node.kind !== 'file') throw fsError('EINVAL', path)
     return node
   }
 
-  async create (path: string, mode: number): Promise<number> {
-    this.meta.apply({ op: 'create', path, attrs: this.newAttrs(mode) })
+  async create (path: string, mode: number, owner: Owner | null = null): Promise<number> {
+    this.meta.apply({ op: 'create', path, attrs: this.newAttrs(path, mode, owner) })
     return await this.open(path, O_WRONLY)
   }
 
-  mknod (path: string, mode: number): void {
+  mknod (path: string, mode: number, owner: Owner | null = null): void {
     if ((mode & 0o170000) !== 0o100000 && (mode & 0o170000) !== 0) throw fsError('EPERM', path, 'only regular files can be made here:')
-    this.meta.apply({ op: 'create', path, attrs: this.newAttrs(mode) })
+    this.meta.apply({ op: 'create', path, attrs: this.newAttrs(path, mode, owner) })
   }
 
   async open (path: string, flags: number): Promise<number> {
@@ -341,7 +400,7 @@ export class VolumeFs {
       file.attrs.mtime = file.attrs.ctime = this.now()
       return
     }
-    if (size === 0) {
+    if (size === 0 && !this.hidden.has(path)) {
       const pending = this.sealing.get(file)
       if (pending !== undefined) await pending
       this.meta.apply({ op: 'setcontent', path, size: 0, content: null, mtime: this.now() })
@@ -390,6 +449,8 @@ export class VolumeFs {
     const h = this.handle(fh)
     this.handles.delete(fh)
     if (h.readFd !== null) fs.close(h.readFd, () => {})
+    // libfuse unlinks a hidden file after its last release, but not when its directory went first.
+    if (this.handlesOf(h.file) === 0) for (const [name, file] of this.hidden) if (file === h.file) this.hidden.delete(name)
     const session = h.session
     if (session === null) return
     this.stageSession(session)

@@ -281,6 +281,13 @@ class Fuse extends Nanoresource {
 
   // Static methods
 
+  // swarmfs: { uid, gid, pid } of the process that made the request, for a handler to call before
+  // it first yields (null anywhere else).
+  static caller () {
+    const c = binding.fuse_native_caller()
+    return c === null ? null : { uid: c[0], gid: c[1], pid: c[2] }
+  }
+
   static unmount (mnt, cb) {
     mnt = JSON.stringify(mnt)
     const cmd = IS_OSX ? `diskutil unmount force ${mnt}` : `fusermount -uz ${mnt}`
