@@ -31,6 +31,9 @@ export function lookup (root: DirNode, path: string): Node | undefined {
   let node: Node = root
   for (const part of splitPath(path)) {
     if (node.kind !== 'dir') throw fsError('ENOTDIR', path)
+    // No name here is longer, so Linux says why it cannot exist (stat, open, unlink... all look it
+    // up first). A name of at most 85 UTF-16 units has at most 255 UTF-8 bytes: most need no count.
+    if (part.length > 85 && Buffer.byteLength(part) > 255) throw fsError('ENAMETOOLONG', path)
     const next = node.children.get(part)
     if (next === undefined) return undefined
     node = next

@@ -93,8 +93,10 @@ export class VolumeFs {
       uid,
       gid,
       size,
-      // 1 for a directory (as btrfs does) tells find(1) not to count subdirectories by links.
-      nlink: 1,
+      // 2 + subdirectories, as on a local disk (counted as entries come and go, so a large
+      // directory costs nothing). gnulib's fts (find, du) trusts it on filesystem types it does
+      // not know, FUSE included: a directory of 2 links is read as a leaf, without entering it.
+      nlink: node.kind === 'dir' ? 2 + node.children.dirs : 1,
       blksize: 128 * 1024,
       blocks: Math.ceil(size / 512),
       atime: mtime,
@@ -148,12 +150,10 @@ export class VolumeFs {
   }
 
   chown (path: string, uid: number, gid: number): void {
-    const node = this.meta.mustLookup(path)
-    // (uid_t)-1 means "leave unchanged".
+    // (uid_t)-1 means "leave unchanged". One that changes nothing still changes ctime, as Linux's do.
     const attrs: Partial<Attrs> = { ctime: this.now() }
     if (uid !== -1 && uid !== 0xffffffff) attrs.uid = uid
     if (gid !== -1 && gid !== 0xffffffff) attrs.gid = gid
-    if (attrs.uid === node.attrs.uid && attrs.gid === node.attrs.gid) return
     this.meta.apply({ op: 'setattr', path, attrs })
   }
 
