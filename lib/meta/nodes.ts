@@ -13,9 +13,14 @@ export interface Attrs {
   perm: number
   uid: number
   gid: number
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch (negative before 1970). */
   mtime: number
   ctime: number
+  /**
+   * Changed only when set explicitly (utimens), never by reads: the mount behaves as `noatime`,
+   * since keeping read times would turn every read into a commit synced to every peer.
+   */
+  atime: number
 }
 
 export interface ContentRef {

@@ -73,16 +73,21 @@ function addNew (root: DirNode, path: string, node: Node): void {
 
 const none = (): Released => ({ contents: [], staged: [], added: [] })
 
+/** A new node's attributes; a record journaled by an older release has no atime, which is its mtime. */
+function fresh (attrs: Attrs): Attrs {
+  return { ...attrs, atime: attrs.atime ?? attrs.mtime }
+}
+
 export function applyOp (root: DirNode, op: Op): Released {
   switch (op.op) {
     case 'mkdir':
-      addNew(root, op.path, new DirNode({ ...op.attrs }))
+      addNew(root, op.path, new DirNode(fresh(op.attrs)))
       return none()
     case 'create':
-      addNew(root, op.path, new FileNode({ ...op.attrs }))
+      addNew(root, op.path, new FileNode(fresh(op.attrs)))
       return none()
     case 'symlink':
-      addNew(root, op.path, new SymlinkNode({ ...op.attrs }, op.target))
+      addNew(root, op.path, new SymlinkNode(fresh(op.attrs), op.target))
       return none()
     case 'setattr': {
       const node = mustLookup(root, op.path)

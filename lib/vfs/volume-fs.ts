@@ -73,7 +73,7 @@ export class VolumeFs {
 
   private newAttrs (mode: number): Attrs {
     const now = this.now()
-    return { perm: mode & 0o7777, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: now, ctime: now }
+    return { perm: mode & 0o7777, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: now, ctime: now, atime: now }
   }
 
   getattr (path: string): Stat {
@@ -87,7 +87,7 @@ export class VolumeFs {
   private stat (node: Node): Stat {
     const session = node.kind === 'file' ? this.sessions.get(node) : undefined
     const size = session !== undefined ? session.size : visibleSize(node)
-    const { mtime, ctime, uid, gid, perm } = node.attrs
+    const { mtime, ctime, atime, uid, gid, perm } = node.attrs
     return {
       mode: typeBits(node) | perm,
       uid,
@@ -99,7 +99,7 @@ export class VolumeFs {
       nlink: node.kind === 'dir' ? 2 + node.children.dirs : 1,
       blksize: 128 * 1024,
       blocks: Math.ceil(size / 512),
-      atime: mtime,
+      atime,
       mtime,
       ctime
     }
@@ -157,11 +157,14 @@ export class VolumeFs {
     this.meta.apply({ op: 'setattr', path, attrs })
   }
 
-  utimens (path: string, _atime: number, mtime: number): void {
+  /** Times in milliseconds since the epoch, negative before 1970, or UTIME_NOW / UTIME_OMIT. */
+  utimens (path: string, atime: number, mtime: number): void {
     const node = this.meta.mustLookup(path)
-    // atime is not kept (stat shows mtime): an atime-only change still changes ctime, as POSIX says.
-    const attrs: Partial<Attrs> = { ctime: this.now() }
-    if (mtime !== UTIME_OMIT) attrs.mtime = mtime === UTIME_NOW ? this.now() : mtime
+    // One instant for all three, so `touch` leaves atime = mtime = ctime, as on a local disk.
+    const now = this.now()
+    const attrs: Partial<Attrs> = { ctime: now }
+    if (atime !== UTIME_OMIT) attrs.atime = atime === UTIME_NOW ? now : atime
+    if (mtime !== UTIME_OMIT) attrs.mtime = mtime === UTIME_NOW ? now : mtime
     if (attrs.mtime !== undefined && node.kind === 'file' && this.sessions.has(node)) {
       // A writer's later `stage` record carries this mtime with it.
       node.attrs.mtime = attrs.mtime
