@@ -21,6 +21,34 @@ function traced (op: string, cb: Cb): Cb {
   }
 }
 
+/**
+ * A time given to utimens, from the two 32-bit halves fuse-native receives it in: milliseconds
+ * since the epoch as C's signed 64-bit value (negative before 1970), or fuse-native's patterns for
+ * UTIME_NOW and UTIME_OMIT (all bits set, and all but the lowest), which read as signed are -1 and
+ * -2, the values of Fuse.UTIME_NOW and Fuse.UTIME_OMIT. fuse-native joins the halves as unsigned:
+ * one second before 1970 arrived as 2^64 - 1000 ms, rounded to a double's 2048 ms steps.
+ */
+export function timeArg (low: number, high: number): number {
+  return (high | 0) * 0x100000000 + low
+}
+
+/**
+ * Has `fuse` hand utimens its times as timeArg reads them. fuse-native looks its handler
+ * `_op_utimens (signal, path, atimeLow, atimeHigh, mtimeLow, mtimeHigh)` up on the instance at
+ * every call, so an own property takes its place; a fuse-native whose handler has another shape
+ * keeps it (and times before 1970 read wrong).
+ */
+export function signedUtimens (fuse: object, ops: ReturnType<typeof fuseOps>, log: Logger): void {
+  const f = fuse as { _op_utimens?: unknown }
+  if (typeof f._op_utimens !== 'function' || f._op_utimens.length !== 6) {
+    log.warn('fuse-native\'s utimens handler has an unknown shape: times before 1970 are read as fuse-native reads them')
+    return
+  }
+  f._op_utimens = (signal: Cb, path: string, atimeLow: number, atimeHigh: number, mtimeLow: number, mtimeHigh: number) => {
+    ops.utimens(path, timeArg(atimeLow, atimeHigh), timeArg(mtimeLow, mtimeHigh), (code: number) => signal(code))
+  }
+}
+
 export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: any[]) => void> {
   /** Runs `fn` (sync or async) and answers the kernel with its result or errno. */
   const run = (op: string, path: string, cb: Cb, fn: () => unknown, answer: (value: any) => unknown[] = v => v === undefined ? [] : [v]): void => {

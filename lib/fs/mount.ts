@@ -6,7 +6,7 @@ import Fuse from 'fuse-native'
 import { UserError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { VolumeFs } from '../vfs/volume-fs.js'
-import { fuseOps, opTimes } from './fuse-ops.js'
+import { fuseOps, opTimes, signedUtimens } from './fuse-ops.js'
 
 const run = promisify(execFile)
 
@@ -129,7 +129,9 @@ export async function mountVolume (mountPoint: string, vfs: VolumeFs, log: Logge
     throw new UserError(`mount point ${mountPoint} is not empty; choose an empty directory`)
   }
   const resolved = safeRealpath(mountPoint)
-  const fuse = new Fuse(mountPoint, fuseOps(vfs, log), mountOptions() as any)
+  const ops = fuseOps(vfs, log)
+  const fuse = new Fuse(mountPoint, ops, mountOptions() as any)
+  signedUtimens(fuse, ops, log)
   await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(err) : resolve()))
   // A tuning only: nothing in it may fail the mount (without root, sysfs refuses the write).
   await raiseReadAhead(resolved, log).catch(err => log.debug('the mount keeps the kernel\'s read-ahead', { err: (err as Error).message }))
