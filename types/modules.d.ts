@@ -24,6 +24,8 @@ declare module 'fuse-native' {
     static unmount (mnt: string, cb: (err: Error | null) => void): void
     /** The process whose request is being handled; only during a handler's synchronous part. */
     static caller (): { uid: number, gid: number, pid: number } | null
+    /** A utimens time from its two 32-bit halves: signed milliseconds, or UTIME_NOW / UTIME_OMIT. */
+    static getTimeArg (low: number, high: number): number
     static [errno: string]: any
   }
   export type { Cb }

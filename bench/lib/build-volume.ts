@@ -41,7 +41,7 @@ async function main (): Promise<void> {
     for (let d = 0; d < dirs; d++) {
       const dir = `/d${String(d).padStart(dw, '0')}`
       const now = Date.now()
-      meta.apply({ op: 'mkdir', path: dir, attrs: { perm: 0o755, uid, gid, mtime: now, ctime: now } })
+      meta.apply({ op: 'mkdir', path: dir, attrs: { perm: 0o755, uid, gid, mtime: now, ctime: now, atime: now } })
       const files = await Promise.all(Array.from({ length: perDir }, async (_, f) => {
         const path = `${dir}/file-${String(f).padStart(fw, '0')}.txt`
         // ~100 bytes, distinct for every file, so every file has its own content and infohash.
@@ -50,7 +50,7 @@ async function main (): Promise<void> {
       }))
       for (const { path, ref, size } of files) {
         const t = Date.now()
-        meta.apply({ op: 'create', path, attrs: { perm: 0o644, uid, gid, mtime: t, ctime: t } })
+        meta.apply({ op: 'create', path, attrs: { perm: 0o644, uid, gid, mtime: t, ctime: t, atime: t } })
         meta.apply({ op: 'setcontent', path, size, content: ref, mtime: t })
       }
       // Let Meta's batched commits run as they would under a steady stream of FUSE operations.

@@ -15,6 +15,7 @@ export interface FileEntry {
 export function encodeFile (file: FileNode): string {
   const { perm, uid, gid, mtime, ctime } = file.attrs
   const entry: Record<string, unknown> = { v: 1, size: file.size, perm, uid, gid, mtime, ctime }
+  putAtime(entry, file.attrs)
   if (file.by !== null) entry.by = file.by
   if (file.content !== null) {
     entry.infohash = file.content.infohash
@@ -26,13 +27,15 @@ export function encodeFile (file: FileNode): string {
 export function encodeDirMarker (dir: DirNode): string {
   const { perm, uid, gid, mtime, ctime } = dir.attrs
   const marker: Record<string, unknown> = { v: 1, perm, uid, gid, mtime, ctime }
+  putAtime(marker, dir.attrs)
   // A git symlink holds only its target, so the times and owner of the directory's symlinks
   // live here, or a restart or a peer would show them with its own clock.
-  const links: Record<string, [number, number, number, number]> = {}
+  const links: Record<string, number[]> = {}
   let any = false
   for (const [name, child] of dir.children) {
     if (child.kind !== 'symlink') continue
-    links[name] = [child.attrs.mtime, child.attrs.ctime, child.attrs.uid, child.attrs.gid]
+    const { mtime, ctime, uid, gid, atime } = child.attrs
+    links[name] = atime === mtime ? [mtime, ctime, uid, gid] : [mtime, ctime, uid, gid, atime]
     any = true
   }
   if (any) marker.links = links
@@ -40,12 +43,21 @@ export function encodeDirMarker (dir: DirNode): string {
   return JSON.stringify(marker) + '\n'
 }
 
+/**
+ * atime is written only where it differs from mtime: an entry without one reads as atime = mtime,
+ * which is what every entry of an older release means, and an entry whose atime was never set
+ * apart keeps the bytes (and the oid) an older release writes for it.
+ */
+function putAtime (entry: Record<string, unknown>, attrs: Attrs): void {
+  if (attrs.atime !== attrs.mtime) entry.atime = attrs.atime
+}
+
 /** The settings as a marker holds them: these three fields in this order, so equal settings are equal bytes. */
 function settingsField (s: VolumeSettings): VolumeSettings {
   return { copies: s.copies, graceMs: s.graceMs, at: s.at }
 }
 
-export type MarkerLinks = Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid'>>
+export type MarkerLinks = Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid' | 'atime'>>
 
 /** Everything a directory's marker holds, read with one parse. */
 export interface DirMarker {
@@ -85,10 +97,11 @@ function linksOf (raw: unknown): MarkerLinks {
   const links: MarkerLinks = new Map()
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return links
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (!Array.isArray(v) || v.length !== 4 || !v.every(n => typeof n === 'number' && Number.isFinite(n))) continue
-    const [mtime, ctime, uid, gid] = v as number[]
+    // A fifth number is the atime, where it differs from the mtime.
+    if (!Array.isArray(v) || (v.length !== 4 && v.length !== 5) || !v.every(n => typeof n === 'number' && Number.isFinite(n))) continue
+    const [mtime, ctime, uid, gid, atime] = v as number[]
     if (!Number.isSafeInteger(uid) || uid < 0 || !Number.isSafeInteger(gid) || gid < 0) continue
-    links.set(name, { mtime, ctime, uid, gid })
+    links.set(name, { mtime, ctime, uid, gid, atime: atime ?? mtime })
   }
   return links
 }
@@ -99,12 +112,14 @@ function isTime (v: unknown): v is number {
 
 function decodeAttrs (e: Record<string, unknown>, fallback: Attrs): Attrs {
   const int = (v: unknown, d: number): number => Number.isSafeInteger(v) && (v as number) >= 0 ? v as number : d
+  const mtime = isTime(e.mtime) ? e.mtime : fallback.mtime
   return {
     perm: int(e.perm, fallback.perm) & 0o7777,
     uid: int(e.uid, fallback.uid),
     gid: int(e.gid, fallback.gid),
-    mtime: isTime(e.mtime) ? e.mtime : fallback.mtime,
-    ctime: isTime(e.ctime) ? e.ctime : (isTime(e.mtime) ? e.mtime : fallback.ctime)
+    mtime,
+    ctime: isTime(e.ctime) ? e.ctime : (isTime(e.mtime) ? e.mtime : fallback.ctime),
+    atime: isTime(e.atime) ? e.atime : mtime
   }
 }
 

@@ -325,7 +325,7 @@ export class Meta {
 
 export function defaultAttrs (): Attrs {
   const now = Date.now()
-  return { perm: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: now, ctime: now }
+  return { perm: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: now, ctime: now, atime: now }
 }
 
 function readState (dir: string): CommitState | null {

@@ -13,9 +13,14 @@ export interface Attrs {
   perm: number
   uid: number
   gid: number
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch (negative before 1970). */
   mtime: number
   ctime: number
+  /**
+   * Changed only when set explicitly (utimens), never by reads: the mount behaves as `noatime`,
+   * since keeping read times would turn every read into a commit synced to every peer.
+   */
+  atime: number
 }
 
 export interface ContentRef {
@@ -75,9 +80,36 @@ export class SymlinkNode extends BaseNode {
   constructor (attrs: Attrs, public target: string) { super(attrs) }
 }
 
+/**
+ * A directory's entries, counting its subdirectories as they come and go, so a directory's link
+ * count (2 + subdirectories) costs nothing to answer however many entries it has. Every path that
+ * fills a directory (ops, adoption of a peer's tree, loads from git and from a snapshot) goes
+ * through set and delete.
+ */
+export class Children extends Map<string, Node> {
+  dirs = 0
+
+  override set (name: string, node: Node): this {
+    const old = super.get(name)
+    if (old?.kind === 'dir') this.dirs--
+    if (node.kind === 'dir') this.dirs++
+    return super.set(name, node)
+  }
+
+  override delete (name: string): boolean {
+    if (super.get(name)?.kind === 'dir') this.dirs--
+    return super.delete(name)
+  }
+
+  override clear (): void {
+    this.dirs = 0
+    super.clear()
+  }
+}
+
 export class DirNode extends BaseNode {
   readonly kind = 'dir'
-  readonly children = new Map<string, Node>()
+  readonly children = new Children()
   isRoot = false
   /** The volume's settings, as the root's marker holds them (null: none, the defaults apply); root only. */
   volume: VolumeSettings | null = null

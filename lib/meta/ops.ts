@@ -31,6 +31,9 @@ export function lookup (root: DirNode, path: string): Node | undefined {
   let node: Node = root
   for (const part of splitPath(path)) {
     if (node.kind !== 'dir') throw fsError('ENOTDIR', path)
+    // No name here is longer, so Linux says why it cannot exist (stat, open, unlink... all look it
+    // up first). A name of at most 85 UTF-16 units has at most 255 UTF-8 bytes: most need no count.
+    if (part.length > 85 && Buffer.byteLength(part) > 255) throw fsError('ENAMETOOLONG', path)
     const next = node.children.get(part)
     if (next === undefined) return undefined
     node = next
@@ -70,16 +73,21 @@ function addNew (root: DirNode, path: string, node: Node): void {
 
 const none = (): Released => ({ contents: [], staged: [], added: [] })
 
+/** A new node's attributes; a record journaled by an older release has no atime, which is its mtime. */
+function fresh (attrs: Attrs): Attrs {
+  return { ...attrs, atime: attrs.atime ?? attrs.mtime }
+}
+
 export function applyOp (root: DirNode, op: Op): Released {
   switch (op.op) {
     case 'mkdir':
-      addNew(root, op.path, new DirNode({ ...op.attrs }))
+      addNew(root, op.path, new DirNode(fresh(op.attrs)))
       return none()
     case 'create':
-      addNew(root, op.path, new FileNode({ ...op.attrs }))
+      addNew(root, op.path, new FileNode(fresh(op.attrs)))
       return none()
     case 'symlink':
-      addNew(root, op.path, new SymlinkNode({ ...op.attrs }, op.target))
+      addNew(root, op.path, new SymlinkNode(fresh(op.attrs), op.target))
       return none()
     case 'setattr': {
       const node = mustLookup(root, op.path)

@@ -11,14 +11,15 @@ const FILE = 'index-snapshot.v8'
 /** 3: the root's volume settings. An older snapshot is not read (the index is loaded from git). */
 const VERSION = 3
 
-type AttrsRow = [number, number, number, number, number]
+/** A row written before atimes were kept has five numbers: its atime is its mtime, as in git. */
+type AttrsRow = [number, number, number, number, number, number?]
 type Row =
   | ['f', string, AttrsRow, string | undefined, number, unknown, string | null]
   | ['l', string, AttrsRow, string | undefined, string]
   | ['d', string, AttrsRow, string | undefined, Row[]]
 
-const attrsRow = (a: Attrs): AttrsRow => [a.perm, a.uid, a.gid, a.mtime, a.ctime]
-const attrsOf = (r: AttrsRow): Attrs => ({ perm: r[0], uid: r[1], gid: r[2], mtime: r[3], ctime: r[4] })
+const attrsRow = (a: Attrs): AttrsRow => [a.perm, a.uid, a.gid, a.mtime, a.ctime, a.atime]
+const attrsOf = (r: AttrsRow): Attrs => ({ perm: r[0], uid: r[1], gid: r[2], mtime: r[3], ctime: r[4], atime: r[5] ?? r[3] })
 
 function toRow (node: Node): Row {
   if (node.kind === 'file') return ['f', node.name, attrsRow(node.attrs), node.oid, node.size, node.content, node.by]

@@ -26,7 +26,7 @@ const MODE_DIR = '040000'
 /** No honest entry comes near this: a file entry of a 4 GiB+ file is about 110 KiB. */
 const MAX_ENTRY_BYTES = 1 << 20
 /** Only mtime matters here: a version without one counts as oldest. */
-const FALLBACK_ATTRS: Attrs = { perm: 0o644, uid: 0, gid: 0, mtime: 0, ctime: 0 }
+const FALLBACK_ATTRS: Attrs = { perm: 0o644, uid: 0, gid: 0, mtime: 0, ctime: 0, atime: 0 }
 const MERGE_AUTHOR = { name: 'swarmfs', email: 'merge@swarmfs' }
 /** The last instant whose year has four digits, so conflict names keep one shape. */
 const MAX_STAMP_MS = Date.UTC(10000, 0, 1) - 1

@@ -16,8 +16,8 @@ const O_RDWR = 2
 const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
 /** How the vendored fuse-native passes utimensat's UTIME_NOW and UTIME_OMIT (see vendor/fuse-native). */
-const UTIME_NOW = -1
-const UTIME_OMIT = -2
+const UTIME_NOW = Number.MIN_SAFE_INTEGER
+const UTIME_OMIT = Number.MIN_SAFE_INTEGER + 1
 const S_ISGID = 0o2000
 
 /** The user and group a new entry belongs to: the caller's. */
@@ -106,7 +106,7 @@ export class VolumeFs {
     const parent = this.meta.lookup(parentPath(path))
     const inherits = parent !== undefined && (parent.attrs.perm & S_ISGID) !== 0
     const perm = (mode & 0o7777) | (inherits && isDir ? S_ISGID : 0)
-    return { perm, uid, gid: inherits ? parent.attrs.gid : gid, mtime: now, ctime: now }
+    return { perm, uid, gid: inherits ? parent.attrs.gid : gid, mtime: now, ctime: now, atime: now }
   }
 
   /** The entry at `path`, hidden files included. */
@@ -132,17 +132,19 @@ export class VolumeFs {
   private stat (node: Node): Stat {
     const session = node.kind === 'file' ? this.sessions.get(node) : undefined
     const size = session !== undefined ? session.size : visibleSize(node)
-    const { mtime, ctime, uid, gid, perm } = node.attrs
+    const { mtime, ctime, atime, uid, gid, perm } = node.attrs
     return {
       mode: typeBits(node) | perm,
       uid,
       gid,
       size,
-      // 1 for a directory (as btrfs does) tells find(1) not to count subdirectories by links.
-      nlink: 1,
+      // 2 + subdirectories, as on a local disk (counted as entries come and go, so a large
+      // directory costs nothing). gnulib's fts (find, du) trusts it on filesystem types it does
+      // not know, FUSE included: a directory of 2 links is read as a leaf, without entering it.
+      nlink: node.kind === 'dir' ? 2 + node.children.dirs : 1,
       blksize: 128 * 1024,
       blocks: Math.ceil(size / 512),
-      atime: mtime,
+      atime,
       mtime,
       ctime
     }
@@ -207,20 +209,21 @@ export class VolumeFs {
   }
 
   chown (path: string, uid: number, gid: number): void {
-    const node = this.lookup(path)
-    // (uid_t)-1 means "leave unchanged".
+    // (uid_t)-1 means "leave unchanged". One that changes nothing still changes ctime, as Linux's do.
     const attrs: Partial<Attrs> = { ctime: this.now() }
     if (uid !== -1 && uid !== 0xffffffff) attrs.uid = uid
     if (gid !== -1 && gid !== 0xffffffff) attrs.gid = gid
-    if (attrs.uid === node.attrs.uid && attrs.gid === node.attrs.gid) return
     this.setattr(path, attrs)
   }
 
-  utimens (path: string, _atime: number, mtime: number): void {
+  /** Times in milliseconds since the epoch, negative before 1970, or UTIME_NOW / UTIME_OMIT. */
+  utimens (path: string, atime: number, mtime: number): void {
     const node = this.lookup(path)
-    // atime is not kept (stat shows mtime): an atime-only change still changes ctime, as POSIX says.
-    const attrs: Partial<Attrs> = { ctime: this.now() }
-    if (mtime !== UTIME_OMIT) attrs.mtime = mtime === UTIME_NOW ? this.now() : mtime
+    // One instant for all three, so `touch` leaves atime = mtime = ctime, as on a local disk.
+    const now = this.now()
+    const attrs: Partial<Attrs> = { ctime: now }
+    if (atime !== UTIME_OMIT) attrs.atime = atime === UTIME_NOW ? now : atime
+    if (mtime !== UTIME_OMIT) attrs.mtime = mtime === UTIME_NOW ? now : mtime
     if (attrs.mtime !== undefined && node.kind === 'file' && this.sessions.has(node)) {
       // A writer's later `stage` record carries this mtime with it.
       node.attrs.mtime = attrs.mtime

@@ -147,6 +147,23 @@ async function symlinkMtimesAgree (t: Test, ref: SNode, others: SNode[], msg: st
   t.same(wrong, [], `${msg}: symlinks have the same mtime on every node`)
 }
 
+/** `path atime` of every entry below `dir` (atime with its fraction), sorted; null when find failed. */
+async function atimes (dir: string): Promise<string[] | null> {
+  const r = await run('find', ['.', '-mindepth', '1', '-printf', '%P %A@\\n'], { cwd: dir, timeoutMs: 60_000 })
+  return r.code !== 0 ? null : r.stdout.split('\n').filter(l => l !== '').sort()
+}
+
+/**
+ * Once the nodes agree on HEAD, every entry has the same atime on each: atimes travel in the
+ * entries (and markers) like mtimes, and reads never change them.
+ */
+async function atimesAgree (t: Test, ref: SNode, others: SNode[], msg: string): Promise<void> {
+  const want = await atimes(ref.mnt)
+  const wrong: string[] = []
+  for (const n of others) for (const d of diffLines(want ?? [], (await atimes(n.mnt)) ?? [])) wrong.push(`${n.label} vs ${ref.label}: ${d}`)
+  t.same(wrong, [], `${msg}: every entry has the same atime on every node`)
+}
+
 /** Asserts that no node's HEAD moves for QUIET_MS once they all agree (no node keeps committing). */
 async function quiet (t: Test, nodes: SNode[], msg: string): Promise<void> {
   const before = await Promise.all(nodes.map(headOf))
@@ -205,6 +222,9 @@ touch -d '2021-03-04 05:06:07' docs/page.txt
 touch -d '2019-12-31 23:59:59' pictures/three-mib-and-a-bit.raw
 touch -d '2020-06-15 12:00:00' emptydir docs/sub/deep
 touch -h -d '2001-02-03 04:05:06' link-to-page dangling
+touch -a -d '1999-09-09 09:09:09' docs/page.txt
+touch -a -d '1998-08-08 08:08:08' emptydir
+touch -h -a -d '1997-07-07 07:07:07' dangling
 `
 
 // Done on C in test 1, to a tree written on A: a new directory and file, a rename of A's file into
@@ -220,6 +240,7 @@ ln -s ../docs from-c/link-up
 rm link-to-page
 ln -s pictures/three-mib-and-a-bit.raw link-to-page
 touch -d '2022-02-02 02:02:02' from-c
+touch -a -d '1996-06-06 06:06:06' from-c/c-file.dat
 `
 
 const epoch = (s: string): number => Math.floor(Date.parse(s + 'Z') / 1000)
@@ -252,6 +273,14 @@ t.test('a tree written on one node appears on three others; changes on a third n
   t.equal(mtimeOf(onA, 'link-to-page'), epoch('2001-02-03T04:05:06'), 'touch -h -d set a symlink mtime on A')
 
   await converged(t, c, a, [b, cc, d], 'after writing on A', true)
+  await atimesAgree(t, a, [b, cc, d], 'after writing on A')
+  const atimeOn = async (n: SNode, p: string): Promise<number | undefined> => {
+    const line = ((await atimes(n.mnt)) ?? []).find(l => l.startsWith(p + ' '))
+    return line === undefined ? undefined : Math.floor(Number(line.slice(p.length + 1)))
+  }
+  t.equal(await atimeOn(d, 'docs/page.txt'), epoch('1999-09-09T09:09:09'), 'an atime set on A is seen on D (file)')
+  t.equal(await atimeOn(d, 'emptydir'), epoch('1998-08-08T08:08:08'), 'an atime set on A is seen on D (directory)')
+  t.equal(await atimeOn(d, 'dangling'), epoch('1997-07-07T07:07:07'), 'an atime set on A is seen on D (symlink)')
   const onD = await entries(d.mnt)
   t.equal(mtimeOf(onD, 'pictures/three-mib-and-a-bit.raw'), epoch('2019-12-31T23:59:59'), 'an mtime set on A is seen on D')
   t.equal(onD?.find(e => e.path === 'docs/link-to-dir')?.target, 'sub', 'a symlink target is seen on D')
@@ -259,6 +288,8 @@ t.test('a tree written on one node appears on three others; changes on a third n
 
   await onMount(t, cc, C_SCRIPT)
   await converged(t, c, cc, [a, b, d], 'after changes on C', true)
+  await atimesAgree(t, cc, [a, b, d], 'after changes on C')
+  t.equal(await atimeOn(b, 'from-c/c-file.dat'), epoch('1996-06-06T06:06:06'), 'an atime set on C is seen on B')
   const onB = await entries(b.mnt)
   const find = (p: string): Entry | undefined => onB?.find(e => e.path === p)
   t.equal(find('from-c/c-file.dat')?.size, 2222, 'a file written on C is on B with its size')

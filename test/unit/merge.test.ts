@@ -19,14 +19,15 @@ type Tt = Parameters<Parameters<typeof t.test>[0]>[0]
 // Trees as JS objects: a plain object is a directory (marker mtime 0), the rest are explicit.
 
 class File {
-  constructor (readonly content: string, readonly mtime: number, readonly by?: string, readonly exec = false) {}
+  /** `atime`, when given, is written as a newer release writes one that differs from mtime; `ctime` defaults to mtime. */
+  constructor (readonly content: string, readonly mtime: number, readonly by?: string, readonly exec = false, readonly atime?: number, readonly ctime = mtime) {}
 }
 class Link {
   constructor (readonly target: string) {}
 }
 class Dir {
   /** `volume` goes into the marker as it is, valid or not. */
-  constructor (readonly children: Plain, readonly mtime = 0, readonly volume?: unknown) {}
+  constructor (readonly children: Plain, readonly mtime = 0, readonly volume?: unknown, readonly atime?: number) {}
 }
 type Spec = File | Link | Dir
 interface Plain { [name: string]: Spec | Plain }
@@ -35,6 +36,8 @@ const T0 = Date.UTC(2024, 4, 1, 12, 0, 0)
 const f = (content: string, mtime = T0, by?: string): File => new File(content, mtime, by)
 const ln = (target: string): Link => new Link(target)
 const d = (children: Plain, mtime = 0, volume?: unknown): Dir => new Dir(children, mtime, volume)
+/** A file whose atime was set apart from its mtime (touch -a: ctime moves too). */
+const fa = (content: string, mtime: number, atime: number, ctime: number): File => new File(content, mtime, undefined, false, atime, ctime)
 const NODE_A = 'aaaaaaaaaaaaaaaa'
 const NODE_B = 'bbbbbbbbbbbbbbbb'
 
@@ -42,7 +45,8 @@ const contents = new Map<string, string>()
 
 function entryJson (file: File): string {
   const bytes = Buffer.from(file.content)
-  const e: Record<string, unknown> = { v: 1, size: bytes.length, perm: file.exec ? 0o755 : 0o644, uid: 0, gid: 0, mtime: file.mtime, ctime: file.mtime }
+  const e: Record<string, unknown> = { v: 1, size: bytes.length, perm: file.exec ? 0o755 : 0o644, uid: 0, gid: 0, mtime: file.mtime, ctime: file.ctime }
+  if (file.atime !== undefined) e.atime = file.atime
   if (bytes.length > 0) {
     const pieceLength = pieceLengthFor(bytes.length)
     const digests: Buffer[] = []
@@ -56,16 +60,16 @@ function entryJson (file: File): string {
   return JSON.stringify(e) + '\n'
 }
 
-const markerJson = (mtime: number, volume?: unknown): string =>
-  JSON.stringify({ v: 1, perm: 0o755, uid: 0, gid: 0, mtime, ctime: mtime, volume }) + '\n'
+const markerJson = (mtime: number, volume?: unknown, atime?: number): string =>
+  JSON.stringify({ v: 1, perm: 0o755, uid: 0, gid: 0, mtime, ctime: mtime, atime, volume }) + '\n'
 
 function toGit (name: string): string {
   // names.ts escapes; the tests use the same function the code under test trusts.
   return name === '.git' || name.startsWith('.swarmfs~') || name === DIR_MARKER ? '.swarmfs~' + name : name
 }
 
-function markerShown (marker: { mtime: number, volume?: unknown }): string {
-  return `dir@${marker.mtime}` + (marker.volume !== undefined ? ` volume=${JSON.stringify(marker.volume)}` : '')
+function markerShown (marker: { mtime: number, atime?: number, volume?: unknown }): string {
+  return `dir@${marker.mtime}` + (marker.atime !== undefined ? ` atime=${marker.atime}` : '') + (marker.volume !== undefined ? ` volume=${JSON.stringify(marker.volume)}` : '')
 }
 
 class Repo {
@@ -101,7 +105,7 @@ class Repo {
 
   async tree (spec: Dir | Plain): Promise<string> {
     const dir = spec instanceof Dir ? spec : new Dir(spec)
-    const tree = [{ name: DIR_MARKER, mode: '100644', oid: await this.blob(markerJson(dir.mtime, dir.volume)) }]
+    const tree = [{ name: DIR_MARKER, mode: '100644', oid: await this.blob(markerJson(dir.mtime, dir.volume, dir.atime)) }]
     for (const [name, child] of Object.entries(dir.children)) tree.push({ name: toGit(name), ...await this.node(child) })
     const key = 'tree ' + JSON.stringify(tree)
     const known = this.written.get(key)
@@ -141,7 +145,8 @@ class Repo {
       else if (e.mode === '120000') out[`${prefix}/${fromGitName(e.name)}`] = `-> ${text}`
       else {
         const entry = JSON.parse(text)
-        out[`${prefix}/${fromGitName(e.name)}`] = `${entry.size === 0 ? '' : contents.get(entry.infohash) ?? '?'}@${entry.mtime as number}`
+        out[`${prefix}/${fromGitName(e.name)}`] = `${entry.size === 0 ? '' : contents.get(entry.infohash) ?? '?'}@${entry.mtime as number}` +
+          (entry.atime !== undefined ? ` atime=${entry.atime as number} ctime=${entry.ctime as number}` : '')
       }
     }
     return out
@@ -428,6 +433,46 @@ t.test('directory attributes changed on both sides: the newer mtime wins', async
     { dir: d({ a: f('a') }, T0 + 20), other: d({}, T0 + 2) })
   await expectTree(t, repo, result.commit, { dir: d({ a: f('a') }, T0 + 50), other: d({}, T0 + 2) })
   t.same(result.conflicts, [])
+})
+
+t.test('an atime set on one side only is taken, with no conflict copy', async t => {
+  const { repo, result } = await scenario(t,
+    { 'a.txt': f('a'), 'b.txt': f('b'), sub: d({ x: f('x') }, T0) },
+    { 'a.txt': fa('a', T0, T0 - 50_000, T0 + 5), 'b.txt': f('b'), sub: new Dir({ x: f('x') }, T0, undefined, -1000) },
+    { 'a.txt': f('a'), 'b.txt': fa('b', T0, -315619200000, T0 + 6), sub: d({ x: f('x') }, T0), 'new.txt': f('n') })
+  await expectTree(t, repo, result.commit, {
+    'a.txt': fa('a', T0, T0 - 50_000, T0 + 5),
+    'b.txt': fa('b', T0, -315619200000, T0 + 6),
+    sub: new Dir({ x: f('x') }, T0, undefined, -1000),
+    'new.txt': f('n')
+  })
+  t.same(result.conflicts, [])
+})
+
+t.test('atimes set on both sides: the later change (ctime) keeps the name, as for any attribute, the same everywhere', async t => {
+  const earlier = fa('a', T0, T0 - 50_000, T0 + 5)
+  const later = fa('a', T0, T0 - 80_000, T0 + 7)
+  const s = await scenario(t, { 'a.txt': f('a') }, { 'a.txt': earlier }, { 'a.txt': later })
+  const loserOid = await s.repo.blob(entryJson(earlier))
+  const copy = conflictName('a.txt', T0, loserOid.slice(0, 8))
+  await expectTree(t, s.repo, s.result.commit, { 'a.txt': later, [copy]: earlier })
+  t.same(s.result.conflicts, [{ path: '/a.txt', copy: `/${copy}` }])
+  await sameTreeBothWays(t, s)
+})
+
+t.test('an entry of an older release (no atime) against a newer one\'s: merged by mtime and ctime as ever', async t => {
+  // Only the atime differs from the base on one side; the other side wrote the file again.
+  const s = await scenario(t, { 'a.txt': f('a') }, { 'a.txt': fa('a', T0, T0 - 1, T0 + 1) }, { 'a.txt': f('rewritten', T0 + 2, NODE_B) })
+  const copy = conflictName('a.txt', T0, (await s.repo.blob(entryJson(fa('a', T0, T0 - 1, T0 + 1)))).slice(0, 8))
+  await expectTree(t, s.repo, s.result.commit, { 'a.txt': f('rewritten', T0 + 2, NODE_B), [copy]: fa('a', T0, T0 - 1, T0 + 1) })
+})
+
+t.test('a directory\'s atime is in its marker: against another change of the directory, the newer mtime wins', async t => {
+  const { repo, result } = await scenario(t,
+    { sub: d({ x: f('x') }, T0) },
+    { sub: new Dir({ x: f('x') }, T0, undefined, T0 - 9) },
+    { sub: d({ x: f('x'), y: f('y') }, T0 + 20) })
+  await expectTree(t, repo, result.commit, { sub: d({ x: f('x'), y: f('y') }, T0 + 20) })
 })
 
 const vol = (copies: number, graceMs: number, at: number): { copies: number, graceMs: number, at: number } => ({ copies, graceMs, at })

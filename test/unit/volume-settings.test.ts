@@ -7,7 +7,7 @@ import {
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0)
 const s = (copies: number, graceMs: number, at: number): VolumeSettings => ({ copies, graceMs, at })
-const attrs = { perm: 0o755, uid: 0, gid: 0, mtime: T0, ctime: T0 }
+const attrs = { perm: 0o755, uid: 0, gid: 0, mtime: T0, ctime: T0, atime: T0 }
 
 t.test('defaults', async t => {
   t.same(DEFAULT_VOLUME_SETTINGS, { copies: 2, graceMs: 600_000, at: 0 })

@@ -232,22 +232,31 @@ static uint64_t uint32s_to_uint64 (uint32_t **ints) {
   return high * 4294967296 + low;
 }
 
+// swarmfs: times are signed milliseconds (negative before 1970); a timespec's nanoseconds are never
+// negative, so the division floors.
 static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {
-  uint64_t ms = uint32s_to_uint64(ints);
-  ts->tv_sec = ms / 1000;
-  ts->tv_nsec = (ms % 1000) * 1000000;
+  int64_t ms = (int64_t) uint32s_to_uint64(ints);
+  int64_t sec = ms / 1000;
+  int64_t rem = ms % 1000;
+  if (rem < 0) {
+    sec -= 1;
+    rem += 1000;
+  }
+  ts->tv_sec = sec;
+  ts->tv_nsec = rem * 1000000;
 }
 
 // swarmfs: UTIME_NOW and UTIME_OMIT reach JavaScript as sentinels rather than as ~1073 ms after
-// the epoch, so `touch -m` (atime omitted) and `touch` (both now) can be told apart.
-#define FUSE_NATIVE_UTIME_NOW 0xFFFFFFFFFFFFFFFFULL
-#define FUSE_NATIVE_UTIME_OMIT 0xFFFFFFFFFFFFFFFEULL
+// the epoch, so `touch -m` (atime omitted) and `touch` (both now) can be told apart. They are the
+// two lowest 64-bit values, which no time in milliseconds can take (a double could not even hold it).
+#define FUSE_NATIVE_UTIME_NOW 0x8000000000000000ULL
+#define FUSE_NATIVE_UTIME_OMIT 0x8000000000000001ULL
 
 static uint64_t timespec_to_uint64 (const struct timespec* ts) {
   if (ts->tv_nsec == UTIME_NOW) return FUSE_NATIVE_UTIME_NOW;
   if (ts->tv_nsec == UTIME_OMIT) return FUSE_NATIVE_UTIME_OMIT;
-  uint64_t ms = (ts->tv_sec * 1000) + (ts->tv_nsec / 1000000);
-  return ms;
+  int64_t ms = ((int64_t) ts->tv_sec * 1000) + (ts->tv_nsec / 1000000);
+  return (uint64_t) ms;
 }
 
 static void populate_stat (uint32_t *ints, struct stat* stat) {

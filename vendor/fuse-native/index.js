@@ -653,8 +653,9 @@ class Fuse extends Nanoresource {
   }
 }
 
-Fuse.UTIME_NOW = -1
-Fuse.UTIME_OMIT = -2
+// swarmfs: values no time in milliseconds takes (-1 and -2 are times just before 1970).
+Fuse.UTIME_NOW = Number.MIN_SAFE_INTEGER
+Fuse.UTIME_OMIT = Number.MIN_SAFE_INTEGER + 1
 
 Fuse.EPERM = -1
 Fuse.ENOENT = -2
@@ -817,12 +818,14 @@ function getDoubleArg (a, b) {
   return a + b * 4294967296
 }
 
-// swarmfs: ms since the epoch, or Fuse.UTIME_NOW / Fuse.UTIME_OMIT (see timespec_to_uint64).
+// swarmfs: ms since the epoch, signed (negative before 1970), or Fuse.UTIME_NOW / Fuse.UTIME_OMIT
+// (see timespec_to_uint64).
 function getTimeArg (low, high) {
-  if (high === 0xFFFFFFFF && low === 0xFFFFFFFF) return Fuse.UTIME_NOW
-  if (high === 0xFFFFFFFF && low === 0xFFFFFFFE) return Fuse.UTIME_OMIT
-  return getDoubleArg(low, high)
+  if (high === 0x80000000 && low === 0) return Fuse.UTIME_NOW
+  if (high === 0x80000000 && low === 1) return Fuse.UTIME_OMIT
+  return (high | 0) * 4294967296 + low
 }
+Fuse.getTimeArg = getTimeArg
 
 function toDateMS (st) {
   if (typeof st === 'number') return st
