@@ -24,6 +24,7 @@ const run = promisify(execFile)
  * - default_permissions: the kernel checks mode bits like any local filesystem.
  * - atomic_o_trunc: open(O_TRUNC) arrives as one open with the flag instead of an open and then a
  *   truncate, so `> file` never copies the old content first (which may not even be on this disk).
+ *   The kernel then drops that truncate's times and setuid/setgid clearing too: the open does them.
  */
 export function mountOptions (): Record<string, unknown> {
   return {
