@@ -86,6 +86,38 @@ export class ContentStore {
     return { infohash, info }
   }
 
+  private largest: number | null = null
+
+  /**
+   * The largest file this disk's filesystem holds (ext4 with 4 KiB blocks: 16 TiB - 4 KiB), and at
+   * most what a JS number counts exactly. Nothing tells it but the filesystem's own EFBIG, so an
+   * empty file is grown (sparse: nothing is allocated) to find it, once.
+   */
+  largestFile (): number {
+    if (this.largest !== null) return this.largest
+    const probe = this.stagingPath(this.newStagingId())
+    const fd = fs.openSync(probe, 'wx')
+    try {
+      let fits = 0
+      let tooLarge = Number.MAX_SAFE_INTEGER + 1
+      while (tooLarge - fits > 1) {
+        const size = fits + Math.floor((tooLarge - fits) / 2)
+        try {
+          fs.ftruncateSync(fd, size)
+          fits = size
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EFBIG' && (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+          tooLarge = size
+        }
+      }
+      this.largest = fits
+    } finally {
+      fs.closeSync(fd)
+      this.removeFile(probe)
+    }
+    return this.largest
+  }
+
   has (infohash: string): boolean {
     return fs.existsSync(this.contentPath(infohash))
   }

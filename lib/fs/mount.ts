@@ -24,6 +24,7 @@ const run = promisify(execFile)
  * - default_permissions: the kernel checks mode bits like any local filesystem.
  * - atomic_o_trunc: open(O_TRUNC) arrives as one open with the flag instead of an open and then a
  *   truncate, so `> file` never copies the old content first (which may not even be on this disk).
+ *   The kernel then drops that truncate's times and setuid/setgid clearing too: the open does them.
  * - no hard_remove: libfuse 2 asks for fstat by path, so an unlinked file that is still open keeps
  *   one, `.fuse_hidden…`, which VolumeFs knows and keeps out of the tree (see VolumeFs.rename).
  * - allow_other (`allowOther`): other users reach the mount, as on a local disk; default_permissions

@@ -15,10 +15,12 @@ const O_WRONLY = 1
 const O_RDWR = 2
 const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
+const S_ISUID = 0o4000
+const S_ISGID = 0o2000
+const S_IXGRP = 0o0010
 /** How the vendored fuse-native passes utimensat's UTIME_NOW and UTIME_OMIT (see vendor/fuse-native). */
 const UTIME_NOW = Number.MIN_SAFE_INTEGER
 const UTIME_OMIT = Number.MIN_SAFE_INTEGER + 1
-const S_ISGID = 0o2000
 
 /** The user and group a new entry belongs to: the caller's. */
 export interface Owner {
@@ -69,6 +71,12 @@ interface Handle {
   /** The fd last opened for reading, and the content (infohash or staging id) it holds. */
   readFd: number | null
   readKey: string | null
+  /**
+   * Reads under way, and the read fds replaced meanwhile: those are closed once none is left, as
+   * another read of the handle (the kernel reads ahead in parallel) may still be using one.
+   */
+  reads: number
+  retired: number[]
   /** When a content was last found missing here, so a remote read does not retry open() on every read. */
   remoteAt: number
 }
@@ -77,6 +85,7 @@ export class VolumeFs {
   private readonly handles = new Map<number, Handle>()
   private nextHandle = 1
   private readonly sessions = new Map<FileNode, WriteSession>()
+  /** Per file, the last writer's release under way: its session closing, then the seal of what it staged. */
   private readonly sealing = new Map<FileNode, Promise<void>>()
   /**
    * Files unlinked while open, by the name libfuse moved them to. They are gone from the tree (and
@@ -274,62 +283,91 @@ export class VolumeFs {
   async open (path: string, flags: number): Promise<number> {
     const file = this.mustFile(path)
     const writes = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR
-    const h: Handle = { file, session: null, append: (flags & O_APPEND) !== 0, readFd: null, readKey: null, remoteAt: 0 }
+    const truncates = (flags & O_TRUNC) !== 0
+    const h: Handle = { file, session: null, append: (flags & O_APPEND) !== 0, readFd: null, readKey: null, reads: 0, retired: [], remoteAt: 0 }
     if (writes) {
-      h.session = await this.writeSession(file, (flags & O_TRUNC) !== 0)
-      h.session.writers++
+      h.session = await this.writeSession(file, truncates)
     } else {
+      // Linux truncates on open(O_RDONLY | O_TRUNC) too; the kernel has checked write permission.
+      if (truncates) await this.truncate(path, 0)
       // Opened now, so a content released later (overwritten, unlinked) stays readable through it.
-      await this.readSource(h)
+      if (!this.sessions.has(file)) await this.readSource(h)
     }
+    if (truncates) this.truncatedByOpen(file)
     const fh = this.nextHandle++
     this.handles.set(fh, h)
     return fh
   }
 
-  private async writeSession (file: FileNode, truncate: boolean): Promise<WriteSession> {
-    const pending = this.sealing.get(file)
-    if (pending !== undefined) await pending
-    let session = this.sessions.get(file)
-    if (session !== undefined) {
-      if (truncate) await session.truncate(0)
-      return session
-    }
-    let staged: { id: string, fd: number, hasher: PieceHasher }
-    let size: number
-    if (file.staged !== null && !truncate) {
-      // Closed but not yet sealed (a seal that failed, or one replayed from the journal).
-      staged = { id: file.staged.id, fd: fs.openSync(this.content.stagingPath(file.staged.id), 'r+'), hasher: new PieceHasher() }
-      size = file.staged.size
-    } else {
-      const from = truncate ? null : file.content
-      if (from !== null && !this.content.has(from.infohash)) {
-        // A change to part of a content held elsewhere starts from a whole local copy.
-        if (this.remote === null) throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
-        await this.remote.fetchAll(from)
-      }
-      staged = await this.content.stage(from)
-      size = truncate ? 0 : file.size
-    }
-    // Another open may have created the session while this one waited for the copy.
-    session = this.sessions.get(file)
-    if (session !== undefined) {
-      fs.closeSync(staged.fd)
-      if (staged.id !== file.staged?.id) this.content.remove([], [staged.id])
-      return session
-    }
-    session = new WriteSession(file, staged.id, staged.fd, size, staged.hasher)
-    if (truncate && (file.size > 0 || file.staged !== null)) session.dirty = true
-    this.sessions.set(file, session)
-    return session
+  /**
+   * open(O_TRUNC) changes the times, and drops setuid, and setgid where group-exec makes it one, as
+   * a write does: with atomic_o_trunc the kernel leaves both to the filesystem. fuse-native does not
+   * say who opens, so root loses them too, which CAP_FSETID keeps on a local disk.
+   */
+  private truncatedByOpen (file: FileNode): void {
+    if (!file.attached()) return
+    const now = this.now()
+    let perm = file.attrs.perm & ~S_ISUID
+    if ((perm & S_IXGRP) !== 0) perm &= ~S_ISGID
+    this.meta.apply({ op: 'setattr', path: file.path(), attrs: { perm, mtime: now, ctime: now } })
   }
 
-  /** The fd to read `h.file` from now: the live staging file, a staged one, or the content. */
+  /** The file's write session, joined as one more writer; `truncate` empties it (O_TRUNC). */
+  private async writeSession (file: FileNode, truncate: boolean): Promise<WriteSession> {
+    for (;;) {
+      // A release under way closes the last session and seals it: the next one starts from there.
+      const pending = this.sealing.get(file)
+      if (pending !== undefined) {
+        await pending
+        continue
+      }
+      const session = this.sessions.get(file)
+      if (session !== undefined) {
+        session.writers++
+        if (truncate) {
+          try {
+            await session.truncate(0, this.now())
+          } catch (err) {
+            this.leave(session)
+            throw err
+          }
+        }
+        return session
+      }
+      let staged: { id: string, fd: number, hasher: PieceHasher }
+      let size: number
+      if (file.staged !== null && !truncate) {
+        // Closed but not yet sealed (a seal that failed, or one replayed from the journal).
+        staged = { id: file.staged.id, fd: fs.openSync(this.content.stagingPath(file.staged.id), 'r+'), hasher: new PieceHasher() }
+        size = file.staged.size
+      } else {
+        const from = truncate ? null : file.content
+        if (from !== null && !this.content.has(from.infohash)) {
+          // A change to part of a content held elsewhere starts from a whole local copy.
+          if (this.remote === null) throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
+          await this.remote.fetchAll(from)
+        }
+        staged = await this.content.stage(from)
+        size = truncate ? 0 : file.size
+        if (this.sessions.has(file) || this.sealing.has(file) || (!truncate && (file.staged !== null || file.content !== from))) {
+          // Another writer came meanwhile (and may have gone): start again from what it left.
+          fs.closeSync(staged.fd)
+          this.content.remove([], [staged.id])
+          continue
+        }
+      }
+      const created = new WriteSession(file, staged.id, staged.fd, size, staged.hasher)
+      if (truncate && (file.size > 0 || file.staged !== null)) created.dirty = true
+      created.writers++
+      this.sessions.set(file, created)
+      return created
+    }
+  }
+
+  /** The fd to read `h.file` from now, when no write session has it: a staged file or the content. */
   private async readSource (h: Handle): Promise<number | null | typeof REMOTE> {
     for (;;) {
       const file = h.file
-      const session = this.sessions.get(file)
-      if (session !== undefined) return session.fd
       const key = this.sourceKey(file)
       if (key === null) return null
       if (key === h.readKey && h.readFd !== null) return h.readFd
@@ -347,19 +385,29 @@ export class VolumeFs {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file.staged === null && file.content !== null) {
           // The entry names a content this disk does not hold (written on another node).
           if (this.remote === null) throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
-          if (h.readFd !== null) fs.close(h.readFd, () => {})
-          h.readFd = null
+          this.retireReadFd(h)
           h.readKey = key
           h.remoteAt = Date.now()
           return REMOTE
         }
         throw err
       }
-      if (h.readFd !== null) fs.close(h.readFd, () => {})
+      this.retireReadFd(h)
       h.readFd = fd
       h.readKey = key
       return fd
     }
+  }
+
+  /** Closes the handle's read fd, or leaves it to the last read under way on the handle. */
+  private retireReadFd (h: Handle): void {
+    if (h.readFd !== null) h.retired.push(h.readFd)
+    h.readFd = null
+    this.closeRetired(h)
+  }
+
+  private closeRetired (h: Handle): void {
+    if (h.reads === 0) for (const fd of h.retired.splice(0)) fs.close(fd, () => {})
   }
 
   /** Whether a file open on this mount reads a content (a copy of it must not be dropped now). */
@@ -374,38 +422,57 @@ export class VolumeFs {
 
   async read (fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fh)
-    const fd = await this.readSource(h)
-    if (fd === null) return 0
-    if (fd === REMOTE) {
-      const ref = h.file.content
-      if (ref === null || this.remote === null) throw new FsError('EIO', 'EIO: content not on this disk')
-      if (pos >= ref.info.length) return 0
-      return await this.remote.read(ref, pos, Math.min(len, buf.length, ref.info.length - pos), buf)
+    const session = this.sessions.get(h.file)
+    if (session !== undefined) return await session.read(buf, len, pos)
+    h.reads++
+    try {
+      const fd = await this.readSource(h)
+      if (fd === null) return 0
+      if (fd === REMOTE) {
+        const ref = h.file.content
+        if (ref === null || this.remote === null) throw new FsError('EIO', 'EIO: content not on this disk')
+        if (pos >= ref.info.length) return 0
+        return await this.remote.read(ref, pos, Math.min(len, buf.length, ref.info.length - pos), buf)
+      }
+      return await readAt(fd, buf, len, pos)
+    } finally {
+      h.reads--
+      this.closeRetired(h)
     }
-    return await readAt(fd, buf, len, pos)
   }
 
   async write (fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fh)
-    if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
-    const at = h.append ? h.session.size : pos
-    // Growing the file takes space; rewriting bytes it has does not.
-    this.space.claim(Math.max(0, at + len - h.session.size))
+    const session = h.session
+    if (session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
+    const at = h.append ? session.size : pos
+    let n = len
+    if (at + n > session.size) {
+      // As a local disk: EFBIG at or past its largest file, and a write across it stops there.
+      const largest = this.content.largestFile()
+      if (at >= largest) throw new FsError('EFBIG', `EFBIG: ${h.file.path()} cannot grow past ${largest} bytes on this disk`)
+      n = Math.min(n, largest - at)
+      // Growing the file takes space; rewriting bytes it has does not.
+      this.space.claim(at + n - session.size)
+    }
     h.file.attrs.mtime = h.file.attrs.ctime = this.now()
-    return await h.session.write(buf, len, at)
+    return await session.write(buf, n, h.append ? null : pos)
   }
 
   async truncate (path: string, size: number): Promise<void> {
     const file = this.mustFile(path)
-    const session = this.sessions.get(file)
-    if (session !== undefined) {
-      await session.truncate(size)
-      file.attrs.mtime = file.attrs.ctime = this.now()
-      return
+    this.checkSize(file, size)
+    for (;;) {
+      const session = this.sessions.get(file)
+      if (session !== undefined) {
+        await session.truncate(size, this.now())
+        return
+      }
+      const pending = this.sealing.get(file)
+      if (pending === undefined) break
+      await pending
     }
     if (size === 0 && !this.hidden.has(path)) {
-      const pending = this.sealing.get(file)
-      if (pending !== undefined) await pending
       this.meta.apply({ op: 'setcontent', path, size: 0, content: null, mtime: this.now() })
       return
     }
@@ -421,8 +488,13 @@ export class VolumeFs {
   async ftruncate (fh: number, size: number): Promise<void> {
     const h = this.handle(fh)
     if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
-    await h.session.truncate(size)
-    h.file.attrs.mtime = h.file.attrs.ctime = this.now()
+    this.checkSize(h.file, size)
+    await h.session.truncate(size, this.now())
+  }
+
+  /** EFBIG for a size this disk cannot hold in a file, before anything changes, as a local disk answers. */
+  private checkSize (file: FileNode, size: number): void {
+    if (size > this.content.largestFile()) throw new FsError('EFBIG', `EFBIG: ${file.path()} cannot be ${size} bytes on this disk`)
   }
 
   /** close(2): what was written becomes durable (journaled) before close returns. */
@@ -451,47 +523,75 @@ export class VolumeFs {
   async release (fh: number): Promise<void> {
     const h = this.handle(fh)
     this.handles.delete(fh)
-    if (h.readFd !== null) fs.close(h.readFd, () => {})
+    this.retireReadFd(h)
     // libfuse unlinks a hidden file after its last release, but not when its directory went first.
     if (this.handlesOf(h.file) === 0) for (const [name, file] of this.hidden) if (file === h.file) this.hidden.delete(name)
     const session = h.session
     if (session === null) return
     this.stageSession(session)
-    if (--session.writers > 0) return
-    this.sessions.delete(session.file)
-    session.close()
-    if (session.file.staged?.id !== session.stagingId) {
-      // Nothing was written (or the file is gone): the staging copy is not needed.
-      this.content.remove([], [session.stagingId])
-      return
-    }
-    this.startSeal(session.file, session)
+    this.leave(session)
   }
 
-  /** Hashes a closed file's staged bytes into a content in the background; readers use staging meanwhile. */
-  private startSeal (file: FileNode, session: WriteSession | null): void {
-    const staged = file.staged
-    if (staged === null || !file.attached()) return
-    const work = (async () => {
-      const hasher = session?.hasher ?? new PieceHasher()
-      const content = await this.content.seal(staged.id, staged.size, hasher)
-      if (!file.attached() || file.staged?.id !== staged.id) {
-        // The file went away or changed meanwhile; its content is referenced by no one.
-        if (content !== null && !this.meta.contentRefs.has(content.infohash)) this.content.remove([content.infohash], [])
+  /**
+   * One writer fewer. The last one's session stays until every change queued on it is on the disk
+   * (a truncate(2) by path may have joined it after the writer's close(2) returned, before the
+   * kernel's RELEASE came), then closes; what it staged is then sealed.
+   */
+  private leave (session: WriteSession): void {
+    if (--session.writers > 0) return
+    const file = session.file
+    this.track(file, (async () => {
+      // The session stays findable until it closes, so reads and truncates may still come: the
+      // close waits for those too, and follows the last check in the same step.
+      while (session.busy) await session.idle()
+      if (this.sessions.get(file) === session) this.sessions.delete(file)
+      session.close()
+      // Changes done since the release's own stage record (that truncate) are recorded now.
+      this.stageSession(session)
+      if (file.staged?.id !== session.stagingId) {
+        // Nothing was written (or the file is gone): the staging copy is not needed.
+        this.content.remove([], [session.stagingId])
         return
       }
-      this.meta.apply({ op: 'seal', path: file.path(), stagedId: staged.id, size: staged.size, content })
-      // Only now that the journal names the content may the staged copy go.
-      this.content.remove([], [staged.id])
-    })().catch(err => {
+      await this.seal(file, session.hasher)
+    })())
+  }
+
+  /** Registers a release or a seal under way for `file`; a write session waits for it. */
+  private track (file: FileNode, work: Promise<void>): void {
+    const tracked: Promise<void> = work.catch(err => {
       this.log.error('could not seal a written file; its bytes stay staged and are retried at the next start', { path: file.path(), err })
-    }).finally(() => this.sealing.delete(file))
-    this.sealing.set(file, work)
+    }).finally(() => {
+      if (this.sealing.get(file) === tracked) this.sealing.delete(file)
+    })
+    this.sealing.set(file, tracked)
+  }
+
+  /** Hashes a closed file's staged bytes into a content; readers use staging meanwhile. */
+  private async seal (file: FileNode, hasher: PieceHasher): Promise<void> {
+    const staged = file.staged
+    if (staged === null || !file.attached()) return
+    let content: ContentRef | null
+    try {
+      content = await this.content.seal(staged.id, staged.size, hasher)
+    } catch (err) {
+      // Unlinked meanwhile, which let the staged bytes go: there is nothing left to seal.
+      if (!file.attached() || file.staged?.id !== staged.id) return
+      throw err
+    }
+    if (!file.attached() || file.staged?.id !== staged.id) {
+      // The file went away or changed meanwhile; its content is referenced by no one.
+      if (content !== null && !this.meta.contentRefs.has(content.infohash)) this.content.remove([content.infohash], [])
+      return
+    }
+    this.meta.apply({ op: 'seal', path: file.path(), stagedId: staged.id, size: staged.size, content })
+    // Only now that the journal names the content may the staged copy go.
+    this.content.remove([], [staged.id])
   }
 
   /** Seals what earlier runs staged but did not seal (from the journal). */
   resumeSeals (): void {
-    for (const file of this.meta.stagedNow()) if (!this.sessions.has(file)) this.startSeal(file, null)
+    for (const file of this.meta.stagedNow()) if (!this.sessions.has(file)) this.track(file, this.seal(file, new PieceHasher()))
   }
 
   /** Waits until every closed file is sealed; open sessions are staged first. */
