@@ -69,7 +69,7 @@ export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: a
     rename: (from: string, to: string, cb: Cb) => run('rename', from, cb, () => vfs.rename(from, to)),
     symlink: (target: string, path: string, cb: Cb) => run('symlink', path, cb, () => vfs.symlink(target, path, caller())),
     link: (from: string, to: string, cb: Cb) => run('link', to, cb, () => vfs.link(from, to)),
-    mknod: (path: string, mode: number, _dev: number, cb: Cb) => run('mknod', path, cb, () => vfs.mknod(path, mode, caller())),
+    mknod: (path: string, mode: number, dev: number, cb: Cb) => run('mknod', path, cb, () => vfs.mknod(path, mode, dev, caller())),
     chmod: (path: string, mode: number, cb: Cb) => run('chmod', path, cb, () => vfs.chmod(path, mode)),
     chown: (path: string, uid: number, gid: number, cb: Cb) => run('chown', path, cb, () => vfs.chown(path, uid, gid)),
     utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),

@@ -3,13 +3,14 @@
 // in its marker blob; a symlink is a git symlink. Decoding checks everything, since a tree may come
 // from a peer.
 import { isInfoHash, isValidInfo, infoHash } from '../content/torrent-info.js'
-import type { Attrs, ContentRef, DirNode, FileNode } from './nodes.js'
+import { SPECIAL_TYPES, type Attrs, type ContentRef, type DirNode, type FileNode, type Special } from './nodes.js'
 import { parseVolumeSettings, type VolumeSettings } from './volume-settings.js'
 
 export interface FileEntry {
   size: number
   attrs: Attrs
   content: ContentRef | null
+  special: Special | null
 }
 
 export function encodeFile (file: FileNode): string {
@@ -17,6 +18,11 @@ export function encodeFile (file: FileNode): string {
   const entry: Record<string, unknown> = { v: 1, size: file.size, perm, uid, gid, mtime, ctime }
   putAtime(entry, file.attrs)
   if (file.by !== null) entry.by = file.by
+  if (file.special !== null) {
+    // A release before this one reads such an entry as an empty file.
+    entry.type = SPECIAL_TYPES.get(file.special.type)
+    if (file.special.rdev !== 0) entry.rdev = file.special.rdev
+  }
   if (file.content !== null) {
     entry.infohash = file.content.infohash
     entry.info = file.content.info
@@ -143,11 +149,19 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
   const size = e.size
   if (!Number.isSafeInteger(size) || (size as number) < 0) return 'size is not a non-negative integer'
   const attrs = decodeAttrs(e, fallback)
-  if (size === 0) return { size: 0, attrs, content: null }
+  if (e.type !== undefined) {
+    const type = [...SPECIAL_TYPES].find(([, name]) => name === e.type)?.[0]
+    if (type === undefined) return 'type is not fifo, socket, char or block'
+    const rdev = e.rdev ?? 0
+    if (!Number.isSafeInteger(rdev) || (rdev as number) < 0 || (rdev as number) > 0xffffffff) return 'rdev is not a 32-bit device number'
+    if (size !== 0 || e.infohash !== undefined) return 'a special file has content'
+    return { size: 0, attrs, content: null, special: { type, rdev: rdev as number } }
+  }
+  if (size === 0) return { size: 0, attrs, content: null, special: null }
   if (!isInfoHash(e.infohash)) return 'infohash is not 40 hex characters'
   if (!isValidInfo(e.info) || e.info.length !== size) return 'torrent info is malformed'
   if (verifyInfoHash && infoHash(e.info) !== e.infohash) return 'infohash does not match the torrent info'
-  return { size: size as number, attrs, content: { infohash: e.infohash, info: e.info } }
+  return { size: size as number, attrs, content: { infohash: e.infohash, info: e.info }, special: null }
 }
 
 export function decodeDirMarker (text: string, fallback: Attrs): Attrs {

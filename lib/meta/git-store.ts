@@ -163,6 +163,7 @@ export class GitStore {
       file.size = decoded.size
       file.content = decoded.content
       file.by = decodeWriter(text)
+      file.special = decoded.special
       node = file
     } else {
       this.log.warn('refused tree entry: unsupported type', { path: where, mode: entry.mode })

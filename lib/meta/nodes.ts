@@ -7,6 +7,23 @@ export const S_IFMT = 0o170000
 export const S_IFREG = 0o100000
 export const S_IFDIR = 0o040000
 export const S_IFLNK = 0o120000
+export const S_IFIFO = 0o010000
+export const S_IFSOCK = 0o140000
+export const S_IFCHR = 0o020000
+export const S_IFBLK = 0o060000
+
+/**
+ * A FIFO, socket or device: a name, attributes, a type and (for a device) its number, and no
+ * content. The kernel serves what opening one does, so the volume only keeps it.
+ */
+export interface Special {
+  /** S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK. */
+  type: number
+  /** A device's number as the kernel encodes it (new_encode_dev); 0 otherwise. */
+  rdev: number
+}
+
+export const SPECIAL_TYPES: ReadonlyMap<number, string> = new Map([[S_IFIFO, 'fifo'], [S_IFSOCK, 'socket'], [S_IFCHR, 'char'], [S_IFBLK, 'block']])
 
 export interface Attrs {
   /** Permission bits only (07777); the type comes from the node kind. */
@@ -73,6 +90,8 @@ export class FileNode extends BaseNode {
   staged: Staged | null = null
   /** The node that wrote this version (names a conflict copy of it); null when unknown. */
   by: string | null = null
+  /** Set for a FIFO, socket or device, which is kept as an empty file of that type. */
+  special: Special | null = null
 }
 
 export class SymlinkNode extends BaseNode {
@@ -141,7 +160,7 @@ export function visibleSize (node: Node): number {
 }
 
 export function typeBits (node: Node): number {
-  return node.kind === 'file' ? S_IFREG : node.kind === 'dir' ? S_IFDIR : S_IFLNK
+  return node.kind === 'file' ? node.special?.type ?? S_IFREG : node.kind === 'dir' ? S_IFDIR : S_IFLNK
 }
 
 /** Every sealed content and staged id below (and including) a node, for releasing them. */

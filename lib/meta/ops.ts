@@ -3,12 +3,13 @@
 // it, and replayed from the journal after a crash.
 import { fsError } from '../errors/index.js'
 import { isSafeName, splitPath } from './names.js'
-import { collectData, DirNode, FileNode, SymlinkNode, type Attrs, type ContentRef, type Node, type Staged } from './nodes.js'
+import { collectData, DirNode, FileNode, SymlinkNode, type Attrs, type ContentRef, type Node, type Special, type Staged } from './nodes.js'
 import { compareSettings, effectiveSettings, parseVolumeSettings } from './volume-settings.js'
 
 export type Op =
   | { op: 'mkdir', path: string, attrs: Attrs }
-  | { op: 'create', path: string, attrs: Attrs }
+  /** `special`: a FIFO, socket or device rather than a regular file. */
+  | { op: 'create', path: string, attrs: Attrs, special?: Special }
   | { op: 'symlink', path: string, target: string, attrs: Attrs }
   | { op: 'setattr', path: string, attrs: Partial<Attrs> }
   | { op: 'stage', path: string, staged: Staged, mtime: number }
@@ -83,9 +84,12 @@ export function applyOp (root: DirNode, op: Op): Released {
     case 'mkdir':
       addNew(root, op.path, new DirNode(fresh(op.attrs)))
       return none()
-    case 'create':
-      addNew(root, op.path, new FileNode(fresh(op.attrs)))
+    case 'create': {
+      const file = new FileNode(fresh(op.attrs))
+      file.special = op.special ?? null
+      addNew(root, op.path, file)
       return none()
+    }
     case 'symlink':
       addNew(root, op.path, new SymlinkNode(fresh(op.attrs), op.target))
       return none()

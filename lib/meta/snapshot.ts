@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import { join } from 'node:path'
 import v8 from 'node:v8'
-import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
+import { DirNode, FileNode, SymlinkNode, type Attrs, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings } from './volume-settings.js'
 
 const FILE = 'index-snapshot.v8'
@@ -14,7 +14,7 @@ const VERSION = 3
 /** A row written before atimes were kept has five numbers: its atime is its mtime, as in git. */
 type AttrsRow = [number, number, number, number, number, number?]
 type Row =
-  | ['f', string, AttrsRow, string | undefined, number, unknown, string | null]
+  | ['f', string, AttrsRow, string | undefined, number, unknown, string | null, Special | null | undefined]
   | ['l', string, AttrsRow, string | undefined, string]
   | ['d', string, AttrsRow, string | undefined, Row[]]
 
@@ -22,7 +22,7 @@ const attrsRow = (a: Attrs): AttrsRow => [a.perm, a.uid, a.gid, a.mtime, a.ctime
 const attrsOf = (r: AttrsRow): Attrs => ({ perm: r[0], uid: r[1], gid: r[2], mtime: r[3], ctime: r[4], atime: r[5] ?? r[3] })
 
 function toRow (node: Node): Row {
-  if (node.kind === 'file') return ['f', node.name, attrsRow(node.attrs), node.oid, node.size, node.content, node.by]
+  if (node.kind === 'file') return ['f', node.name, attrsRow(node.attrs), node.oid, node.size, node.content, node.by, node.special]
   if (node.kind === 'symlink') return ['l', node.name, attrsRow(node.attrs), node.oid, node.target]
   return ['d', node.name, attrsRow(node.attrs), node.oid, [...node.children.values()].map(toRow)]
 }
@@ -36,6 +36,8 @@ function fromRow (row: Row): Node {
     // What is staged is not the commit's and is not kept here: the journal after it says so, as it
     // does for a load from git.
     file.by = row[6]
+    // Rows of a snapshot from before special files have no eighth field.
+    file.special = row[7] ?? null
     node = file
   } else if (row[0] === 'l') {
     node = new SymlinkNode(attrsOf(row[2]), row[4])

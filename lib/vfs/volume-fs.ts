@@ -6,7 +6,7 @@ import type { ContentStore } from '../content/store.js'
 import { fsError, FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { Meta } from '../meta/meta.js'
-import { typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
+import { S_IFBLK, S_IFCHR, S_IFMT, S_IFREG, SPECIAL_TYPES, typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
 import { readAt, WriteSession } from './sessions.js'
 import { SpaceGuard } from '../content/space-guard.js'
 
@@ -45,6 +45,8 @@ export interface Stat {
   gid: number
   size: number
   nlink: number
+  /** A device's number; 0 for anything else. */
+  rdev: number
   blksize: number
   blocks: number
   atime: number
@@ -151,6 +153,7 @@ export class VolumeFs {
       // directory costs nothing). gnulib's fts (find, du) trusts it on filesystem types it does
       // not know, FUSE included: a directory of 2 links is read as a leaf, without entering it.
       nlink: node.kind === 'dir' ? 2 + node.children.dirs : 1,
+      rdev: node.kind === 'file' ? node.special?.rdev ?? 0 : 0,
       blksize: 128 * 1024,
       blocks: Math.ceil(size / 512),
       atime,
@@ -266,7 +269,7 @@ export class VolumeFs {
   private mustFile (path: string): FileNode {
     const node = this.lookup(path)
     if (node.kind === 'dir') throw fsError('EISDIR', path)
-    if (node.kind !== 'file') throw fsError('EINVAL', path)
+    if (node.kind !== 'file' || node.special !== null) throw fsError('EINVAL', path)
     return node
   }
 
@@ -275,9 +278,16 @@ export class VolumeFs {
     return await this.open(path, O_WRONLY)
   }
 
-  mknod (path: string, mode: number, owner: Owner | null = null): void {
-    if ((mode & 0o170000) !== 0o100000 && (mode & 0o170000) !== 0) throw fsError('EPERM', path, 'only regular files can be made here:')
-    this.meta.apply({ op: 'create', path, attrs: this.newAttrs(path, mode, owner) })
+  /** A regular file, FIFO, socket or device (the kernel checks who may make which). */
+  mknod (path: string, mode: number, rdev: number, owner: Owner | null = null): void {
+    const type = mode & S_IFMT
+    const attrs = this.newAttrs(path, mode, owner)
+    if (type === S_IFREG || type === 0) {
+      this.meta.apply({ op: 'create', path, attrs })
+      return
+    }
+    if (!SPECIAL_TYPES.has(type)) throw fsError('EINVAL', path, 'not a type of file:')
+    this.meta.apply({ op: 'create', path, attrs, special: { type, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0 } })
   }
 
   async open (path: string, flags: number): Promise<number> {
