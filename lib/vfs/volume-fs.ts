@@ -183,7 +183,19 @@ export class VolumeFs {
   }
 
   rmdir (path: string): void {
+    this.mustHoldNoHidden(path)
     this.meta.apply({ op: 'rmdir', path, time: this.now() })
+  }
+
+  /**
+   * libfuse 2 reaches an open, unlinked file only by its hidden path: once its directory is gone,
+   * its descriptors would fail (fstat ENOENT, reads EIO). So such a directory is busy until the
+   * file is closed, as a directory on NFS is with its silly-renamed files, rather than lose them.
+   */
+  private mustHoldNoHidden (dir: string): void {
+    for (const name of this.hidden.keys()) {
+      if (name.startsWith(dir + '/')) throw fsError('EBUSY', dir, 'a file in it that was deleted is still open:')
+    }
   }
 
   unlink (path: string): void {
@@ -195,11 +207,22 @@ export class VolumeFs {
     const node = this.meta.lookup(from)
     if (HIDDEN_NAME.test(to) && node?.kind === 'file' && this.handlesOf(node) > 0) {
       // libfuse hiding an open file that is being unlinked or renamed over: for the volume, an unlink.
-      this.meta.apply({ op: 'unlink', path: from, time: this.now() })
+      const now = this.now()
+      this.meta.apply({ op: 'unlink', path: from, time: now })
+      node.attrs.ctime = now
       this.hidden.set(to, node)
       return
     }
+    if (this.meta.lookup(to)?.kind === 'dir') this.mustHoldNoHidden(to)
     this.meta.apply({ op: 'rename', from, to, ctime: this.now() })
+    if (node?.kind === 'dir') {
+      // libfuse moves the hidden files with their directory: so do their names here.
+      for (const [name, file] of [...this.hidden]) {
+        if (!name.startsWith(from + '/')) continue
+        this.hidden.delete(name)
+        this.hidden.set(to + name.slice(from.length), file)
+      }
+    }
   }
 
   private handlesOf (file: FileNode): number {
