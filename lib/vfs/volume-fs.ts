@@ -440,7 +440,7 @@ export class VolumeFs {
   }
 
   private closeRetired (h: Handle): void {
-    if (h.reads === 0) for (const fd of h.retired.splice(0)) fs.close(fd, () => {})
+    if (h.reads === 0 && h.retired.length > 0) for (const fd of h.retired.splice(0)) fs.close(fd, () => {})
   }
 
   /** Whether a file open on this mount reads a content (a copy of it must not be dropped now). */
