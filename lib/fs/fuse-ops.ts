@@ -75,6 +75,7 @@ export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: a
     utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),
     truncate: (path: string, size: number, cb: Cb) => run('truncate', path, cb, () => vfs.truncate(path, size)),
     ftruncate: (path: string, fh: number, size: number, cb: Cb) => run('ftruncate', path, cb, () => vfs.ftruncate(fh, size)),
+    fallocate: (path: string, fh: number, mode: number, offset: number, length: number, cb: Cb) => run('fallocate', path, cb, () => vfs.fallocate(fh, mode, offset, length)),
     create: (path: string, mode: number, cb: Cb) => run('create', path, cb, () => vfs.create(path, mode, caller())),
     open: (path: string, flags: number, cb: Cb) => run('open', path, cb, () => vfs.open(path, flags)),
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {

@@ -8,6 +8,7 @@
 // closed only once no change or read is under way on it: a closed fd's number soon names another
 // file (a staging file, the journal, a git object), where a late ftruncate or write would land.
 import fs from 'node:fs'
+import fileops from '@swarmfs/fileops'
 import { FsError } from '../errors/index.js'
 import type { PieceHasher } from '../content/piece-hasher.js'
 import type { FileNode } from '../meta/nodes.js'
@@ -90,6 +91,21 @@ export class WriteSession {
       this.file.attrs.mtime = this.file.attrs.ctime = time
       resolve()
     })))
+  }
+
+  /**
+   * fallocate(2) with `mode`; once done, the size is what the disk says (it grows unless
+   * KEEP_SIZE), bytes from `offset` are hashed again at the seal, and mtime and ctime become `time`.
+   */
+  allocate (mode: number, offset: number, length: number, time: number): Promise<void> {
+    return this.queue(async () => {
+      await fileops.fallocate(this.fd, mode, offset, length)
+      const size = fs.fstatSync(this.fd).size
+      this.hasher.invalidateFrom(Math.min(offset, this.size, size))
+      this.size = size
+      this.dirty = true
+      this.file.attrs.mtime = this.file.attrs.ctime = time
+    })
   }
 
   sync (): Promise<void> {

@@ -9,6 +9,7 @@ import type { Meta } from '../meta/meta.js'
 import { S_IFBLK, S_IFCHR, S_IFMT, S_IFREG, SPECIAL_TYPES, typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
 import { readAt, WriteSession } from './sessions.js'
 import { SpaceGuard } from '../content/space-guard.js'
+import fileops from '@swarmfs/fileops'
 
 const O_ACCMODE = 3
 const O_WRONLY = 1
@@ -523,6 +524,27 @@ export class VolumeFs {
     if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
     this.checkSize(h.file, size)
     await h.session.truncate(size, this.now())
+  }
+
+  /**
+   * fallocate(2) on a file open for writing, done by the disk on its staging copy: space reserved
+   * (growing the file unless KEEP_SIZE), or a range punched out or zeroed. Other modes (collapse,
+   * insert, unshare) are EOPNOTSUPP, as on a filesystem without them.
+   */
+  async fallocate (fh: number, mode: number, offset: number, length: number): Promise<void> {
+    const h = this.handle(fh)
+    if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
+    const kind = mode & ~fileops.FALLOC_FL_KEEP_SIZE
+    if (kind !== 0 && kind !== fileops.FALLOC_FL_PUNCH_HOLE && kind !== fileops.FALLOC_FL_ZERO_RANGE) {
+      throw new FsError('ENOTSUP', `ENOTSUP: fallocate mode ${mode} of ${h.file.path()}`)
+    }
+    if (offset < 0 || length <= 0) throw new FsError('EINVAL', `EINVAL: fallocate of ${length} bytes at ${offset}`)
+    const grows = (mode & fileops.FALLOC_FL_KEEP_SIZE) === 0 && offset + length > h.session.size
+    if (grows) {
+      this.checkSize(h.file, offset + length)
+      this.space.claim(offset + length - h.session.size)
+    }
+    await h.session.allocate(mode, offset, length, this.now())
   }
 
   /** EFBIG for a size this disk cannot hold in a file, before anything changes, as a local disk answers. */

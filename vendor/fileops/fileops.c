@@ -1,4 +1,4 @@
-// posix_fadvise(2) and fallocate(2)'s hole punching as promises: both run on libuv's thread pool,
+// posix_fadvise(2) and fallocate(2) (its hole punching among its modes) as promises: both run on libuv's thread pool,
 // since POSIX_FADV_DONTNEED walks every cached page of the range (and starts writeback of dirty
 // ones) and a punch frees the range's blocks, and neither may stall the JavaScript thread a FUSE
 // mount answers on.
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <node_api.h>
 
-typedef enum { OP_FADVISE, OP_PUNCH_HOLE } op_t;
+typedef enum { OP_FADVISE, OP_FALLOCATE } op_t;
 
 typedef struct {
   op_t op;
@@ -18,6 +18,7 @@ typedef struct {
   int64_t offset;
   int64_t length;
   int advice;
+  int mode;
   int err;
   napi_deferred deferred;
   napi_async_work work;
@@ -28,8 +29,7 @@ static void execute (napi_env env, void *data) {
   if (c->op == OP_FADVISE) {
     c->err = posix_fadvise(c->fd, (off_t) c->offset, (off_t) c->length, c->advice);
   } else {
-    // KEEP_SIZE: the file keeps its length; the range reads as zeros and takes no blocks.
-    c->err = fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) c->offset, (off_t) c->length) == 0 ? 0 : errno;
+    c->err = fallocate(c->fd, c->mode, (off_t) c->offset, (off_t) c->length) == 0 ? 0 : errno;
   }
 }
 
@@ -108,26 +108,40 @@ static napi_value fadvise (napi_env env, napi_callback_info info) {
   return queue(env, c, "fadvise");
 }
 
-static napi_value punch_hole (napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+static napi_value fallocate_call (napi_env env, napi_callback_info info, int fixed_mode) {
+  // fixed_mode < 0: the mode is the second argument.
+  size_t want = fixed_mode < 0 ? 4 : 3;
+  size_t argc = 4;
+  napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  int32_t fd;
+  int32_t fd, mode = fixed_mode;
   int64_t offset, length;
-  if (argc != 3 ||
+  size_t at = 1;
+  if (argc != want ||
       napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_value_int64(env, argv[1], &offset) != napi_ok ||
-      napi_get_value_int64(env, argv[2], &length) != napi_ok) {
-    napi_throw_type_error(env, NULL, "punchHole(fd, offset, length): three integers");
+      (fixed_mode < 0 && napi_get_value_int32(env, argv[at++], &mode) != napi_ok) ||
+      napi_get_value_int64(env, argv[at], &offset) != napi_ok ||
+      napi_get_value_int64(env, argv[at + 1], &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, fixed_mode < 0 ? "fallocate(fd, mode, offset, length): four integers" : "punchHole(fd, offset, length): three integers");
     return NULL;
   }
   call_t *c = new_call(env);
   if (c == NULL) return NULL;
-  c->op = OP_PUNCH_HOLE;
+  c->op = OP_FALLOCATE;
   c->fd = fd;
+  c->mode = mode;
   c->offset = offset;
   c->length = length;
-  return queue(env, c, "punchHole");
+  return queue(env, c, "fallocate");
+}
+
+// KEEP_SIZE: the file keeps its length; the range reads as zeros and takes no blocks.
+static napi_value punch_hole (napi_env env, napi_callback_info info) {
+  return fallocate_call(env, info, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+}
+
+static napi_value fallocate_any (napi_env env, napi_callback_info info) {
+  return fallocate_call(env, info, -1);
 }
 
 static void constant (napi_env env, napi_value exports, const char *name, int value) {
@@ -142,6 +156,11 @@ NAPI_MODULE_INIT () {
   napi_set_named_property(env, exports, "fadvise", fn);
   napi_create_function(env, "punchHole", NAPI_AUTO_LENGTH, punch_hole, NULL, &fn);
   napi_set_named_property(env, exports, "punchHole", fn);
+  napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, fallocate_any, NULL, &fn);
+  napi_set_named_property(env, exports, "fallocate", fn);
+  constant(env, exports, "FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);
+  constant(env, exports, "FALLOC_FL_PUNCH_HOLE", FALLOC_FL_PUNCH_HOLE);
+  constant(env, exports, "FALLOC_FL_ZERO_RANGE", FALLOC_FL_ZERO_RANGE);
   constant(env, exports, "POSIX_FADV_NORMAL", POSIX_FADV_NORMAL);
   constant(env, exports, "POSIX_FADV_SEQUENTIAL", POSIX_FADV_SEQUENTIAL);
   constant(env, exports, "POSIX_FADV_RANDOM", POSIX_FADV_RANDOM);

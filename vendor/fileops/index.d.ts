@@ -6,6 +6,11 @@ export function fadvise (fd: number, offset: number, length: number, advice: num
  * code names the errno (EOPNOTSUPP on a filesystem without holes).
  */
 export function punchHole (fd: number, offset: number, length: number): Promise<void>
+/** fallocate(2) with any mode (FALLOC_FL_*) on libuv's thread pool; rejects as punchHole does. */
+export function fallocate (fd: number, mode: number, offset: number, length: number): Promise<void>
+export const FALLOC_FL_KEEP_SIZE: number
+export const FALLOC_FL_PUNCH_HOLE: number
+export const FALLOC_FL_ZERO_RANGE: number
 export const POSIX_FADV_NORMAL: number
 export const POSIX_FADV_SEQUENTIAL: number
 export const POSIX_FADV_RANDOM: number

@@ -54,6 +54,9 @@ const OpcodesAndDefaults = new Map([
   ['truncate', {
     op: binding.op_truncate
   }],
+  ['fallocate', {
+    op: binding.op_fallocate
+  }],
   ['ftruncate', {
     op: binding.op_ftruncate
   }],
@@ -567,6 +570,13 @@ class Fuse extends Nanoresource {
   _op_truncate (signal, path, sizeLow, sizeHigh) {
     const size = getDoubleArg(sizeLow, sizeHigh)
     this.ops.truncate(path, size, err => {
+      return signal(err)
+    })
+  }
+
+  // swarmfs: fallocate(2) with its mode bits (FALLOC_FL_*), offset and length.
+  _op_fallocate (signal, path, fd, mode, offsetLow, offsetHigh, lengthLow, lengthHigh) {
+    this.ops.fallocate(path, fd, mode, getDoubleArg(offsetLow, offsetHigh), getDoubleArg(lengthLow, lengthHigh), err => {
       return signal(err)
     })
   }
