@@ -214,9 +214,9 @@ export class VolumeFs {
       this.hidden.set(to, node)
       return
     }
-    if (this.meta.lookup(to)?.kind === 'dir') this.mustHoldNoHidden(to)
+    if (this.hidden.size > 0 && this.meta.lookup(to)?.kind === 'dir') this.mustHoldNoHidden(to)
     this.meta.apply({ op: 'rename', from, to, ctime: this.now() })
-    if (node?.kind === 'dir') {
+    if (this.hidden.size > 0 && node?.kind === 'dir') {
       // libfuse moves the hidden files with their directory: so do their names here.
       for (const [name, file] of [...this.hidden]) {
         if (!name.startsWith(from + '/')) continue
@@ -290,6 +290,13 @@ export class VolumeFs {
     return h
   }
 
+  /** A handle open for writing, with its session. */
+  private writer (fh: number): { h: Handle, session: WriteSession } {
+    const h = this.handle(fh)
+    if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
+    return { h, session: h.session }
+  }
+
   private mustFile (path: string): FileNode {
     const node = this.lookup(path)
     if (node.kind === 'dir') throw fsError('EISDIR', path)
@@ -335,8 +342,9 @@ export class VolumeFs {
 
   /**
    * open(O_TRUNC) changes the times, and drops setuid, and setgid where group-exec makes it one, as
-   * a write does: with atomic_o_trunc the kernel leaves both to the filesystem. fuse-native does not
-   * say who opens, so root loses them too, which CAP_FSETID keeps on a local disk.
+   * a write does: with atomic_o_trunc the kernel leaves both to the filesystem. The caller's
+   * capabilities are not known here (only its uid and gid), so root loses them too, which
+   * CAP_FSETID keeps on a local disk.
    */
   private truncatedByOpen (file: FileNode): void {
     if (!file.attached()) return
@@ -476,9 +484,7 @@ export class VolumeFs {
   }
 
   async write (fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
-    const h = this.handle(fh)
-    const session = h.session
-    if (session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
+    const { h, session } = this.writer(fh)
     const at = h.append ? session.size : pos
     let n = len
     if (at + n > session.size) {
@@ -520,10 +526,9 @@ export class VolumeFs {
   }
 
   async ftruncate (fh: number, size: number): Promise<void> {
-    const h = this.handle(fh)
-    if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
+    const { h, session } = this.writer(fh)
     this.checkSize(h.file, size)
-    await h.session.truncate(size, this.now())
+    await session.truncate(size, this.now())
   }
 
   /**
@@ -532,19 +537,18 @@ export class VolumeFs {
    * insert, unshare) are EOPNOTSUPP, as on a filesystem without them.
    */
   async fallocate (fh: number, mode: number, offset: number, length: number): Promise<void> {
-    const h = this.handle(fh)
-    if (h.session === null) throw new FsError('EBADF', 'EBADF: file not open for writing')
+    const { h, session } = this.writer(fh)
     const kind = mode & ~fileops.FALLOC_FL_KEEP_SIZE
     if (kind !== 0 && kind !== fileops.FALLOC_FL_PUNCH_HOLE && kind !== fileops.FALLOC_FL_ZERO_RANGE) {
       throw new FsError('ENOTSUP', `ENOTSUP: fallocate mode ${mode} of ${h.file.path()}`)
     }
     if (offset < 0 || length <= 0) throw new FsError('EINVAL', `EINVAL: fallocate of ${length} bytes at ${offset}`)
-    const grows = (mode & fileops.FALLOC_FL_KEEP_SIZE) === 0 && offset + length > h.session.size
+    const grows = (mode & fileops.FALLOC_FL_KEEP_SIZE) === 0 && offset + length > session.size
     if (grows) {
       this.checkSize(h.file, offset + length)
-      this.space.claim(offset + length - h.session.size)
+      this.space.claim(offset + length - session.size)
     }
-    await h.session.allocate(mode, offset, length, this.now())
+    await session.allocate(mode, offset, length, this.now())
   }
 
   /** EFBIG for a size this disk cannot hold in a file, before anything changes, as a local disk answers. */
@@ -580,7 +584,7 @@ export class VolumeFs {
     this.handles.delete(fh)
     this.retireReadFd(h)
     // libfuse unlinks a hidden file after its last release, but not when its directory went first.
-    if (this.handlesOf(h.file) === 0) for (const [name, file] of this.hidden) if (file === h.file) this.hidden.delete(name)
+    if (this.hidden.size > 0 && this.handlesOf(h.file) === 0) for (const [name, file] of this.hidden) if (file === h.file) this.hidden.delete(name)
     const session = h.session
     if (session === null) return
     this.stageSession(session)
