@@ -87,11 +87,16 @@ function unescapeMount (s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
 }
 
-/** A FUSE mount at `mountPoint` whose process is gone answers ENOTCONN; unmount it lazily. */
+/**
+ * A FUSE mount at `mountPoint` whose process is gone answers ENOTCONN; unmount it lazily. It is
+ * asked with statfs, which the kernel always sends to the filesystem: a stat can be answered from
+ * the attributes it cached (for attrTimeout), so right after the process died a stat still
+ * succeeded and a restart was refused as "already mounted".
+ */
 export async function clearStaleMount (mountPoint: string, log: Logger): Promise<void> {
   if (!mountsAt(mountPoint)) return
   try {
-    fs.statSync(mountPoint)
+    fs.statfsSync(mountPoint)
     throw new UserError(`${mountPoint} is already mounted by a running filesystem; stop it first (fusermount -u ${mountPoint})`)
   } catch (err) {
     if (err instanceof UserError) throw err

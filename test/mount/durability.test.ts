@@ -5,7 +5,9 @@ import t from 'tap'
 import type { Test } from 'tap'
 import fs from 'node:fs'
 import { join } from 'node:path'
-import { assertSameTree, prng, randomBytesSeeded, run, sh, startHelperProcess, startVolume, type Volume } from '../helpers/volume.js'
+import { assertSameTree, isMounted, prng, randomBytesSeeded, run, sh, startHelperProcess, startVolume, type Volume } from '../helpers/volume.js'
+import { clearStaleMount } from '../../lib/fs/mount.js'
+import { silentLogger } from '../../lib/log/index.js'
 
 const MiB = 1024 * 1024
 
@@ -126,6 +128,19 @@ t.test('SIGKILL in the middle of a burst of changes, again and again', async t =
     t.equal(missing.stdout, '', `every one of the ${total} acknowledged files is there`)
     await vol.stop()
   }
+})
+
+t.test('a mount left by a killed node is cleared while the kernel still holds its root\'s attributes', async t => {
+  const vol = await startVolume(t)
+  // The kernel keeps the root's attributes for attrTimeout (1 s), and a stat within it is answered
+  // without the filesystem (a readdir drops the cached atime, hence the stat after the ls). A node
+  // started within that second must still see that the mount is dead.
+  await sh(t, 'ls >/dev/null && stat . >/dev/null', { cwd: vol.mnt })
+  await vol.kill9()
+  await clearStaleMount(vol.mnt, silentLogger)
+  t.notOk(isMounted(vol.mnt), 'the stale mount is gone')
+  await vol.restart()
+  t.equal((await sh(t, 'ls -A', { cwd: vol.mnt })).stdout, '', 'the node runs on it again')
 })
 
 t.test('a write left open when the node is killed does not break the restart', async t => {
