@@ -86,6 +86,18 @@ export async function sh (t: Test, script: string, opts: { cwd?: string, env?: R
   return r
 }
 
+/**
+ * Runs a script in a native directory and in the mount, and asserts that both give the same exit
+ * code, output and errors (paths of the mount in its errors read as the native ones). Returns the
+ * mount's run.
+ */
+export async function sameAsNative (t: Test, native: string, mounted: string, script: string, msg: string): Promise<RunResult> {
+  const a = await sh(t, script, { cwd: native, allowFail: true })
+  const b = await sh(t, script, { cwd: mounted, allowFail: true })
+  t.same({ code: b.code, stdout: b.stdout, stderr: b.stderr.replaceAll(mounted, native) }, { code: a.code, stdout: a.stdout, stderr: a.stderr }, `${msg}: same as on a local disk`)
+  return b
+}
+
 // ---------------------------------------------------------------------------------------------
 // Mounts
 

@@ -5,20 +5,12 @@
 // Each script runs in a native directory and in the mount, by real processes (sh, python3,
 // setpriv, rm), and their outputs must be the same.
 import t from 'tap'
-import type { Test } from 'tap'
 import fs from 'node:fs'
 import { dirname, join } from 'node:path'
-import { run, sh, startVolume, tmpDir, type RunResult } from '../helpers/volume.js'
+import { run, sameAsNative, sh, startVolume, tmpDir } from '../helpers/volume.js'
 
 /** Runs a program as uid/gid 65534 (nobody), with no supplementary groups. */
 const AS_NOBODY = 'setpriv --reuid=65534 --regid=65534 --clear-groups'
-
-async function inBoth (t: Test, native: string, mounted: string, script: string, msg: string): Promise<RunResult> {
-  const a = await sh(t, script, { cwd: native, allowFail: true })
-  const b = await sh(t, script, { cwd: mounted, allowFail: true })
-  t.same({ code: b.code, stdout: b.stdout, stderr: b.stderr.replaceAll(mounted, native) }, { code: a.code, stdout: a.stdout, stderr: a.stderr }, `${msg}: same as on a local disk`)
-  return b
-}
 
 t.test('users, open files and names as on a local disk', async t => {
   const vol = await startVolume(t)
@@ -33,7 +25,7 @@ t.test('users, open files and names as on a local disk', async t => {
   })
 
   await t.test('what a user creates is theirs', async t => {
-    const r = await inBoth(t, native, vol.mnt, `
+    const r = await sameAsNative(t, native, vol.mnt, `
       mkdir shared && chmod 1777 shared
       ${AS_NOBODY} sh -c 'cd shared && echo one > mine && mkdir dir && ln -s mine link && touch dir/inner'
       ${AS_NOBODY} sh -c 'cd shared && echo two >> mine && chmod 600 mine && cat mine && rm dir/inner && rmdir dir && rm link'
@@ -45,7 +37,7 @@ t.test('users, open files and names as on a local disk', async t => {
   })
 
   await t.test('a setgid directory gives its group, and its setgid to new directories', async t => {
-    const r = await inBoth(t, native, vol.mnt, `
+    const r = await sameAsNative(t, native, vol.mnt, `
       mkdir sg && chgrp 4242 sg && chmod 2777 sg
       touch sg/by-root && mkdir sg/dir-by-root
       ${AS_NOBODY} sh -c 'touch sg/by-nobody && mkdir sg/dir-by-nobody'
@@ -90,7 +82,7 @@ print('deleted, then its directories renamed:', os.pread(fd, 100, 0), os.fstat(f
 os.close(fd)
 print('listed at the end:', sorted(os.listdir('.')), os.listdir('top2/moved'))
 `
-    await inBoth(t, native, vol.mnt, `mkdir open && cd open && python3 -c '${script.replaceAll("'", "'\\''")}'`, 'unlink and rename of open files and of their directories')
+    await sameAsNative(t, native, vol.mnt, `mkdir open && cd open && python3 -c '${script.replaceAll("'", "'\\''")}'`, 'unlink and rename of open files and of their directories')
 
     // Unlike a local disk, the directory of a deleted file that is still open stays until the file
     // is closed (libfuse 2 reaches such a file only through it): rm -r says so and loses nothing.

@@ -3,8 +3,7 @@
 // number, working as the kernel makes them work (a FIFO carries bytes between two processes, a
 // socket accepts a connection), kept across a restart, removed by rm.
 import t from 'tap'
-import type { Test } from 'tap'
-import { sh, startVolume, tmpDir } from '../helpers/volume.js'
+import { sameAsNative, sh, startVolume, tmpDir } from '../helpers/volume.js'
 
 const MAKE = String.raw`
 mkdir special && cd special
@@ -36,22 +35,15 @@ stat -c '%n %F %a %t:%T %s' fifo chr blk sock
 ls -l fifo chr blk sock | cut -c1-10
 `
 
-async function inBoth (t: Test, native: string, mounted: string, script: string, msg: string): Promise<string> {
-  const a = await sh(t, script, { cwd: native, allowFail: true })
-  const b = await sh(t, script, { cwd: mounted, allowFail: true })
-  t.same({ code: b.code, stdout: b.stdout, stderr: b.stderr }, { code: a.code, stdout: a.stdout, stderr: a.stderr }, `${msg}: same as on a local disk`)
-  return b.stdout
-}
-
 t.test('FIFOs, sockets and devices', async t => {
   const vol = await startVolume(t)
   const native = await tmpDir(t)
 
-  const made = await inBoth(t, native, vol.mnt, MAKE, 'mkfifo, mknod, a bound socket, and bytes through them')
+  const made = (await sameAsNative(t, native, vol.mnt, MAKE, 'mkfifo, mknod, a bound socket, and bytes through them')).stdout
   t.match(made, /THROUGH THE SOCKET/, 'the socket on the mount accepts a connection')
   t.match(made, /through the fifo/, 'the FIFO on the mount carries bytes')
 
-  const shown = await inBoth(t, native, vol.mnt, SHOW, 'stat and ls')
+  const shown = (await sameAsNative(t, native, vol.mnt, SHOW, 'stat and ls')).stdout
   t.match(shown, /^chr character special file 644 1:7 0$/m, 'a character device and its number')
   t.match(shown, /^blk block special file 644 8:3 0$/m, 'a block device and its number')
   t.match(shown, /^fifo fifo 640 0:0 0$/m, 'a FIFO with its mode')
@@ -61,6 +53,6 @@ t.test('FIFOs, sockets and devices', async t => {
   const again = await sh(t, SHOW, { cwd: vol.mnt })
   t.equal(again.stdout, shown, 'the same after a restart')
 
-  const removed = await inBoth(t, native, vol.mnt, 'cd special && rm fifo chr blk sock && ls -A', 'rm')
+  const removed = (await sameAsNative(t, native, vol.mnt, 'cd special && rm fifo chr blk sock && ls -A', 'rm')).stdout
   t.equal(removed, 'from-fifo\n', 'only the regular file is left')
 })
