@@ -18,8 +18,14 @@ const run = promisify(execFile)
  * - auto_cache: the kernel keeps file pages between opens and drops them when the size or mtime it
  *   sees has changed; contents change only with a new size or mtime (a sealed write, a sync from a
  *   peer), so cached pages are never stale while reopening a file reads it from memory.
- * - attr/entry timeouts of 1 s: peers change the index behind the kernel's back and fuse-native
- *   cannot invalidate kernel caches; 1 s bounds how stale a cached attribute can be.
+ * - entry timeout of 1 s: peers change the index behind the kernel's back and fuse-native cannot
+ *   invalidate kernel caches; 1 s bounds how long a name stays cached.
+ * - attr_timeout 0: libfuse 2 gives every name its own kernel inode, so a cached attribute of one
+ *   name of a hard-linked file would go stale when the file changes through another (a link count
+ *   after ln or rm, a size after a write, so a read would stop short); nothing is cached instead.
+ *   ac_attr_timeout stays 1 s, so auto_cache's check at open does not ask for them a second
+ *   time: with nothing cached, the kernel has just asked (its permission check before the open).
+ * - use_ino: stat shows VolumeFs's inode numbers, the same under every name of a file.
  * - negative_timeout 0 (default): a name created by a peer must not stay hidden.
  * - default_permissions: the kernel checks mode bits like any local filesystem.
  * - atomic_o_trunc: open(O_TRUNC) arrives as one open with the flag instead of an open and then a
@@ -33,11 +39,12 @@ const run = promisify(execFile)
  */
 export function mountOptions (allowOther = othersMayBeAllowed()): Record<string, unknown> {
   return {
-    fsname: 'swarmfs,big_writes,max_read=131072,negative_timeout=0,atomic_o_trunc',
+    // fuse-native leaves out a timeout of 0 (libfuse then takes 1 s), so attr_timeout rides here.
+    fsname: 'swarmfs,big_writes,max_read=131072,negative_timeout=0,atomic_o_trunc,attr_timeout=0,use_ino',
     allowOther,
     subtype: 'swarmfs',
     autoCache: true,
-    attrTimeout: 1,
+    acAttrTimeout: 1,
     entryTimeout: 1,
     defaultPermissions: true,
     force: true,

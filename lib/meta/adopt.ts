@@ -7,7 +7,7 @@ import { DIR_MARKER, fromGitName } from './names.js'
 import { applyLinkAttrs, type GitStore } from './git-store.js'
 import type { DirMarker } from './entry-codec.js'
 import type { TreeEntry } from './objects.js'
-import { collectData, type Attrs, type ContentRef, type DirNode, type Node } from './nodes.js'
+import { collectData, LinkJoiner, type Attrs, type ContentRef, type DirNode, type Node } from './nodes.js'
 import { newerSettings } from './volume-settings.js'
 
 type Change =
@@ -72,21 +72,38 @@ export interface Adoption {
  */
 export function applyAdoption (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, conflictName: ConflictNamer): Adoption {
   const result: Adoption = { kept: [], released: { contents: [], staged: [] }, added: [] }
-  applyDir(dir, plan, busy, conflictName, result)
+  applyDir(dir, plan, busy, conflictName, result, new LinkJoiner())
   return result
+}
+
+/**
+ * Gives a node read from git a name in `dir`. A file with names elsewhere in the same change (a hard
+ * link: a peer changes every name of a file together) becomes one file with them; only what is new
+ * counts as added content.
+ */
+function placeNew (dir: DirNode, name: string, node: Node, links: LinkJoiner, out: Adoption): void {
+  const placed = node.kind === 'file' ? links.join(node) : node
+  dir.place(name, placed)
+  if (placed !== node) return
+  if (node.kind === 'file') {
+    if (node.content !== null) out.added.push(node.content)
+  } else if (node.kind === 'dir') {
+    links.joinBelow(node, file => { if (file.content !== null) out.added.push(file.content) })
+  }
 }
 
 export type ConflictNamer = (name: string, mtimeMs: number, writer: string, attempt?: number) => string
 
-function setAside (dir: DirNode, name: string, node: Node, conflictName: ConflictNamer, out: Adoption): void {
+function setAside (dir: DirNode, name: string, node: Node, conflictName: ConflictNamer, links: LinkJoiner, out: Adoption): void {
   const writer = node.kind === 'file' && node.by !== null ? node.by : (node.oid ?? '').slice(0, 8)
   let aside = conflictName(name, node.attrs.mtime, writer)
   for (let n = 2; dir.children.has(aside); n++) aside = conflictName(name, node.attrs.mtime, writer, n)
-  dir.add(aside, node)
-  collectContents(node, out.added)
+  placeNew(dir, aside, node, links, out)
+  // A name that is not in either commit: written with the next one.
+  dir.children.get(aside)?.touch()
 }
 
-function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, conflictName: ConflictNamer, out: Adoption): void {
+function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, conflictName: ConflictNamer, out: Adoption, links: LinkJoiner): void {
   const wasClean = dir.oid === plan.oursOid
   const keptBefore = out.kept.length
   if (plan.marker !== null) adoptMarker(dir, plan.marker)
@@ -95,28 +112,22 @@ function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, c
     // A node still as committed in the old tree is ours to replace; anything else was changed here.
     const untouched = current !== undefined && current.oid === change.oursOid && !subtreeBusy(current, busy)
     if (change.kind === 'descend') {
-      if (current?.kind === 'dir') applyDir(current, change.plan, busy, conflictName, out)
+      if (current?.kind === 'dir') applyDir(current, change.plan, busy, conflictName, out, links)
       else out.kept.push(dir.path() + '/' + name)
       continue
     }
     if (current !== undefined && !untouched) {
       out.kept.push(pathOf(dir, name))
       // Changed on both sides: the version that came in is kept beside ours, as a merge would.
-      if (change.kind === 'set') setAside(dir, name, change.node, conflictName, out)
+      if (change.kind === 'set') setAside(dir, name, change.node, conflictName, links, out)
       continue
     }
     // (Deleted here and changed there falls through: the change is kept.)
     if (current !== undefined) {
-      dir.children.delete(name)
-      current.parent = null
+      dir.unplace(name)
       collectData(current, out.released.contents, out.released.staged)
     }
-    if (change.kind === 'set') {
-      change.node.parent = dir
-      change.node.name = name
-      dir.children.set(name, change.node)
-      collectContents(change.node, out.added)
-    }
+    if (change.kind === 'set') placeNew(dir, name, change.node, links, out)
   }
   if (plan.marker !== null) applyLinkAttrs(dir, plan.marker.links)
   if (wasClean && out.kept.length === keptBefore) {
@@ -145,9 +156,4 @@ function subtreeBusy (node: Node, busy: (node: Node) => boolean): boolean {
     return false
   }
   return busy(node)
-}
-
-function collectContents (node: Node, out: ContentRef[]): void {
-  if (node.kind === 'file' && node.content !== null) out.push(node.content)
-  else if (node.kind === 'dir') for (const child of node.children.values()) collectContents(child, out)
 }

@@ -11,6 +11,8 @@ export interface FileEntry {
   attrs: Attrs
   content: ContentRef | null
   special: Special | null
+  /** The id the names of a hard-linked file share; null when absent or malformed. */
+  linkId: string | null
 }
 
 export function encodeFile (file: FileNode): string {
@@ -18,6 +20,8 @@ export function encodeFile (file: FileNode): string {
   const entry: Record<string, unknown> = { v: 1, size: file.size, perm, uid, gid, mtime, ctime }
   putAtime(entry, file.attrs)
   if (file.by !== null) entry.by = file.by
+  // A release before this one reads every name as a file of its own, with the same content.
+  if (file.linkId !== null) entry.linkId = file.linkId
   if (file.special !== null) {
     // A release before this one reads such an entry as an empty file.
     entry.type = SPECIAL_TYPES.get(file.special.type)
@@ -149,19 +153,21 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
   const size = e.size
   if (!Number.isSafeInteger(size) || (size as number) < 0) return 'size is not a non-negative integer'
   const attrs = decodeAttrs(e, fallback)
+  // A malformed id only unlinks the name from the others: the file itself is sound.
+  const linkId = typeof e.linkId === 'string' && LINK_ID.test(e.linkId) ? e.linkId : null
   if (e.type !== undefined) {
     const type = [...SPECIAL_TYPES].find(([, name]) => name === e.type)?.[0]
     if (type === undefined) return 'type is not fifo, socket, char or block'
     const rdev = e.rdev ?? 0
     if (!Number.isSafeInteger(rdev) || (rdev as number) < 0 || (rdev as number) > 0xffffffff) return 'rdev is not a 32-bit device number'
     if (size !== 0 || e.infohash !== undefined) return 'a special file has content'
-    return { size: 0, attrs, content: null, special: { type, rdev: rdev as number } }
+    return { size: 0, attrs, content: null, special: { type, rdev: rdev as number }, linkId }
   }
-  if (size === 0) return { size: 0, attrs, content: null, special: null }
+  if (size === 0) return { size: 0, attrs, content: null, special: null, linkId }
   if (!isInfoHash(e.infohash)) return 'infohash is not 40 hex characters'
   if (!isValidInfo(e.info) || e.info.length !== size) return 'torrent info is malformed'
   if (verifyInfoHash && infoHash(e.info) !== e.infohash) return 'infohash does not match the torrent info'
-  return { size: size as number, attrs, content: { infohash: e.infohash, info: e.info }, special: null }
+  return { size: size as number, attrs, content: { infohash: e.infohash, info: e.info }, special: null, linkId }
 }
 
 export function decodeDirMarker (text: string, fallback: Attrs): Attrs {
@@ -170,6 +176,7 @@ export function decodeDirMarker (text: string, fallback: Attrs): Attrs {
 }
 
 const WRITER_ID = /^[0-9a-f]{16}$/
+const LINK_ID = /^[0-9a-f]{16}$/
 
 /** The node id in a file entry's optional `by` field (who wrote that version), or null if absent or malformed. */
 export function decodeWriter (text: string): string | null {

@@ -164,6 +164,7 @@ export class GitStore {
       file.content = decoded.content
       file.by = decodeWriter(text)
       file.special = decoded.special
+      file.linkId = decoded.linkId
       node = file
     } else {
       this.log.warn('refused tree entry: unsupported type', { path: where, mode: entry.mode })

@@ -8,7 +8,7 @@ import type { Logger } from '../log/index.js'
 import { GitStore, type Signature } from './git-store.js'
 import { Journal } from './journal.js'
 import { applyOp, lookup, mustLookup, type Op, type Released } from './ops.js'
-import { type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
+import { LinkJoiner, type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
 import { loadSnapshot, saveSnapshot } from './snapshot.js'
 import { applyAdoption, planAdoption, type ConflictNamer } from './adopt.js'
 import { compareSettings, effectiveSettings, isValidCopies, isValidGraceMs, MAX_COPIES, MIN_COPIES, type VolumeSettings } from './volume-settings.js'
@@ -87,8 +87,10 @@ export class Meta {
     const root = snapshot !== null && snapshot.head === head ? snapshot.root : await git.load(head, defaults, snapshot?.root)
     const { journal, records } = Journal.open(opts.journalDir, committedSeq)
     const meta = new Meta(opts, git, journal, root, head, committedSeq)
-    meta.countRefs(root)
-    meta.findStaged(root)
+    new LinkJoiner().joinBelow(root, file => {
+      meta.countRef(file)
+      if (file.staged !== null) meta.stagedFiles.add(file)
+    })
     for (const { op } of records) {
       try {
         meta.applyLocal(op)
@@ -179,23 +181,16 @@ export class Meta {
     }
   }
 
-  private findStaged (node: Node): void {
-    if (node.kind === 'file' && node.staged !== null) this.stagedFiles.add(node)
-    else if (node.kind === 'dir') for (const child of node.children.values()) this.findStaged(child)
-  }
-
   /** Files whose staged bytes still wait to be sealed into content. */
   stagedNow (): FileNode[] {
     return [...this.stagedFiles].filter(f => f.staged !== null && f.attached())
   }
 
-  private countRefs (node: Node): void {
-    if (node.kind === 'file' && node.content !== null) {
-      this.contentRefs.set(node.content.infohash, (this.contentRefs.get(node.content.infohash) ?? 0) + 1)
-      this.contentInfo.set(node.content.infohash, node.content.info)
-    } else if (node.kind === 'dir') {
-      for (const child of node.children.values()) this.countRefs(child)
-    }
+  /** Counts a loaded file's content (once, whatever number of names it has). */
+  private countRef (file: FileNode): void {
+    if (file.content === null) return
+    this.contentRefs.set(file.content.infohash, (this.contentRefs.get(file.content.infohash) ?? 0) + 1)
+    this.contentInfo.set(file.content.infohash, file.content.info)
   }
 
   /** Makes every journaled change durable on disk (fsync). */

@@ -51,7 +51,16 @@ export interface Staged {
   size: number
 }
 
+/** The last inode number given in this process. */
+let lastInode = 0
+
 abstract class BaseNode {
+  /**
+   * The inode number stat shows (the mount passes it on with use_ino): one per node, so every
+   * name of a file shows the same one, as tools that find hard links (cp -a, tar, du) expect.
+   * Numbers are given anew at each start.
+   */
+  readonly inode = ++lastInode
   parent: DirNode | null = null
   name = ''
   /** git object id of this node as last committed; undefined when it changed since. */
@@ -82,6 +91,17 @@ abstract class BaseNode {
   }
 }
 
+/** One name of a file in a directory. */
+export interface Place {
+  dir: DirNode
+  name: string
+}
+
+/**
+ * A file, under one or more names (hard links): (parent, name) is its first name, `others` the
+ * rest. Every name holds the same node, so a change through one is seen through all, and an open
+ * file, its writes and its seal are one whatever name they came by. No name: parent is null.
+ */
 export class FileNode extends BaseNode {
   readonly kind = 'file'
   /** Last sealed content: what git holds. null for an empty file. */
@@ -92,6 +112,59 @@ export class FileNode extends BaseNode {
   by: string | null = null
   /** Set for a FIFO, socket or device, which is kept as an empty file of that type. */
   special: Special | null = null
+  /** Its names beyond the first, in the order they were made. */
+  others: Place[] = []
+  /**
+   * The id its names share in git (16 hex digits), so a load or a peer finds them to be one file;
+   * null for a file that was never linked.
+   */
+  linkId: string | null = null
+
+  /** How many names it has. */
+  get links (): number {
+    return this.parent === null ? 0 : 1 + this.others.length
+  }
+
+  addPlace (dir: DirNode, name: string): void {
+    if (this.parent === null) {
+      this.parent = dir
+      this.name = name
+    } else {
+      this.others.push({ dir, name })
+    }
+  }
+
+  /** Takes one name away; the next one becomes the first. */
+  removePlace (dir: DirNode, name: string): void {
+    if (this.parent === dir && this.name === name) {
+      const next = this.others.shift()
+      this.parent = next?.dir ?? null
+      this.name = next?.name ?? ''
+      return
+    }
+    const i = this.others.findIndex(p => p.dir === dir && p.name === name)
+    if (i >= 0) this.others.splice(i, 1)
+  }
+
+  /** Forgets the names inside directories that are gone from the tree (a removed subtree). */
+  dropDetachedPlaces (): void {
+    const places: Place[] = this.parent === null ? [] : [{ dir: this.parent, name: this.name }, ...this.others]
+    const kept = places.filter(p => p.dir.attached())
+    if (kept.length === places.length) return
+    this.parent = kept[0]?.dir ?? null
+    this.name = kept[0]?.name ?? ''
+    this.others = kept.slice(1)
+  }
+
+  override attached (): boolean {
+    return super.attached() || this.others.some(p => p.dir.attached())
+  }
+
+  /** Every name's blob holds the file, so every name's trees change with it. */
+  override touch (): void {
+    super.touch()
+    for (const p of this.others) p.dir.touch()
+  }
 }
 
 export class SymlinkNode extends BaseNode {
@@ -133,20 +206,37 @@ export class DirNode extends BaseNode {
   /** The volume's settings, as the root's marker holds them (null: none, the defaults apply); root only. */
   volume: VolumeSettings | null = null
 
+  /** Gives `node` the name `name` here; a file that has a name already gets one more (a hard link). */
   add (name: string, node: Node): void {
-    node.parent = this
-    node.name = name
-    this.children.set(name, node)
+    this.place(name, node)
     node.touch()
     this.touch()
   }
 
   remove (name: string): Node | undefined {
+    const node = this.unplace(name)
+    if (node !== undefined) this.touch()
+    return node
+  }
+
+  /** add without marking anything changed: for loads and adoptions, which set the oids themselves. */
+  place (name: string, node: Node): void {
+    if (node.kind === 'file') {
+      node.addPlace(this, name)
+    } else {
+      node.parent = this
+      node.name = name
+    }
+    this.children.set(name, node)
+  }
+
+  /** remove without marking anything changed. */
+  unplace (name: string): Node | undefined {
     const node = this.children.get(name)
     if (node === undefined) return undefined
     this.children.delete(name)
-    this.touch()
-    node.parent = null
+    if (node.kind === 'file') node.removePlace(this, name)
+    else node.parent = null
     return node
   }
 }
@@ -163,12 +253,57 @@ export function typeBits (node: Node): number {
   return node.kind === 'file' ? node.special?.type ?? S_IFREG : node.kind === 'dir' ? S_IFDIR : S_IFLNK
 }
 
-/** Every sealed content and staged id below (and including) a node, for releasing them. */
-export function collectData (node: Node, contents: string[], staged: string[]): void {
+/**
+ * Every sealed content and staged id of a node just taken out of the tree (and of what is below
+ * it), for releasing them; a file that keeps a name elsewhere (a hard link) keeps its data.
+ */
+export function collectData (node: Node, contents: string[], staged: string[], seen = new Set<FileNode>()): void {
   if (node.kind === 'file') {
+    if (seen.has(node)) return
+    seen.add(node)
+    node.dropDetachedPlaces()
+    if (node.parent !== null) return
     if (node.content !== null) contents.push(node.content.infohash)
     if (node.staged !== null) staged.push(node.staged.id)
   } else if (node.kind === 'dir') {
-    for (const child of node.children.values()) collectData(child, contents, staged)
+    for (const child of node.children.values()) collectData(child, contents, staged, seen)
+  }
+}
+
+/**
+ * Hard links as git keeps them: every name is an entry of its own, and the entries of one file
+ * carry the same `linkId`. A load or an adoption reads each name as a file of its own; this joins the
+ * names whose entries are the same blob with the same linkId into one file again. Names of one linkId
+ * whose entries differ (changed apart on two peers at once, then merged) stay separate files, each
+ * with its own bytes: a link may come apart that way, but nothing is lost.
+ */
+export class LinkJoiner {
+  private readonly files = new Map<string, FileNode>()
+
+  /** The file that `file`, just read from git, is a name of: one met before, or itself. */
+  join (file: FileNode): FileNode {
+    if (file.linkId === null || file.oid === undefined) return file
+    const key = `${file.linkId}:${file.oid}`
+    const known = this.files.get(key)
+    if (known !== undefined) return known
+    this.files.set(key, file)
+    return file
+  }
+
+  /** Joins the names below `dir`, which was read from git; `onFile` sees every file once. */
+  joinBelow (dir: DirNode, onFile: (file: FileNode) => void): void {
+    for (const [name, child] of dir.children) {
+      if (child.kind === 'dir') {
+        this.joinBelow(child, onFile)
+      } else if (child.kind === 'file') {
+        const file = this.join(child)
+        if (file === child) {
+          onFile(file)
+        } else {
+          dir.children.set(name, file)
+          file.others.push({ dir, name })
+        }
+      }
+    }
   }
 }

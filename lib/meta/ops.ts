@@ -15,6 +15,8 @@ export type Op =
   | { op: 'stage', path: string, staged: Staged, mtime: number }
   | { op: 'seal', path: string, stagedId: string, size: number, content: ContentRef | null }
   | { op: 'setcontent', path: string, size: number, content: ContentRef | null, mtime: number }
+  /** A hard link: `to` becomes one more name of the file at `from`; `linkId` is the id its names share, if it has none yet. */
+  | { op: 'link', from: string, to: string, time: number, linkId: string }
   | { op: 'unlink', path: string, time: number }
   | { op: 'rmdir', path: string, time: number }
   | { op: 'rename', from: string, to: string, ctime: number }
@@ -132,6 +134,19 @@ export function applyOp (root: DirNode, op: Op): Released {
       file.touch()
       return released
     }
+    case 'link': {
+      const node = mustLookup(root, op.from)
+      // As on Linux, whose link(2) gives EPERM for a directory.
+      if (node.kind === 'dir') throw fsError('EPERM', op.from, 'cannot hard-link a directory:')
+      if (node.kind !== 'file') throw fsError('EPERM', op.from, 'hard links to symlinks are not supported:')
+      const { dir, name } = parentOf(root, op.to)
+      if (dir.children.has(name)) throw fsError('EEXIST', op.to)
+      node.linkId ??= op.linkId
+      dir.add(name, node)
+      node.attrs.ctime = op.time
+      dir.attrs.mtime = dir.attrs.ctime = op.time
+      return none()
+    }
     case 'unlink': {
       const { dir, name } = parentOf(root, op.path)
       const node = dir.children.get(name)
@@ -173,6 +188,11 @@ function detach (dir: DirNode, name: string, time: number): Released {
   const node = dir.remove(name)
   const released = none()
   if (node !== undefined) collectData(node, released.contents, released.staged)
+  if (node?.kind === 'file' && node.parent !== null) {
+    // A name of a file that has others: the file loses a link, which changes its ctime.
+    node.attrs.ctime = time
+    node.touch()
+  }
   dir.attrs.mtime = dir.attrs.ctime = time
   return released
 }
@@ -183,6 +203,7 @@ function rename (root: DirNode, from: string, to: string, ctime: number): Releas
   if (node === undefined) throw fsError('ENOENT', from)
   const dst = parentOf(root, to)
   const existing = dst.dir.children.get(dst.name)
+  // The same name, or two names of one file: POSIX says rename then does nothing.
   if (existing === node) return none()
   if (node.kind === 'dir') {
     for (let d: DirNode | null = dst.dir; d !== null; d = d.parent) {

@@ -14,17 +14,18 @@ const VERSION = 3
 /** A row written before atimes were kept has five numbers: its atime is its mtime, as in git. */
 type AttrsRow = [number, number, number, number, number, number?]
 type Row =
-  | ['f', string, AttrsRow, string | undefined, number, unknown, string | null, Special | null | undefined]
+  | ['f', string, AttrsRow, string | undefined, number, unknown, string | null, Special | null | undefined, (string | null)?]
   | ['l', string, AttrsRow, string | undefined, string]
   | ['d', string, AttrsRow, string | undefined, Row[]]
 
 const attrsRow = (a: Attrs): AttrsRow => [a.perm, a.uid, a.gid, a.mtime, a.ctime, a.atime]
 const attrsOf = (r: AttrsRow): Attrs => ({ perm: r[0], uid: r[1], gid: r[2], mtime: r[3], ctime: r[4], atime: r[5] ?? r[3] })
 
-function toRow (node: Node): Row {
-  if (node.kind === 'file') return ['f', node.name, attrsRow(node.attrs), node.oid, node.size, node.content, node.by, node.special]
-  if (node.kind === 'symlink') return ['l', node.name, attrsRow(node.attrs), node.oid, node.target]
-  return ['d', node.name, attrsRow(node.attrs), node.oid, [...node.children.values()].map(toRow)]
+/** One row per name: a file with several (hard links) has a row at each, which a load joins again by `linkId`. */
+function toRow (node: Node, name: string): Row {
+  if (node.kind === 'file') return ['f', name, attrsRow(node.attrs), node.oid, node.size, node.content, node.by, node.special, node.linkId]
+  if (node.kind === 'symlink') return ['l', name, attrsRow(node.attrs), node.oid, node.target]
+  return ['d', name, attrsRow(node.attrs), node.oid, [...node.children].map(([childName, child]) => toRow(child, childName))]
 }
 
 function fromRow (row: Row): Node {
@@ -38,6 +39,7 @@ function fromRow (row: Row): Node {
     file.by = row[6]
     // Rows of a snapshot from before special files have no eighth field.
     file.special = row[7] ?? null
+    file.linkId = row[8] ?? null
     node = file
   } else if (row[0] === 'l') {
     node = new SymlinkNode(attrsOf(row[2]), row[4])
@@ -57,7 +59,7 @@ function fromRow (row: Row): Node {
 
 export function saveSnapshot (dir: string, head: string, root: DirNode): void {
   const tmp = join(dir, FILE + '.tmp')
-  fs.writeFileSync(tmp, v8.serialize({ version: VERSION, head, root: toRow(root), volume: root.volume }))
+  fs.writeFileSync(tmp, v8.serialize({ version: VERSION, head, root: toRow(root, ''), volume: root.volume }))
   fs.renameSync(tmp, join(dir, FILE))
 }
 

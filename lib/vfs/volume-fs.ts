@@ -1,6 +1,7 @@
 // The filesystem a mount serves, in terms a FUSE binding can call: paths in, stats and bytes out,
 // FsErrors for everything POSIX forbids. It knows nothing of FUSE itself.
 import fs from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import { PieceHasher } from '../content/piece-hasher.js'
 import type { ContentStore } from '../content/store.js'
 import { fsError, FsError } from '../errors/index.js'
@@ -41,6 +42,7 @@ function parentPath (path: string): string {
 }
 
 export interface Stat {
+  ino: number
   mode: number
   uid: number
   gid: number
@@ -146,6 +148,7 @@ export class VolumeFs {
     const size = session !== undefined ? session.size : visibleSize(node)
     const { mtime, ctime, atime, uid, gid, perm } = node.attrs
     return {
+      ino: node.inode,
       mode: typeBits(node) | perm,
       uid,
       gid,
@@ -153,7 +156,9 @@ export class VolumeFs {
       // 2 + subdirectories, as on a local disk (counted as entries come and go, so a large
       // directory costs nothing). gnulib's fts (find, du) trusts it on filesystem types it does
       // not know, FUSE included: a directory of 2 links is read as a leaf, without entering it.
-      nlink: node.kind === 'dir' ? 2 + node.children.dirs : 1,
+      // A file's names; one still for a file open after its last name went (libfuse 2 still shows
+      // it under a hidden name, and the kernel must not see a named inode without links).
+      nlink: node.kind === 'dir' ? 2 + node.children.dirs : node.kind === 'file' ? Math.max(1, node.links) : 1,
       rdev: node.kind === 'file' ? node.special?.rdev ?? 0 : 0,
       blksize: 128 * 1024,
       blocks: Math.ceil(size / 512),
@@ -236,8 +241,11 @@ export class VolumeFs {
     this.meta.apply({ op: 'symlink', path, target, attrs: this.newAttrs(path, 0o777, owner) })
   }
 
-  link (_from: string, to: string): void {
-    throw fsError('EPERM', to, 'hard links are not supported:')
+  /** A hard link: one more name of the same file, here and on every peer. */
+  link (from: string, to: string): void {
+    const node = this.meta.mustLookup(from)
+    const linkId = node.kind === 'file' && node.linkId !== null ? node.linkId : randomBytes(8).toString('hex')
+    this.meta.apply({ op: 'link', from, to, time: this.now(), linkId })
   }
 
   chmod (path: string, mode: number): void {

@@ -182,6 +182,13 @@ function noRefusals (t: Test, c: Cluster): void {
 }
 
 /** Runs a shell script in a node's mount; a failure fails the test and throws. */
+/** The link counts of `paths` on a node's mount, and how many inode numbers they show. */
+async function hardLinks (node: SNode, paths: string[]): Promise<{ links: string[], inodes: number }> {
+  const r = await run('stat', ['-c', '%h %i', ...paths], { cwd: node.mnt })
+  const rows = r.stdout.trim().split('\n').map(l => l.split(' '))
+  return { links: rows.map(([n]) => n ?? ''), inodes: new Set(rows.map(([, ino]) => ino)).size }
+}
+
 async function onMount (t: Test, node: SNode, script: string): Promise<RunResult> {
   return await sh(t, script, { cwd: node.mnt })
 }
@@ -216,6 +223,7 @@ ln -s ../nowhere dangling
 ln -s sub docs/link-to-dir
 mkfifo -m 640 docs/fifo
 mknod docs/null-like c 1 3
+ln docs/sub/deep/leaf docs/leaf-link
 chmod 755 run.sh
 chmod 600 docs/page.txt
 chmod 444 photos/one-mib.jpg
@@ -247,6 +255,7 @@ rm link-to-page
 ln -s pictures/three-mib-and-a-bit.raw link-to-page
 touch -d '2022-02-02 02:02:02' from-c
 touch -a -d '1996-06-06 06:06:06' from-c/c-file.dat
+printf ' from C' >> docs/leaf-link
 `
 
 const epoch = (s: string): number => Math.floor(Date.parse(s + 'Z') / 1000)
@@ -294,6 +303,7 @@ t.test('a tree written on one node appears on three others; changes on a third n
   const dev = await run('stat', ['-c', '%F %t:%T', join(d.mnt, 'docs/null-like')])
   t.equal(dev.stdout.trim(), 'character special file 1:3', 'a device made on A is the same device on D')
   t.notOk(onD?.some(e => e.path === 'photos' || e.path === 'to-delete' || e.path.startsWith('gone-dir')), 'renamed and deleted entries are gone on D')
+  t.same(await hardLinks(d, ['docs/sub/deep/leaf', 'docs/leaf-link']), { links: ['2', '2'], inodes: 1 }, 'a hard link made on A is one file with two names on D')
 
   await onMount(t, cc, C_SCRIPT)
   await converged(t, c, cc, [a, b, d], 'after changes on C', true)
@@ -308,6 +318,8 @@ t.test('a tree written on one node appears on three others; changes on a third n
   t.equal(find('docs/sub/hundred-k.bin')?.mode, '640', 'a chmod on C is seen on B')
   t.equal(find('link-to-page')?.target, 'pictures/three-mib-and-a-bit.raw', 'a symlink re-pointed on C is seen on B')
   t.equal(find('from-c')?.mtime !== undefined ? Math.floor(find('from-c')!.mtime) : undefined, epoch('2022-02-02T02:02:02'), 'a directory mtime set on C is seen on B')
+  t.same(await hardLinks(b, ['docs/sub/deep/leaf', 'docs/leaf-link']), { links: ['2', '2'], inodes: 1 }, 'a file written on C through one of its names is still one file with two names on B')
+  t.match((await run('cat', [join(b.mnt, 'docs/sub/deep/leaf')])).stdout, / from C$/, 'what C appended through one name is read on B through the other')
   await quiet(t, all, 'test 1')
   noRefusals(t, c)
 })

@@ -39,15 +39,15 @@ t.test('a file entry holds its atime only where it differs from its mtime', asyn
   const same = encodeFile(file)
   t.notOk('atime' in JSON.parse(same), 'atime = mtime: not written')
   t.equal(same, JSON.stringify({ v: 1, size: 0, perm: 0o644, uid: 1000, gid: 100, mtime: T0, ctime: T0 + 9 }) + '\n', 'the bytes an older release writes')
-  t.same(decodeFile(same, attrs(0)), { size: 0, attrs: attrs(T0), content: null, special: null })
+  t.same(decodeFile(same, attrs(0)), { size: 0, attrs: attrs(T0), content: null, special: null, linkId: null })
 
   file.attrs = attrs(T0, T0 - 5000)
   const apart = encodeFile(file)
   t.equal(JSON.parse(apart).atime, T0 - 5000)
-  t.same(decodeFile(apart, attrs(0)), { size: 0, attrs: attrs(T0, T0 - 5000), content: null, special: null })
+  t.same(decodeFile(apart, attrs(0)), { size: 0, attrs: attrs(T0, T0 - 5000), content: null, special: null, linkId: null })
 
   file.attrs = attrs(-315619200000, -1000)
-  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: attrs(-315619200000, -1000), content: null, special: null }, 'times before 1970')
+  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: attrs(-315619200000, -1000), content: null, special: null, linkId: null }, 'times before 1970')
 })
 
 t.test('an entry without an atime, or with one that is not a time, reads as atime = mtime', async t => {
