@@ -349,6 +349,13 @@ t.test('concurrent writes to the same names on two nodes converge and keep every
     if (failed > 0) t.comment(`${label}'s loop: ${failed} of ${N * NAMES.length} overwrites failed with EIO (the version at the path was the other node's)`)
   }
   await converged(t, c, a, [b, cc], 'after the concurrent loops')
+  // A hard-linked file, written through one name on A (an append: A holds its content) and through
+  // the other on B (rewritten whole: an append would need A's content, out of reach while apart).
+  await onMount(t, a, 'mkdir linked && head -c 1000 /dev/urandom > linked/x && ln linked/x linked/y')
+  await eventually(t, 'the linked file reached B as one file with two names', async () => {
+    const seen = await hardLinks(b, ['linked/x', 'linked/y'])
+    return seen.inodes === 1 && seen.links.join() === '2,2' ? [] : [seen]
+  })
 
   // The last round is written while B is cut off (its switch port down), so the two last versions
   // of each name are concurrent for certain; otherwise one node might legitimately overwrite a
@@ -365,8 +372,8 @@ t.test('concurrent writes to the same names on two nodes converge and keep every
   await ipr(['-n', sw, 'link', 'set', port, 'down'])
   try {
     await Promise.all([
-      onMount(t, a, `${last(1000)}\nmkdir same && head -c 10 /dev/urandom > same/inside\nhead -c 1500 /dev/urandom > other`),
-      onMount(t, b, `${last(2000)}\nhead -c 2500 /dev/urandom > same\nmkdir other && head -c 20 /dev/urandom > other/inside`)
+      onMount(t, a, `${last(1000)}\nmkdir same && head -c 10 /dev/urandom > same/inside\nhead -c 1500 /dev/urandom > other\nhead -c 111 /dev/urandom >> linked/x`),
+      onMount(t, b, `${last(2000)}\nhead -c 2500 /dev/urandom > same\nmkdir other && head -c 20 /dev/urandom > other/inside\nhead -c 222 /dev/urandom > linked/y`)
     ])
     // Both committed while apart: each HEAD holds its own last versions.
     const committed = async (n: SNode, want: Record<string, number>): Promise<string[]> => {
@@ -379,8 +386,8 @@ t.test('concurrent writes to the same names on two nodes converge and keep every
       return wrong
     }
     const finals = (base: number): Record<string, number> => Object.fromEntries(NAMES.map(f => [f, base + N]))
-    await eventually(t, 'A committed its last versions while apart', async () => await committed(a, { ...finals(1000), 'same/inside': 10, other: 1500 }))
-    await eventually(t, 'B committed its last versions while apart', async () => await committed(b, { ...finals(2000), same: 2500, 'other/inside': 20 }))
+    await eventually(t, 'A committed its last versions while apart', async () => await committed(a, { ...finals(1000), 'same/inside': 10, other: 1500, 'linked/y': 1111 }))
+    await eventually(t, 'B committed its last versions while apart', async () => await committed(b, { ...finals(2000), same: 2500, 'other/inside': 20, 'linked/x': 222 }))
   } finally {
     await ipr(['-n', sw, 'link', 'set', port, 'up'])
   }
@@ -391,7 +398,17 @@ t.test('concurrent writes to the same names on two nodes converge and keep every
   const heads = await Promise.all(all.map(headOf))
   t.equal(new Set(heads).size, 1, 'all nodes have one HEAD after settling', { heads })
 
-  const es = (await entries(a.mnt)) ?? []
+  const everything = (await entries(a.mnt)) ?? []
+  // The hard-linked file: both versions survive, each still under both names (one of them as a
+  // conflict copy), each pair of names one file.
+  const linked = everything.filter(e => e.path.startsWith('linked/'))
+  for (const size of [1111, 222]) {
+    const names = linked.filter(e => e.size === size).map(e => e.path)
+    t.ok(names.length >= 2, `linked: the version of ${size} bytes survives under both names`, { linked: lines(linked) })
+    if (names.length >= 2) t.same(await hardLinks(a, names), { links: names.map(() => String(names.length)), inodes: 1 }, `linked: its names are one file on A (${names.join(', ')})`)
+  }
+  t.same(linked.filter(e => e.size !== 1111 && e.size !== 222).map(e => e.path), [], 'linked: no other version')
+  const es = everything.filter(e => e.path !== 'linked' && !e.path.startsWith('linked/'))
   if (process.env.SYNC_DEBUG_DIR !== undefined) {
     const keep = join(process.env.SYNC_DEBUG_DIR, `run-${Date.now()}`)
     fs.mkdirSync(keep, { recursive: true })
