@@ -50,7 +50,7 @@ export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: a
     getattr: (path: string, cb: Cb) => run('getattr', path, cb, () => vfs.getattr(path)),
     fgetattr: (path: string, fh: number, cb: Cb) => run('fgetattr', path, cb, () => vfs.fgetattr(fh)),
     access: (path: string, _mode: number, cb: Cb) => run('access', path, cb, () => vfs.access(path)),
-    readdir: (path: string, cb: Cb) => run('readdir', path, cb, () => vfs.readdir(path)),
+    readdir: (path: string, cb: Cb) => run('readdir', path, cb, () => vfs.readdir(path), (d: ReturnType<VolumeFs['readdir']>) => [d.names, d.stats]),
     readlink: (path: string, cb: Cb) => run('readlink', path, cb, () => vfs.readlink(path)),
     statfs: (path: string, cb: Cb) => run('statfs', path, cb, () => vfs.statfs(), (s: import('node:fs').StatsFs) => [{
       bsize: s.bsize,

@@ -7,7 +7,7 @@ import type { ContentStore } from '../content/store.js'
 import { fsError, FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { Meta } from '../meta/meta.js'
-import { S_IFBLK, S_IFCHR, S_IFMT, S_IFREG, SPECIAL_TYPES, typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, SPECIAL_TYPES, typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
 import { readAt, WriteSession } from './sessions.js'
 import { SpaceGuard } from '../content/space-guard.js'
 import fileops from '@swarmfs/fileops'
@@ -55,6 +55,12 @@ export interface Stat {
   atime: number
   mtime: number
   ctime: number
+}
+
+/** What readdir tells of an entry: the type bits of its mode and its inode number. */
+export interface DirentStat {
+  mode: number
+  ino: number
 }
 
 /** Contents this disk does not hold, fetched from the nodes that do (lib/content/torrents). */
@@ -168,10 +174,20 @@ export class VolumeFs {
     }
   }
 
-  readdir (path: string): string[] {
+  /**
+   * A directory's names, each with its type and inode number, which readdir passes on (d_type,
+   * d_ino): find, rm -r and git then know a directory from a file without a stat of each name.
+   */
+  readdir (path: string): { names: string[], stats: DirentStat[] } {
     const node = this.meta.mustLookup(path)
     if (node.kind !== 'dir') throw fsError('ENOTDIR', path)
-    return ['.', '..', ...node.children.keys()]
+    const names = ['.', '..']
+    const stats: DirentStat[] = [{ mode: S_IFDIR, ino: node.inode }, { mode: S_IFDIR, ino: (node.parent ?? node).inode }]
+    for (const [name, child] of node.children) {
+      names.push(name)
+      stats.push({ mode: typeBits(child), ino: child.inode })
+    }
+    return { names, stats }
   }
 
   access (path: string): void {
