@@ -154,7 +154,7 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
   if (!Number.isSafeInteger(size) || (size as number) < 0) return 'size is not a non-negative integer'
   const attrs = decodeAttrs(e, fallback)
   // A malformed id only unlinks the name from the others: the file itself is sound.
-  const linkId = typeof e.linkId === 'string' && LINK_ID.test(e.linkId) ? e.linkId : null
+  const linkId = typeof e.linkId === 'string' && ID16.test(e.linkId) ? e.linkId : null
   if (e.type !== undefined) {
     const type = [...SPECIAL_TYPES].find(([, name]) => name === e.type)?.[0]
     if (type === undefined) return 'type is not fifo, socket, char or block'
@@ -175,11 +175,11 @@ export function decodeDirMarker (text: string, fallback: Attrs): Attrs {
   return e === null ? fallback : decodeAttrs(e, fallback)
 }
 
-const WRITER_ID = /^[0-9a-f]{16}$/
-const LINK_ID = /^[0-9a-f]{16}$/
+/** A node id (`by`, who wrote a version) and a hard-linked file's `linkId` are both 16 hex digits. */
+const ID16 = /^[0-9a-f]{16}$/
 
 /** The node id in a file entry's optional `by` field (who wrote that version), or null if absent or malformed. */
 export function decodeWriter (text: string): string | null {
   const by = parseJson(text)?.by
-  return typeof by === 'string' && WRITER_ID.test(by) ? by : null
+  return typeof by === 'string' && ID16.test(by) ? by : null
 }
