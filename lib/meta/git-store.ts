@@ -68,11 +68,13 @@ export class GitStore {
 
   /**
    * Builds the index from a commit; entries that fail validation are logged and left out. Nodes of
-   * `reuse` (an older index) whose oid is unchanged are taken as they are instead of being read.
+   * `reuse` (an older index) whose oid is unchanged are taken as they are instead of being read;
+   * those read again at a name `reuse` has keep its node's inode number.
    */
   async load (commit: string | null, defaults: Attrs, reuse?: DirNode): Promise<DirNode> {
     const root = new DirNode({ ...defaults })
     root.isRoot = true
+    if (reuse !== undefined) root.inode = reuse.inode
     if (commit === null) return root
     await this.loadDir(root, await this.treeOf(commit), '', defaults, reuse)
     return root
@@ -104,7 +106,10 @@ export class GitStore {
       const name = fromGitName(entry.path)
       const old = reuse?.children.get(name)
       if (old !== undefined && old.oid === entry.oid && old.kind !== 'dir' && entry.type === 'blob') return old
-      return await this.loadEntry(entry, path, defaults, old?.kind === 'dir' ? old : undefined)
+      const node = await this.loadEntry(entry, path, defaults, old?.kind === 'dir' ? old : undefined)
+      // A name read again keeps its inode number: what changed is its content, not which file it is.
+      if (node !== null && old !== undefined && old.kind === node.kind) node.inode = old.inode
+      return node
     }))
     for (const node of nodes) {
       if (node === null) continue

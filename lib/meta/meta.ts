@@ -8,7 +8,7 @@ import type { Logger } from '../log/index.js'
 import { GitStore, type Signature } from './git-store.js'
 import { Journal } from './journal.js'
 import { applyOp, lookup, mustLookup, type Op, type Released } from './ops.js'
-import { LinkJoiner, type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
+import { LinkJoiner, newInode, type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
 import { loadSnapshot, saveSnapshot } from './snapshot.js'
 import { applyAdoption, planAdoption, type ConflictNamer } from './adopt.js'
 import { compareSettings, effectiveSettings, isValidCopies, isValidGraceMs, MAX_COPIES, MIN_COPIES, type VolumeSettings } from './volume-settings.js'
@@ -87,7 +87,12 @@ export class Meta {
     const root = snapshot !== null && snapshot.head === head ? snapshot.root : await git.load(head, defaults, snapshot?.root)
     const { journal, records } = Journal.open(opts.journalDir, committedSeq)
     const meta = new Meta(opts, git, journal, root, head, committedSeq)
+    // Names of one file share an inode number in the snapshot; should they not be joined again (their
+    // entries differ), each file gets a number of its own.
+    const inodes = new Set<number>()
     new LinkJoiner().joinBelow(root, file => {
+      if (inodes.has(file.inode)) file.inode = newInode()
+      inodes.add(file.inode)
       meta.countRef(file)
       if (file.staged !== null) meta.stagedFiles.add(file)
     })

@@ -51,16 +51,30 @@ export interface Staged {
   size: number
 }
 
-/** The last inode number given in this process. */
+/** The highest inode number given or restored in this process. */
 let lastInode = 0
+
+/**
+ * Numbers up to `max` are taken (restored from a snapshot): nodes made from now on get higher ones.
+ * Call it before any node is made that is not restored.
+ */
+export function reserveInodes (max: number): void {
+  lastInode = Math.max(lastInode, max)
+}
+
+/** An inode number no node of this process has had. */
+export function newInode (): number {
+  return ++lastInode
+}
 
 abstract class BaseNode {
   /**
    * The inode number stat shows (the mount passes it on with use_ino): one per node, so every
    * name of a file shows the same one, as tools that find hard links (cp -a, tar, du) expect.
-   * Numbers are given anew at each start.
+   * A clean stop keeps it in the snapshot, so a restart shows the same numbers: git, rsync and
+   * backup tools compare them to tell an unchanged file without reading it.
    */
-  readonly inode = ++lastInode
+  inode = newInode()
   parent: DirNode | null = null
   name = ''
   /** git object id of this node as last committed; undefined when it changed since. */

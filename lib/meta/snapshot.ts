@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import { join } from 'node:path'
 import v8 from 'node:v8'
-import { DirNode, FileNode, SymlinkNode, type Attrs, type Node, type Special } from './nodes.js'
+import { DirNode, FileNode, reserveInodes, SymlinkNode, type Attrs, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings } from './volume-settings.js'
 
 const FILE = 'index-snapshot.v8'
@@ -13,19 +13,31 @@ const VERSION = 3
 
 /** A row written before atimes were kept has five numbers: its atime is its mtime, as in git. */
 type AttrsRow = [number, number, number, number, number, number?]
+/** The last field of each row, its inode number, is missing from snapshots written before they were kept. */
 type Row =
-  | ['f', string, AttrsRow, string | undefined, number, unknown, string | null, Special | null | undefined, (string | null)?]
-  | ['l', string, AttrsRow, string | undefined, string]
-  | ['d', string, AttrsRow, string | undefined, Row[]]
+  | ['f', string, AttrsRow, string | undefined, number, unknown, string | null, Special | null | undefined, (string | null)?, number?]
+  | ['l', string, AttrsRow, string | undefined, string, number?]
+  | ['d', string, AttrsRow, string | undefined, Row[], number?]
 
 const attrsRow = (a: Attrs): AttrsRow => [a.perm, a.uid, a.gid, a.mtime, a.ctime, a.atime]
 const attrsOf = (r: AttrsRow): Attrs => ({ perm: r[0], uid: r[1], gid: r[2], mtime: r[3], ctime: r[4], atime: r[5] ?? r[3] })
 
 /** One row per name: a file with several (hard links) has a row at each, which a load joins again by `linkId`. */
 function toRow (node: Node, name: string): Row {
-  if (node.kind === 'file') return ['f', name, attrsRow(node.attrs), node.oid, node.size, node.content, node.by, node.special, node.linkId]
-  if (node.kind === 'symlink') return ['l', name, attrsRow(node.attrs), node.oid, node.target]
-  return ['d', name, attrsRow(node.attrs), node.oid, [...node.children].map(([childName, child]) => toRow(child, childName))]
+  if (node.kind === 'file') return ['f', name, attrsRow(node.attrs), node.oid, node.size, node.content, node.by, node.special, node.linkId, node.inode]
+  if (node.kind === 'symlink') return ['l', name, attrsRow(node.attrs), node.oid, node.target, node.inode]
+  return ['d', name, attrsRow(node.attrs), node.oid, [...node.children].map(([childName, child]) => toRow(child, childName)), node.inode]
+}
+
+/** Gives every node its inode number from the snapshot, or a new one (an older snapshot); returns the highest. */
+function restoreInodes (row: Row, node: Node): number {
+  const saved = row[0] === 'f' ? row[9] : row[5]
+  if (Number.isSafeInteger(saved) && (saved as number) > 0) node.inode = saved as number
+  let max = node.inode
+  if (row[0] === 'd' && node.kind === 'dir') {
+    for (const childRow of row[4]) max = Math.max(max, restoreInodes(childRow, node.children.get(childRow[1]) as Node))
+  }
+  return max
 }
 
 function fromRow (row: Row): Node {
@@ -76,6 +88,9 @@ export function loadSnapshot (dir: string): { head: string, root: DirNode } | nu
   }
   if (data.version !== VERSION || typeof data.head !== 'string') return null
   const root = fromRow(data.root) as DirNode
+  // The numbers the nodes were given while being made here are replaced by the saved ones; nodes made
+  // next (read from git, created) are numbered above every saved one, so no two nodes share one.
+  reserveInodes(restoreInodes(data.root, root))
   root.isRoot = true
   root.volume = parseVolumeSettings(data.volume)
   return { head: data.head, root }

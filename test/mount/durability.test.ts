@@ -167,3 +167,34 @@ t.test('a write left open when the node is killed does not break the restart', a
   await assertMetaRepoSound(t, vol)
   t.same(fs.readdirSync(join(vol.disk, 'staging')), [], 'no staging files are left after a clean stop')
 })
+
+t.test('inode numbers are the same after a clean restart, so git finds no file changed', async t => {
+  const vol = await startVolume(t)
+  await sh(t, `
+    mkdir -p d/e && printf one > d/one && printf two > d/e/two && ln d/one d/e/one-link
+    ln -s one d/sym && mkfifo d/fifo
+    git init -q repo && for i in 1 2 3 4 5 6 7 8; do echo $i > repo/f$i; done
+    git -C repo add . && git -C repo -c user.email=t@t -c user.name=t commit -qm first`, { cwd: vol.mnt })
+  const LIST = "find . -path ./repo/.git -prune -o -printf '%i %p\\n' | sort -k2"
+  const before = (await sh(t, LIST, { cwd: vol.mnt })).stdout
+  await vol.restart()
+  t.equal((await sh(t, LIST, { cwd: vol.mnt })).stdout, before, 'every name shows the number it had')
+  // git keeps each file's inode number in its index: a changed one makes every file look modified,
+  // and git status then reads them all again (over the network, for contents held elsewhere).
+  t.equal((await sh(t, 'git diff-files --name-only', { cwd: join(vol.mnt, 'repo') })).stdout, '', 'git sees no file changed')
+  await sh(t, 'printf new > d/new && mkdir d/newdir', { cwd: vol.mnt })
+  const all = (await sh(t, "find . \\( -type d -o -links 1 \\) -printf '%i\\n' | sort | uniq -d", { cwd: vol.mnt })).stdout
+  t.equal(all, '', 'nodes made after the restart have numbers of their own')
+  // Committed before the kill, so the restart reads the changed directories from git, not the journal.
+  const committedEntry = async (): Promise<string> => (await run('git', ['--git-dir', join(vol.disk, 'meta'), 'rev-parse', 'HEAD:d/e/two'])).stdout
+  const entryBefore = await committedEntry()
+  await sh(t, 'printf changed > d/e/two', { cwd: vol.mnt })
+  for (let i = 0; i < 100 && await committedEntry() === entryBefore; i++) await new Promise(resolve => setTimeout(resolve, 100))
+  t.not(await committedEntry(), entryBefore, 'the change is committed')
+  await vol.kill9()
+  await vol.restart()
+  const afterCrash = (await sh(t, LIST, { cwd: vol.mnt })).stdout.split('\n')
+  t.same(before.split('\n').filter(line => !afterCrash.includes(line)), [], 'after a kill -9, the names made before the last clean stop keep their numbers, a changed file too')
+  const twice = (await sh(t, "find . \\( -type d -o -links 1 \\) -printf '%i\\n' | sort | uniq -d", { cwd: vol.mnt })).stdout
+  t.equal(twice, '', 'and no two nodes share one')
+})

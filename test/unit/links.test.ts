@@ -157,6 +157,25 @@ t.test('the snapshot keeps the names of one file as one file', async t => {
   t.equal(a.linkId, LINK_ID, 'the id')
 })
 
+t.test('the snapshot keeps inode numbers; nodes made after a load are numbered above them', async t => {
+  const { root, file } = linked()
+  file.oid = '3'.repeat(40)
+  applyOp(root, { op: 'symlink', path: '/d/s', target: 'a', attrs: attrs() })
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarmfs-links-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const numbers = (r: DirNode): number[] => ['/', '/a', '/b', '/d', '/d/c', '/d/s'].map(p => mustLookup(r, p).inode)
+  const before = numbers(root)
+  saveSnapshot(dir, 'a'.repeat(40), root)
+  // Stands for the nodes of a new process: numbers below, at and above the saved ones are in use.
+  for (let i = 0; i < 50; i++) new FileNode(attrs())
+  const loaded = loadSnapshot(dir)
+  if (loaded === null) throw new Error('the snapshot does not load')
+  new LinkJoiner().joinBelow(loaded.root, () => {})
+  t.same(numbers(loaded.root), before, 'every node, and each name of the linked file, has its number again')
+  const made = new FileNode(attrs())
+  t.ok(made.inode > Math.max(...before), 'a node made after the load has a number no restored node has')
+})
+
 t.test('a peer\'s change to every name of a file is taken as one file; its content counted once', async t => {
   const { root, file } = linked()
   file.oid = '3'.repeat(40)
