@@ -13,11 +13,15 @@ import { PieceHasher } from './piece-hasher.js'
 import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash } from './torrent-info.js'
 
 const run = promisify(execFile)
-/** Above this size a copy goes through cp(1), which keeps holes (SEEK_HOLE) and reflinks where it can. */
+/**
+ * Above this size, or for a file with holes, a copy goes through cp(1), which keeps holes
+ * (SEEK_HOLE) and reflinks where it can; Node's copyFile writes the holes out as zeros.
+ */
 const CP_THRESHOLD = 64 << 20
 
 async function copySparse (from: string, to: string, size: number): Promise<void> {
-  if (size < CP_THRESHOLD) {
+  const sparse = (await fsp.stat(from)).blocks * 512 < size
+  if (size < CP_THRESHOLD && !sparse) {
     await fsp.copyFile(from, to, fs.constants.COPYFILE_FICLONE)
     return
   }

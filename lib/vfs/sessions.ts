@@ -124,6 +124,12 @@ export class WriteSession {
   }
 
   /** A change is queued or a read is under way. */
+  /** The 512-byte blocks the staging file takes on the disk (holes take none). */
+  blocks (): number {
+    this.checkOpen()
+    return fs.fstatSync(this.fd).blocks
+  }
+
   get busy (): boolean {
     return this.changes > 0 || this.reads > 0
   }

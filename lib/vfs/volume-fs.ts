@@ -104,6 +104,8 @@ export class VolumeFs {
    * them, until the last one is released.
    */
   private readonly hidden = new Map<string, FileNode>()
+  /** The blocks of local contents read so far (see contentBlocks). */
+  private readonly blocksByContent = new Map<string, number>()
 
   /** Set once the node's torrent client runs; until then a content not on this disk reads as EIO. */
   remote: RemoteContent | null = null
@@ -167,11 +169,39 @@ export class VolumeFs {
       nlink: node.kind === 'dir' ? 2 + node.children.dirs : node.kind === 'file' ? Math.max(1, node.links) : 1,
       rdev: node.kind === 'file' ? node.special?.rdev ?? 0 : 0,
       blksize: 128 * 1024,
-      blocks: Math.ceil(size / 512),
+      blocks: node.kind === 'file' ? this.blocksOf(node, session, size) : Math.ceil(size / 512),
       atime,
       mtime,
       ctime
     }
+  }
+
+  /**
+   * The 512-byte blocks a file takes on this disk, as a local disk counts them: holes (a file
+   * grown by truncate, a punched range) take none, so du and cp --sparse see a sparse file. A
+   * content held elsewhere counts whole.
+   */
+  private blocksOf (file: FileNode, session: WriteSession | undefined, size: number): number {
+    try {
+      if (session !== undefined) return session.blocks()
+      if (file.staged !== null) return fs.statSync(this.content.stagingPath(file.staged.id)).blocks
+      if (file.content !== null) return this.contentBlocks(file.content.infohash) ?? Math.ceil(size / 512)
+    } catch {
+      // Sealed or moved in the meantime: the size is a fair answer.
+    }
+    return Math.ceil(size / 512)
+  }
+
+  /** A local content's blocks; a content file never changes once written, so each is read once. */
+  private contentBlocks (infohash: string): number | undefined {
+    let blocks = this.blocksByContent.get(infohash)
+    if (blocks === undefined) {
+      blocks = fs.statSync(this.content.contentPath(infohash), { throwIfNoEntry: false })?.blocks
+      if (blocks === undefined) return undefined
+      if (this.blocksByContent.size >= 100_000) this.blocksByContent.clear()
+      this.blocksByContent.set(infohash, blocks)
+    }
+    return blocks
   }
 
   /**

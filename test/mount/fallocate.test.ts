@@ -46,3 +46,26 @@ t.test('fallocate as on a local disk', async t => {
   const again = await sh(t, 'sha256sum f g', { cwd: vol.mnt })
   t.equal(again.stdout, a.stdout.split('\n').slice(-3).join('\n'), 'the same bytes after a restart')
 })
+
+// The blocks stat shows (what du and cp --sparse go by) are those the bytes take on the disk, holes
+// left out, through every state a file passes: grown by truncate, written in the middle (a copy of
+// the content first), open for writing, sealed, punched.
+const BLOCKS = String.raw`
+truncate -s 10M sparse; stat -c 'grown: %s %b' sparse
+dd if=/dev/urandom of=sparse bs=4096 count=1 seek=256 conv=notrunc status=none; stat -c 'written in the middle: %s %b' sparse
+exec 3<>held; head -c 100000 /dev/urandom >&3; stat -c 'open: %s %b' held; exec 3>&-
+stat -c 'closed: %s %b' held
+head -c 1000000 /dev/urandom > full; stat -c 'written: %s %b' full
+fallocate -p -o 0 -l 524288 full; stat -c 'punched: %s %b' full
+du -k sparse full held
+`
+
+t.test('blocks as on a local disk: holes take none', async t => {
+  const vol = await startVolume(t)
+  const native = await tmpDir(t)
+  const a = await sh(t, BLOCKS, { cwd: native })
+  t.equal((await sh(t, BLOCKS, { cwd: vol.mnt })).stdout, a.stdout, 'the same blocks in every state')
+  t.match(a.stdout, /^grown: 10485760 0$/m, 'a file grown by truncate takes no block')
+  await vol.restart()
+  t.equal((await sh(t, 'du -k sparse full held', { cwd: vol.mnt })).stdout, a.stdout.split('\n').slice(-4).join('\n'), 'the same after a restart')
+})
