@@ -225,6 +225,8 @@ export class TorrentService {
   private readonly holders = new Map<string, Set<string>>()
   /** Shutdowns under way: a new activation of the same content waits for them (they touch its files). */
   private readonly closing = new Map<string, Promise<void>>()
+  /** Callers of completed() waiting for a partial content to become complete, by infohash. */
+  private readonly completeWaiters = new Map<string, Set<() => void>>()
   private destroyed = false
   private destroying: Promise<void> | null = null
   /** The eviction under way (makeRoom). */
@@ -678,6 +680,7 @@ export class TorrentService {
         } catch (err) {
           this.log.error('onComplete threw', { infohash: ih, err })
         }
+        for (const wake of this.completeWaiters.get(ih) ?? []) wake()
       } finally {
         entry.completing = false
       }
@@ -1063,6 +1066,27 @@ export class TorrentService {
         if (set === undefined) entry.waiters.set(i, set = new Set())
         set.add(onPiece)
       }
+    })
+  }
+
+  /**
+   * Resolves true once the content is complete in contentDir (at once if it is already), false
+   * after `timeoutMs`: a fetch of its last piece returns before the file is synced and moved there.
+   */
+  async completed (infohash: string, timeoutMs: number): Promise<boolean> {
+    if (fs.existsSync(this.contentPath(infohash))) return true
+    return await new Promise<boolean>(resolve => {
+      const waiters = this.completeWaiters.get(infohash) ?? new Set<() => void>()
+      this.completeWaiters.set(infohash, waiters)
+      const done = (result: boolean): void => {
+        clearTimeout(timer)
+        waiters.delete(wake)
+        if (waiters.size === 0 && this.completeWaiters.get(infohash) === waiters) this.completeWaiters.delete(infohash)
+        resolve(result)
+      }
+      const wake = (): void => done(true)
+      const timer = setTimeout(() => done(fs.existsSync(this.contentPath(infohash))), timeoutMs)
+      waiters.add(wake)
     })
   }
 

@@ -233,10 +233,7 @@ export class SwarmNode {
       progress(at + n)
     }
     // The last piece in, the partial file is synced and moved into content/ just after.
-    for (let waited = 0; !this.content.has(infohash) && waited < READ_DEADLINE_MS; waited += 50) {
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-    if (!this.content.has(infohash)) throw new FsError('EIO', 'EIO: the content could not be fetched whole')
+    if (!await torrents.completed(infohash, READ_DEADLINE_MS)) throw new FsError('EIO', 'EIO: the content could not be fetched whole')
   }
 
   /** Copies of contents held by too few disks, made by this node when the plan picks it (lib/replicate). */
