@@ -84,6 +84,8 @@ export class Replicator {
   private stopped = false
   private copying: CopyProgress | null = null
   private copyWork: Promise<void> | null = null
+  /** What the last round saw: announcements older than `before` are confirmed; the contents' lengths. */
+  private confirmed: { before: number, length: ReadonlyMap<string, number> } = { before: 0, length: new Map() }
   /** Copies this node announced, by infohash: when. */
   private readonly announced = new Map<string, number>()
   /** Contents this node copied to meet the target (this run): the ones it may trim when they turn out extra. */
@@ -248,16 +250,14 @@ export class Replicator {
     this.announce(p.copy, own, contents, now)
     // No copy starts in the first seconds after a start: peers found by mDNS a moment later must
     // be heard before this node may conclude that nobody else holds or copies something.
-    if (this.copyWork === null && now - this.startedAt >= STARTUP_QUIET_MS) {
+    if (now - this.startedAt >= STARTUP_QUIET_MS) {
       // Announced at least a round ago, and every peer this node knows has answered since: a peer
       // that chose the same copy has seen the announcement, and this node has seen theirs.
       const upWindow = UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS
       const heard = peers.map(q => this.peers.get(q.nodeId)?.lastSeen).filter((at): at is number => at !== undefined && now - at < upWindow)
       const heardAllSince = Math.min(now, ...heard)
-      const confirmedBefore = Math.min(now - this.intervalMs - HOLDINGS_TIMEOUT_MS / 2, heardAllSince)
-      const next = [...this.announced].find(([, at]) => at < confirmedBefore)?.[0]
-      const need = contents.find(c => c.infohash === next)
-      if (need !== undefined) this.startCopy(need)
+      this.confirmed = { before: Math.min(now - this.intervalMs - HOLDINGS_TIMEOUT_MS / 2, heardAllSince), length: new Map(contents.map(c => [c.infohash, c.length])) }
+      if (this.copyWork === null) this.startNextCopy()
     }
     // A copy this node made that turned out to be one too many (two nodes raced for it): the
     // lowest-ranked holder lets it go, one per round.
@@ -318,6 +318,17 @@ export class Replicator {
     if (changed) void this.takeStock(contents).catch(() => {})
   }
 
+  /** Starts the first copy the last round confirmed, if any. */
+  private startNextCopy (): boolean {
+    for (const [ih, at] of this.announced) {
+      const length = this.confirmed.length.get(ih)
+      if (at >= this.confirmed.before || length === undefined) continue
+      this.startCopy({ infohash: ih, length })
+      return true
+    }
+    return false
+  }
+
   private startCopy (c: ContentNeed): void {
     const progress: CopyProgress = { infohash: c.infohash, done: 0, total: c.length, started: true }
     this.copying = progress
@@ -337,7 +348,11 @@ export class Replicator {
         this.copying = null
         this.copyWork = null
         this.announced.delete(c.infohash)
-        this.poke(0)
+        // The next copy the last round confirmed starts at once: a round (every peer asked, the
+        // whole volume planned) costs more than a small copy. Rounds still follow, at most one
+        // per poke delay, and every interval.
+        const next = !this.stopped && !this.retiring && this.startNextCopy()
+        this.poke(next ? undefined : 0)
       })
   }
 
