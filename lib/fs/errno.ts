@@ -6,11 +6,31 @@ import type { Logger } from '../log/index.js'
 
 const errnos = os.constants.errno as Record<string, number>
 
-export function toErrno (err: unknown, log: Logger, op: string, path: string): number {
+/**
+ * A failure repeated (same operation, path and errno) within this long is counted, not logged
+ * again: a reader of a file no holder serves fails read after read (the kernel's read-ahead, a
+ * media player retrying), and one line says as much as hundreds.
+ */
+export const REPEAT_WINDOW_MS = 60_000
+const lastLogged = new Map<string, { at: number, repeats: number }>()
+
+function warnOnce (log: Logger, op: string, path: string, code: string, err: unknown, now: number): void {
+  const key = `${op}\0${code}\0${path}`
+  const last = lastLogged.get(key)
+  if (last !== undefined && now - last.at < REPEAT_WINDOW_MS) {
+    last.repeats++
+    return
+  }
+  log.warn(`${op} failed`, { path, err, ...(last !== undefined && last.repeats > 0 ? { repeatsNotLogged: last.repeats } : {}) })
+  if (lastLogged.size >= 1000) lastLogged.clear()
+  lastLogged.set(key, { at: now, repeats: 0 })
+}
+
+export function toErrno (err: unknown, log: Logger, op: string, path: string, now = Date.now()): number {
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
   if (code === 'ENOTSUP') return -(errnos.EOPNOTSUPP ?? 95)
   if (typeof code === 'string' && code.startsWith('E') && errnos[code] !== undefined) {
-    if (code === 'EIO' || code === 'ENOSPC') log.warn(`${op} failed`, { path, err })
+    if (code === 'EIO' || code === 'ENOSPC') warnOnce(log, op, path, code, err, now)
     else log.debug(`${op} failed`, { path, code })
     return -errnos[code]
   }
