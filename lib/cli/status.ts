@@ -21,6 +21,9 @@ export interface Status {
   contents: number
   contentBytes: number
   stagedFiles: number
+  /** Contents partly fetched for reads (a cache: evicted when the disk needs room) and the bytes their pieces take. */
+  cachedContents: number
+  cachedBytes: number
   diskFreeBytes: number
   /** From the running node: its peers and whether it has caught up with them. */
   live: LiveStatus | null
@@ -45,6 +48,16 @@ export async function statusOf (disk: string): Promise<Status> {
   for (const name of fs.readdirSync(paths.content)) {
     contents++
     contentBytes += fs.statSync(`${paths.content}/${name}`).size
+  }
+  let cachedContents = 0
+  let cachedBytes = 0
+  for (const name of fs.existsSync(paths.partial) ? fs.readdirSync(paths.partial) : []) {
+    if (name.endsWith('.bitfield')) continue
+    const st = fs.statSync(`${paths.partial}/${name}`, { throwIfNoEntry: false })
+    if (st === undefined) continue
+    cachedContents++
+    // Sparse files: the blocks the fetched pieces take, not the length of the whole content.
+    cachedBytes += st.blocks * 512
   }
   const pid = lockHolder(disk)
   const free = fs.statfsSync(disk)
@@ -72,6 +85,8 @@ export async function statusOf (disk: string): Promise<Status> {
     contents,
     contentBytes,
     stagedFiles: fs.readdirSync(paths.staging).length,
+    cachedContents,
+    cachedBytes,
     diskFreeBytes: free.bavail * free.bsize,
     live
   }
@@ -87,6 +102,7 @@ export function formatStatus (s: Status): string {
     `mount:       ${s.mountPoint ?? '(none)'}`,
     `head:        ${s.head ?? '(no commit)'}${s.lastCommit !== null ? ` at ${s.lastCommit}` : ''}`,
     `contents:    ${s.contents} files, ${gib(s.contentBytes)}${s.stagedFiles > 0 ? `; ${s.stagedFiles} being written` : ''}`,
+    `cache:       ${s.cachedContents} partly fetched file${s.cachedContents === 1 ? '' : 's'}, ${formatBytes(s.cachedBytes)} (pieces read from peers; given back when the disk needs room)`,
     ...liveLines(s),
     ...replicationLines(s.live?.replication ?? null)
   ].join('\n') + '\n'

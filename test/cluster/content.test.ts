@@ -35,6 +35,8 @@ t.test('contents written on one node are read on another', async t => {
   fs.writeFileSync(join(mntA, 'big.bin'), big)
   fs.writeFileSync(join(mntA, 'one-byte'), 'x')
   fs.writeFileSync(join(mntA, 'empty'), '')
+  const part = randomBytesSeeded(rand, 48 * 1024 * 1024)
+  fs.writeFileSync(join(mntA, 'part.bin'), part)
 
   const b = net.spawn(hostB, process.execPath, [CLI, 'join', invite, '--disk', dir('disk-b'), '--mount', mntB, '--wait', '60'])
   await waitForLine(b, /running/, 90_000)
@@ -48,6 +50,13 @@ t.test('contents written on one node are read on another', async t => {
     const dd = await run('sh', ['-c', `dd if="${join(mntB, 'big.bin')}" bs=1 skip=${offset} count=4096 status=none | sha256sum`])
     t.equal(dd.stdout.split(' ')[0], sha256(big.subarray(offset, offset + 4096)), `dd at offset ${offset}`)
   }
+
+  // Part of a file read: its pieces stay on B's disk as a cache, which status reports.
+  await until('part.bin listed on B', () => fs.existsSync(join(mntB, 'part.bin')))
+  const partRead = await run('sh', ['-c', `dd if="${join(mntB, 'part.bin')}" bs=1M skip=30 count=1 status=none | sha256sum`])
+  t.equal(partRead.stdout.split(' ')[0], sha256(part.subarray(30 * 1024 * 1024, 31 * 1024 * 1024)), 'one MiB in the middle of a 48 MiB file')
+  const statusB = await net.exec(hostB, process.execPath, [CLI, 'status', '--disk', dir('disk-b')], { timeoutMs: 30_000 })
+  t.match(statusB.stdout, /^cache: +1 partly fetched file, [1-9][0-9.]* MiB /m, 'status shows the pieces fetched for it', { stdout: statusB.stdout })
 
   // A change made on B (an append to a content A wrote) comes back to A.
   const appended = Buffer.concat([big, Buffer.from('appended on B\n')])
