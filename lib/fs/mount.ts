@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import Fuse from 'fuse-native'
 import { UserError } from '../errors/index.js'
+import { makeDirs } from '../node/disk.js'
 import type { Logger } from '../log/index.js'
 import type { VolumeFs } from '../vfs/volume-fs.js'
 import { fuseOps, opTimes } from './fuse-ops.js'
@@ -152,7 +153,7 @@ export interface Mounted {
 
 export async function mountVolume (mountPoint: string, vfs: VolumeFs, log: Logger): Promise<Mounted> {
   await clearStaleMount(mountPoint, log)
-  fs.mkdirSync(mountPoint, { recursive: true })
+  makeDirs(mountPoint, 'mount point')
   if (fs.readdirSync(mountPoint).length > 0) {
     throw new UserError(`mount point ${mountPoint} is not empty; choose an empty directory`)
   }

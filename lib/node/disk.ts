@@ -2,7 +2,7 @@
 // processes from running one disk.
 import fs from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { UserError } from '../errors/index.js'
 
 export interface NodeConfig {
@@ -108,6 +108,35 @@ export function createConfig (disk: string, volumeName: string, mountPoint: stri
   return writeNewConfig(disk, volumeName, randomBytes(32).toString('base64url'), mountPoint)
 }
 
+/**
+ * Creates a directory the user named (a disk, a mount point) and its missing parents, as mkdir -p;
+ * throws a UserError saying `what` could not be made, and why. Node's own recursive mkdir (v20)
+ * loops forever at full CPU when a parent exists but refuses children with ENOENT (under /proc).
+ */
+export function makeDirs (path: string, what: string): void {
+  const missing: string[] = []
+  try {
+    for (let p = resolve(path); ; p = dirname(p)) {
+      const st = fs.statSync(p, { throwIfNoEntry: false })
+      if (st !== undefined) {
+        if (!st.isDirectory()) throw Object.assign(new Error(`${p} is not a directory`), { code: 'ENOTDIR' })
+        break
+      }
+      missing.push(p)
+      if (dirname(p) === p) break
+    }
+    for (const dir of missing.reverse()) {
+      try {
+        fs.mkdirSync(dir)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || fs.statSync(dir).isDirectory() !== true) throw err
+      }
+    }
+  } catch (err) {
+    throw new UserError(`cannot create the ${what} ${path}: ${(err as Error).message}`)
+  }
+}
+
 /** node.json for a new node of a volume (a new one, or one being joined). */
 export function writeNewConfig (disk: string, volumeName: string, volumeKey: string, mountPoint: string | null, extra: Partial<NodeConfig> = {}): NodeConfig {
   const config: NodeConfig = {
@@ -121,7 +150,7 @@ export function writeNewConfig (disk: string, volumeName: string, volumeKey: str
     torrentPort: 0,
     ...extra
   }
-  fs.mkdirSync(disk, { recursive: true })
+  makeDirs(disk, 'disk directory')
   writeConfig(disk, config)
   return config
 }
