@@ -104,6 +104,10 @@ export function buildProgram (): Command {
     .name('swarmfs')
     .description('A distributed filesystem: a FUSE mount whose metadata is a git repository and whose contents are torrents')
     .showSuggestionAfterError(true)
+    // Set before the commands are added, which inherit them: a wrong flag to a command, too, is a
+    // CommanderError that main() turns into exit 2, told in one line as every other error.
+    .configureOutput({ outputError: (text, write) => write(`swarmfs: ${text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}; see "swarmfs --help"\n`) })
+    .exitOverride()
 
   reserveOption(networkOptions(program.command('init')))
     .description('create a new volume on a disk directory, print its invite, and run the node')
@@ -249,7 +253,6 @@ async function retire (disk: string): Promise<void> {
 
 export async function main (argv: string[]): Promise<number> {
   const program = buildProgram()
-  program.exitOverride()
   try {
     await program.parseAsync(argv)
     return 0
