@@ -129,7 +129,7 @@ export function makeDirs (path: string, what: string): void {
       try {
         fs.mkdirSync(dir)
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || fs.statSync(dir).isDirectory() !== true) throw err
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(dir).isDirectory()) throw err
       }
     }
   } catch (err) {

@@ -123,13 +123,13 @@ export class WriteSession {
     }
   }
 
-  /** A change is queued or a read is under way. */
   /** The 512-byte blocks the staging file takes on the disk (holes take none). */
   blocks (): number {
     this.checkOpen()
     return fs.fstatSync(this.fd).blocks
   }
 
+  /** A change is queued or a read is under way. */
   get busy (): boolean {
     return this.changes > 0 || this.reads > 0
   }
