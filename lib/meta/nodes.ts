@@ -71,8 +71,8 @@ abstract class BaseNode {
   /**
    * The inode number stat shows (the mount passes it on with use_ino): one per node, so every
    * name of a file shows the same one, as tools that find hard links (cp -a, tar, du) expect.
-   * A clean stop keeps it in the snapshot, so a restart shows the same numbers: git, rsync and
-   * backup tools compare them to tell an unchanged file without reading it.
+   * A clean stop keeps it in the snapshot, so a restart shows the same numbers: git and backup
+   * tools compare them to tell an unchanged file without reading it.
    */
   inode = newInode()
   parent: DirNode | null = null
