@@ -104,8 +104,6 @@ export class VolumeFs {
    * them, until the last one is released.
    */
   private readonly hidden = new Map<string, FileNode>()
-  /** The blocks of local contents read so far (see contentBlocks). */
-  private readonly blocksByContent = new Map<string, number>()
 
   /** Set once the node's torrent client runs; until then a content not on this disk reads as EIO. */
   remote: RemoteContent | null = null
@@ -185,23 +183,13 @@ export class VolumeFs {
     try {
       if (session !== undefined) return session.blocks()
       if (file.staged !== null) return fs.statSync(this.content.stagingPath(file.staged.id)).blocks
-      if (file.content !== null) return this.contentBlocks(file.content.infohash) ?? Math.ceil(size / 512)
+      // One stat each time (a few µs against a FUSE round trip's tens): a cache would keep showing
+      // the blocks of a copy the replicator has since dropped.
+      if (file.content !== null) return fs.statSync(this.content.contentPath(file.content.infohash), { throwIfNoEntry: false })?.blocks ?? Math.ceil(size / 512)
     } catch {
       // Sealed or moved in the meantime: the size is a fair answer.
     }
     return Math.ceil(size / 512)
-  }
-
-  /** A local content's blocks; a content file never changes once written, so each is read once. */
-  private contentBlocks (infohash: string): number | undefined {
-    let blocks = this.blocksByContent.get(infohash)
-    if (blocks === undefined) {
-      blocks = fs.statSync(this.content.contentPath(infohash), { throwIfNoEntry: false })?.blocks
-      if (blocks === undefined) return undefined
-      if (this.blocksByContent.size >= 100_000) this.blocksByContent.clear()
-      this.blocksByContent.set(infohash, blocks)
-    }
-    return blocks
   }
 
   /**
