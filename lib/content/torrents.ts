@@ -108,8 +108,8 @@ export interface TorrentServiceOptions {
   maxReadAheadBytes?: number
   /** The info of a content this node holds but was not given to seed() (for peers asking for it). */
   lookupInfo?: (infohash: string) => TorrentInfo | null
-  /** Called when a partial content has become complete in contentDir. */
-  onComplete?: (infohash: string, info: TorrentInfo) => void
+  /** Called when a partial content has become complete in contentDir; `byReads` unless it was fetched whole (fetch()). */
+  onComplete?: (infohash: string, info: TorrentInfo, byReads: boolean) => void
   /**
    * The disk's space: each fetched piece is claimed from `guard` (ENOSPC below the metadata's
    * room), and reads keep `floor(disk size)` bytes free, evicting cached pieces to stay above.
@@ -676,7 +676,7 @@ export class TorrentService {
         this.known.set(ih, entry.info)
         this.log.info('content complete', { infohash: ih, length: entry.info.length })
         try {
-          this.opts.onComplete?.(ih, entry.info)
+          this.opts.onComplete?.(ih, entry.info, !entry.keepAll)
         } catch (err) {
           this.log.error('onComplete threw', { infohash: ih, err })
         }

@@ -48,6 +48,8 @@ export class SwarmNode {
   syncer: Syncer | null = null
   replicator: Replicator | null = null
   private mountPoint: string | null = null
+  /** Contents reads on this node completed in this run (a cache): told to peers so they trim no copy in their favour. */
+  private readonly cachedByReads = new Set<string>()
   /** Called when the node wants its process to stop (a retired disk is drained). */
   onStopRequested: () => void = () => {}
 
@@ -192,6 +194,10 @@ export class SwarmNode {
       listenPort: port,
       allowedPeer: ip => this.syncer?.isAuthenticatedHost(ip) ?? false,
       lookupInfo: ih => meta.contentInfo.get(ih) ?? null,
+      onComplete: (ih, _info, byReads) => {
+        if (byReads) this.cachedByReads.add(ih)
+        else this.cachedByReads.delete(ih)
+      },
       space: {
         guard: this.space,
         floor: total => reserveOf(config, total),
@@ -246,6 +252,7 @@ export class SwarmNode {
       contentDir: layout(this.disk).content,
       reserve: total => reserveOf(config, total),
       contents: () => [...meta.contentInfo].map(([infohash, info]) => ({ infohash, length: info.length })),
+      cachedByReads: this.cachedByReads,
       settings: () => meta.volumeSettings(),
       peers: () => [...syncer.peers.values()].filter(p => p.authenticated && p.httpPort > 0).map(p => ({ nodeId: p.nodeId, host: p.host, httpPort: p.httpPort })),
       fetchHoldings: async (peer, have, timeoutMs) => await peerJson({ host: peer.host, port: peer.httpPort, key: config.volumeKey, timeoutMs, limit: HOLDINGS_LIMIT },
@@ -260,6 +267,7 @@ export class SwarmNode {
         if (this.vfs.isOpen(infohash)) throw new Error('a file with this content is open on this node')
         await torrents.forget(infohash, { dropPartial: true })
         this.content.remove([infohash], [])
+        this.cachedByReads.delete(infohash)
       },
       retiring: config.retiring === true,
       onRound: () => this.checkRetired(),

@@ -19,6 +19,11 @@ export interface Holdings {
   free: number
   reserve: number
   complete: string[]
+  /**
+   * Those of `complete` that reads on this node fetched (a cache, not a copy made for the target).
+   * Absent from older nodes' holdings: none.
+   */
+  cached?: string[]
   copying: CopyProgress[]
   retiring: boolean
 }
@@ -43,6 +48,7 @@ export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
   if (typeof r.nodeId !== 'string' || !NODE_ID.test(r.nodeId)) return 'bad node id'
   if (!isSize(r.total) || !isSize(r.free) || !isSize(r.reserve)) return 'bad disk sizes'
   if (!Array.isArray(r.complete) || r.complete.length > MAX_CONTENTS || !r.complete.every(ih => typeof ih === 'string' && HEX40.test(ih))) return 'bad list of contents'
+  if (r.cached !== undefined && (!Array.isArray(r.cached) || r.cached.length > MAX_CONTENTS || !r.cached.every(ih => typeof ih === 'string' && HEX40.test(ih)))) return 'bad list of cached contents'
   if (!Array.isArray(r.copying) || r.copying.length > MAX_CONTENTS) return 'bad list of copies'
   const copying: CopyProgress[] = []
   for (const c of r.copying as unknown[]) {
@@ -51,5 +57,5 @@ export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
     copying.push({ infohash: p.infohash, done: p.done, total: p.total, started: p.started })
   }
   if (typeof r.retiring !== 'boolean') return 'bad retiring flag'
-  return { v: 1, nodeId: r.nodeId, generation: r.generation, total: r.total, free: r.free, reserve: r.reserve, complete: r.complete as string[], copying, retiring: r.retiring }
+  return { v: 1, nodeId: r.nodeId, generation: r.generation, total: r.total, free: r.free, reserve: r.reserve, complete: r.complete as string[], cached: (r.cached as string[] | undefined) ?? [], copying, retiring: r.retiring }
 }

@@ -26,6 +26,8 @@ export interface NodeView {
   reserve: number
   /** Contents it holds completely. */
   complete: ReadonlySet<string>
+  /** Those of `complete` that reads there fetched: a cache, which never makes a copy made for the target extra. */
+  cached: ReadonlySet<string>
   /** Contents it announced it will copy, or is copying. */
   copying: ReadonlySet<string>
   /** Those of `copying` whose transfer has started. */
@@ -45,7 +47,7 @@ export interface ContentNeed {
 export interface Plan {
   /** Contents this node should copy (or keep copying), in order (largest shortfall first, then infohash). */
   copy: string[]
-  /** Contents this node holds beyond the target as the lowest-ranked holder, nobody being short of room: a copy it made itself may go (a race's extra copy). */
+  /** Contents this node holds beyond the target (copies cached by reads not counted) as the lowest-ranked holder, nobody being short of room: a copy it made itself may go (a race's extra copy). */
   trimmable: string[]
   /** Contents this node (below its reserve) holds beyond the target and may drop to make room (largest first). */
   droppable: string[]
@@ -101,8 +103,14 @@ export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], 
       const pressed = have.filter(n => n.free < n.reserve)
       // With nobody short of room, the lowest-ranked holder may trim an extra copy; with somebody
       // short of room, only they drop (so a trim and a drop never take the same content at once).
-      const lowestHolder = have.reduce((lo, n) => rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo)
-      if (pressed.length === 0 && lowestHolder.nodeId === self) trimmable.push(c.infohash)
+      // Copies cached by reads are not counted for a trim: a reader's cache is the copy to go when
+      // its disk wants room, so trimming a copy made for the target in its favour would leave the
+      // reader holding one it can no longer drop, and its next reads without room.
+      const kept = have.filter(n => !n.cached.has(c.infohash))
+      if (pressed.length === 0 && kept.length > copies) {
+        const lowestHolder = kept.reduce((lo, n) => rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo)
+        if (lowestHolder.nodeId === self) trimmable.push(c.infohash)
+      }
       const lowest = pressed.reduce<NodeView | null>((lo, n) => lo === null || rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo, null)
       if (lowest?.nodeId === self) droppable.push({ ih: c.infohash, length: c.length })
     }

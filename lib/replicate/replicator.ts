@@ -30,6 +30,8 @@ export interface ReplicatorOptions {
   reserve: (total: number) => number
   /** The contents of the tree now (each distinct infohash once). */
   contents: () => ContentNeed[]
+  /** Contents on this disk that reads fetched (a cache), as opposed to copies made for the target or written here. */
+  cachedByReads?: ReadonlySet<string>
   settings: () => { copies: number, graceMs: number }
   /** Peers that proved they hold the volume key. */
   peers: () => ReplicaPeer[]
@@ -201,7 +203,8 @@ export class Replicator {
     const copying: CopyProgress[] = this.copying !== null ? [{ ...this.copying }] : []
     const length = new Map(contents.map(c => [c.infohash, c.length]))
     for (const ih of this.announced.keys()) if (ih !== this.copying?.infohash) copying.push({ infohash: ih, done: 0, total: length.get(ih) ?? 0, started: false })
-    const doc = { total, free, reserve, complete, copying, retiring: this.retiring }
+    const cached = complete.filter(ih => this.opts.cachedByReads?.has(ih) === true)
+    const doc = { total, free, reserve, complete, cached, copying, retiring: this.retiring }
     // Free space in MiB for the generation: a peer refetches the list when something it plans on changed.
     const key = JSON.stringify({ ...doc, free: Math.floor(free / 2 ** 20), copying: doc.copying.map(c => [c.infohash, Math.floor(c.done / 2 ** 24)]) })
     if (key !== this.ownKey) {
@@ -425,6 +428,7 @@ function viewOf (h: Holdings, up: boolean, counts: boolean): NodeView {
     free: h.free,
     reserve: h.reserve,
     complete: new Set(h.complete),
+    cached: new Set(h.cached ?? []),
     copying: new Set(h.copying.map(c => c.infohash)),
     fetching: new Set(h.copying.filter(c => c.started).map(c => c.infohash)),
     retiring: h.retiring,

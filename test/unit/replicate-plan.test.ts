@@ -1,12 +1,13 @@
 // The replication plan is a pure function of what the nodes said they hold: these check its rules
 // (who copies, who may drop, when retiring can end or cannot start) on made-up views.
 import t from 'tap'
+import { parseHoldings } from '../../lib/replicate/holdings.js'
 import { plan, rank, retireObstacle, retireRemaining, FREE_STEP, type ContentNeed, type NodeView } from '../../lib/replicate/plan.js'
 
 const GiB = 2 ** 30
 const ih = (n: number): string => n.toString(16).padStart(40, '0')
 
-function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'copying' | 'fetching'>> & { complete?: string[], copying?: string[], fetching?: string[] } = {}): NodeView {
+function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'cached' | 'copying' | 'fetching'>> & { complete?: string[], cached?: string[], copying?: string[], fetching?: string[] } = {}): NodeView {
   return {
     nodeId,
     total: 100 * GiB,
@@ -16,7 +17,8 @@ function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'copyin
     counts: true,
     retiring: false,
     ...over,
-    complete: new Set(over.complete ?? []),
+    complete: new Set([...(over.complete ?? []), ...(over.cached ?? [])]),
+    cached: new Set(over.cached ?? []),
     copying: new Set([...(over.copying ?? []), ...(over.fetching ?? [])]),
     fetching: new Set(over.fetching ?? [])
   }
@@ -115,6 +117,40 @@ t.test('beyond the target, only the lowest-ranked holder short of room may drop 
   t.equal(plan(A, contents, roomy, 3).trimmable.length, 0, 'at the target nothing is trimmed')
   const trimmedWhilePressed = oneTight.flatMap(v => plan(v.nodeId, contents, oneTight, 2).trimmable)
   t.equal(trimmedWhilePressed.length, 0, 'while a holder is short of room, only it drops: nobody trims')
+})
+
+t.test('a copy cached by reads never makes a copy made for the target extra', async t => {
+  const trimmers = (views: NodeView[]): Map<string, string[]> => {
+    const out = new Map<string, string[]>()
+    for (const v of views) for (const x of plan(v.nodeId, contents, views, 2).trimmable) out.set(x, [...(out.get(x) ?? []), v.nodeId])
+    return out
+  }
+  // B read everything (a cache on a disk with room to spare): A and C keep theirs.
+  const read = [node(A, { complete: all }), node(B, { cached: all }), node(C, { complete: all })]
+  t.equal(trimmers(read).size, 0, 'a reader\'s cache and two copies made for the target: nobody trims')
+  t.equal(plan(B, contents, read, 2).droppable.length, 0, 'and the reader, with room, drops nothing')
+  const readTight = [node(A, { complete: all }), node(B, { cached: all, free: GiB / 2 }), node(C, { complete: all })]
+  const byB = plan(B, contents, readTight, 2).droppable
+  t.equal(byB.length, contents.length, 'the reader short of room may drop any of its cached copies')
+  t.equal(trimmers(readTight).size, 0, '... and nobody else lets a copy go')
+  // Three copies made for the target besides a cache: one extra, trimmed by exactly one of the three.
+  const four = [node(A, { complete: all }), node(B, { cached: all }), node(C, { complete: all }), node(D, { complete: all })]
+  const who = trimmers(four)
+  t.equal(who.size, contents.length, 'three copies kept besides a cache: each content has a trimmer')
+  t.ok([...who.values()].every(l => l.length === 1 && l[0] !== B), '... exactly one, never the reader of the cache')
+  // The cached copy still counts as a holder: nothing is copied while it is there.
+  const onlyA = [node(A, { complete: all }), node(B, { cached: all }), node(C)]
+  t.equal(plan(C, contents, onlyA, 2).copy.length, 0, 'a cache counts toward the target: no new copy is made')
+})
+
+t.test('holdings: the list of cached contents is optional and checked', async t => {
+  const base = { v: 1, nodeId: A, generation: '1.1', total: 10, free: 5, reserve: 1, complete: [ih(1)], copying: [], retiring: false }
+  const old = parseHoldings(base)
+  t.ok(typeof old === 'object' && 'complete' in old && old.cached?.length === 0, 'holdings of an older node (no list) read as nothing cached')
+  const withList = parseHoldings({ ...base, cached: [ih(1)] })
+  t.ok(typeof withList === 'object' && 'complete' in withList && withList.cached?.[0] === ih(1), 'a list of infohashes is read')
+  t.equal(parseHoldings({ ...base, cached: ['nothex'] }), 'bad list of cached contents', 'a malformed list refuses the whole document')
+  t.equal(parseHoldings({ ...base, cached: 'x' }), 'bad list of cached contents', '... as does a list that is not one')
 })
 
 t.test('retire: what remains, and when it cannot start', async t => {
