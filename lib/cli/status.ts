@@ -123,7 +123,7 @@ function replicationLines (r: ReplicationStatus | null): string[] {
   const lines = [`copies:      target ${r.copies} (grace period ${r.graceMs / 1000} s); ${health}${r.retiring ? `; this disk is retiring (${r.retireRemaining ?? '?'} files still need copies elsewhere)` : ''}`]
   for (const n of r.nodes) {
     const state = n.retiring ? 'retiring' : n.up ? 'up' : n.counts ? 'gone (in grace period)' : 'gone'
-    lines.push(`  node ${n.nodeId} ${state}: ${n.complete} files, ${formatBytes(n.completeBytes)}; disk ${formatBytes(n.free)} free of ${formatBytes(n.total)} (reserve ${formatBytes(n.reserve)})`)
+    lines.push(`  node ${n.nodeId} ${state}: ${n.complete} files, ${formatBytes(n.completeBytes)}${n.cached > 0 ? ` (${n.cached} of them cached by reads)` : ''}; disk ${formatBytes(n.free)} free of ${formatBytes(n.total)} (reserve ${formatBytes(n.reserve)})`)
     for (const c of n.copying) lines.push(`    copying ${c.infohash.slice(0, 12)} ${progressBar(c.total > 0 ? c.done / c.total : 1)} ${formatBytes(c.done)} of ${formatBytes(c.total)}`)
   }
   return lines

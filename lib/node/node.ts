@@ -1,5 +1,6 @@
 // One node = one disk. The only place that wires the parts together and decides their order of
 // start and stop.
+import { join } from 'node:path'
 import { SpaceGuard } from '../content/space-guard.js'
 import { ContentStore } from '../content/store.js'
 import { TorrentService } from '../content/torrents.js'
@@ -10,6 +11,7 @@ import type { Logger } from '../log/index.js'
 import { GitStore } from '../meta/git-store.js'
 import { Meta } from '../meta/meta.js'
 import { conflictName, gitObjectStore, mergeHeads } from '../sync/merge.js'
+import { CachedByReads } from '../replicate/cached-by-reads.js'
 import { Replicator } from '../replicate/replicator.js'
 import { peerJson } from '../sync/peer-client.js'
 import { Syncer } from '../sync/syncer.js'
@@ -48,10 +50,10 @@ export class SwarmNode {
   syncer: Syncer | null = null
   replicator: Replicator | null = null
   private mountPoint: string | null = null
-  /** Contents reads on this node completed in this run (a cache): told to peers so they trim no copy in their favour. */
-  private readonly cachedByReads = new Set<string>()
   /** Called when the node wants its process to stop (a retired disk is drained). */
   onStopRequested: () => void = () => {}
+  /** Contents reads on this node completed (a cache): told to peers so they trim no copy in their favour. */
+  private readonly cachedByReads: CachedByReads
 
   private constructor (
     readonly config: NodeConfig,
@@ -61,7 +63,9 @@ export class SwarmNode {
     readonly vfs: VolumeFs,
     private readonly space: SpaceGuard,
     private readonly log: Logger
-  ) {}
+  ) {
+    this.cachedByReads = new CachedByReads(join(layout(disk).state, 'cached-by-reads.json'), layout(disk).content, log)
+  }
 
   /** Creates the repository of a new volume on a disk whose node.json was just written. */
   static async initVolume (disk: string, log: Logger): Promise<void> {
@@ -347,6 +351,7 @@ export class SwarmNode {
       await this.replicator?.stop()
       this.vfs.remote = null
       await this.torrents?.destroy()
+      this.cachedByReads.flush()
       this.syncer?.stop()
       await this.discovery?.stop()
       await this.syncer?.settle()

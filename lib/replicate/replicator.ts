@@ -31,7 +31,7 @@ export interface ReplicatorOptions {
   /** The contents of the tree now (each distinct infohash once). */
   contents: () => ContentNeed[]
   /** Contents on this disk that reads fetched (a cache), as opposed to copies made for the target or written here. */
-  cachedByReads?: ReadonlySet<string>
+  cachedByReads?: { has: (infohash: string) => boolean }
   settings: () => { copies: number, graceMs: number }
   /** Peers that proved they hold the volume key. */
   peers: () => ReplicaPeer[]
@@ -63,7 +63,7 @@ export interface ReplicationStatus {
   underTarget: number
   lost: number
   /** Every node this one knows of, itself first. */
-  nodes: Array<{ nodeId: string, up: boolean, counts: boolean, total: number, free: number, reserve: number, complete: number, completeBytes: number, retiring: boolean, copying: CopyProgress[], lastSeen: number | null }>
+  nodes: Array<{ nodeId: string, up: boolean, counts: boolean, total: number, free: number, reserve: number, complete: number, completeBytes: number, cached: number, retiring: boolean, copying: CopyProgress[], lastSeen: number | null }>
   /** For a retiring node: contents still waiting for enough copies elsewhere. */
   retireRemaining: number | null
   retireRemainingBytes: number | null
@@ -397,6 +397,7 @@ export class Replicator {
         reserve: v.reserve,
         complete: v.complete.size,
         completeBytes: bytes(v.complete),
+        cached: v.cached.size,
         retiring: v.retiring,
         copying: v.nodeId === this.opts.nodeId ? (this.copying !== null ? [{ ...this.copying }] : []) : this.peers.get(v.nodeId)?.holdings?.copying ?? [],
         lastSeen: v.nodeId === this.opts.nodeId ? Date.now() : this.peers.get(v.nodeId)?.lastSeen ?? null

@@ -170,6 +170,16 @@ t.test('copies cached by reads are dropped when a disk is below its reserve, nev
   t.ok(kept < 6, `B dropped cached copies (keeps ${kept} of 6)`)
   t.ok(kept > 0, 'and only as many as it needed to')
   t.ok(exactly([a, cc], 6, 2), 'A and C still hold every film: nothing went below the target', describe([a, b, cc]))
+  // B says which of its copies are a cache (its peers then trim no copy of theirs in its favour), also after a restart.
+  const cachedOnB = async (): Promise<number | undefined> => {
+    const s = JSON.parse((await c.cli(b, ['status', '--json'])).stdout) as { live: { replication: { nodes: Array<{ cached: number }> } } | null }
+    return s.live?.replication.nodes[0]?.cached
+  }
+  await until(`B's status counts its ${kept} copies as cached by reads`, async () => await cachedOnB() === held(b).size, REPLICATED_MS)
+  await c.stop(t, b)
+  await c.start(b)
+  await until(`after a restart, B's status still counts ${held(b).size} copies cached by reads`, async () => await cachedOnB() === held(b).size, REPLICATED_MS)
+  t.ok(exactly([a, cc], 6, 2), 'A and C hold every film after B\'s restart', describe([a, b, cc]))
   const again = await run('sh', ['-c', `cd "${b.mnt}/films" && sha256sum f*.bin`], { timeoutMs: 120_000 })
   t.equal(again.stdout, sums, 'B still reads every film right (a dropped one comes from the others again)')
 })
