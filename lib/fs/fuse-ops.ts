@@ -1,4 +1,5 @@
 // fuse-native handlers: translate arguments, call the volume, map the error once.
+import fs from 'node:fs'
 import Fuse from 'fuse-native'
 import type { Logger } from '../log/index.js'
 import type { Owner, VolumeFs } from '../vfs/volume-fs.js'
@@ -25,6 +26,21 @@ function traced (op: string, cb: Cb): Cb {
 /** Who asked for what is being created: it is theirs, as on a local disk (read before any await). */
 function caller (): Owner | null {
   return Fuse.caller()
+}
+
+const CAP_FSETID = 4n
+
+/**
+ * Whether process `pid` has CAP_FSETID in effect, which keeps setuid and setgid through a truncate
+ * (only asked of an O_TRUNC of a file that has them). A process already gone counts as without.
+ */
+function hasFsetid (pid: number): boolean {
+  try {
+    const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+    return capEff !== undefined && (BigInt(`0x${capEff}`) & (1n << CAP_FSETID)) !== 0n
+  } catch {
+    return false
+  }
 }
 
 export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: any[]) => void> {
@@ -77,7 +93,10 @@ export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: a
     ftruncate: (path: string, fh: number, size: number, cb: Cb) => run('ftruncate', path, cb, () => vfs.ftruncate(fh, size)),
     fallocate: (path: string, fh: number, mode: number, offset: number, length: number, cb: Cb) => run('fallocate', path, cb, () => vfs.fallocate(fh, mode, offset, length)),
     create: (path: string, mode: number, cb: Cb) => run('create', path, cb, () => vfs.create(path, mode, caller())),
-    open: (path: string, flags: number, cb: Cb) => run('open', path, cb, () => vfs.open(path, flags)),
+    open: (path: string, flags: number, cb: Cb) => run('open', path, cb, () => {
+      const pid = Fuse.caller()?.pid
+      return vfs.open(path, flags, () => pid !== undefined && hasFsetid(pid))
+    }),
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
       cb = traced('read', cb)
       vfs.read(fh, buf, len, pos).then(n => cb(n), err => cb(toErrno(err, log, 'read', path)))

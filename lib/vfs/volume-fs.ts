@@ -363,7 +363,8 @@ export class VolumeFs {
     this.meta.apply({ op: 'create', path, attrs, special: { type, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0 } })
   }
 
-  async open (path: string, flags: number): Promise<number> {
+  /** `keepsSetid`: whether the caller has CAP_FSETID (asked only by an O_TRUNC of a setuid or setgid file). */
+  async open (path: string, flags: number, keepsSetid: () => boolean = () => false): Promise<number> {
     const file = this.mustFile(path)
     const writes = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR
     const truncates = (flags & O_TRUNC) !== 0
@@ -376,7 +377,7 @@ export class VolumeFs {
       // Opened now, so a content released later (overwritten, unlinked) stays readable through it.
       if (!this.sessions.has(file)) await this.readSource(h)
     }
-    if (truncates) this.truncatedByOpen(file)
+    if (truncates) this.truncatedByOpen(file, keepsSetid)
     const fh = this.nextHandle++
     this.handles.set(fh, h)
     return fh
@@ -384,15 +385,17 @@ export class VolumeFs {
 
   /**
    * open(O_TRUNC) changes the times, and drops setuid, and setgid where group-exec makes it one, as
-   * a write does: with atomic_o_trunc the kernel leaves both to the filesystem. The caller's
-   * capabilities are not known here (only its uid and gid), so root loses them too, which
-   * CAP_FSETID keeps on a local disk.
+   * a write does: with atomic_o_trunc the kernel leaves both to the filesystem. A caller with
+   * CAP_FSETID keeps them, as on a local disk.
    */
-  private truncatedByOpen (file: FileNode): void {
+  private truncatedByOpen (file: FileNode, keepsSetid: () => boolean): void {
     if (!file.attached()) return
     const now = this.now()
-    let perm = file.attrs.perm & ~S_ISUID
-    if ((perm & S_IXGRP) !== 0) perm &= ~S_ISGID
+    let perm = file.attrs.perm
+    if ((perm & (S_ISUID | S_ISGID)) !== 0 && !keepsSetid()) {
+      perm &= ~S_ISUID
+      if ((perm & S_IXGRP) !== 0) perm &= ~S_ISGID
+    }
     this.meta.apply({ op: 'setattr', path: file.path(), attrs: { perm, mtime: now, ctime: now } })
   }
 

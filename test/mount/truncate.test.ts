@@ -104,7 +104,7 @@ for name, data in (('empty', b''), ('full', b'hello')):
     t.not(r.stdout, '0 1000000000\n', ': > file changes its mtime')
   })
 
-  await t.test('open(O_TRUNC) by a caller without CAP_FSETID clears setuid, and setgid with group-exec', async t => {
+  await t.test('open(O_TRUNC) by a caller without CAP_FSETID clears setuid, and setgid with group-exec; with it, both stay', async t => {
     // Root keeps the bits (CAP_FSETID); without it the kernel clears them on write(2) and
     // truncate(2), but with atomic_o_trunc open(O_TRUNC) never reaches it as a truncate. (Setgid
     // without group-exec stays for a caller in the file's group, as root is here.)
@@ -135,10 +135,21 @@ for m in sys.argv[2:]:
     const b = await run(join(mnt, 'suid'))
     t.match(a, /^6777 0o777 0$/m, 'natively 6777 becomes 0777')
     t.equal(b, a, 'the same modes as on a local disk')
+
+    // Root with CAP_FSETID (as the test runs) keeps both, as on a local disk.
+    const nativeRoot = join(vol.scratch, 'suid-native-root')
+    fs.mkdirSync(nativeRoot)
+    await sh(t, 'mkdir suid-root', { cwd: mnt })
+    for (const dir of [nativeRoot, join(mnt, 'suid-root')]) await sh(t, `python3 "${join(vol.scratch, 'suid-make.py')}" "${dir}" ${modes.join(' ')}`)
+    const asRoot = async (dir: string): Promise<string> => (await sh(t, `python3 "${join(vol.scratch, 'suid-trunc.py')}" "${dir}" ${modes.join(' ')}`)).stdout
+    const c = await asRoot(nativeRoot)
+    const d = await asRoot(join(mnt, 'suid-root'))
+    t.match(c, /^6777 0o6777 0$/m, 'natively root keeps 6777')
+    t.equal(d, c, 'root keeps the same bits as on a local disk')
   })
 
   await t.test('what they left survives a restart, and every write was sealed', async t => {
-    const listing = 'find race big times suid -type f -printf "%p %s %m\\n" | sort && sha256sum race/* && cat big/f'
+    const listing = 'find race big times suid suid-root -type f -printf "%p %s %m\\n" | sort && sha256sum race/* && cat big/f'
     const before = (await sh(t, listing, { cwd: mnt })).stdout
     await vol.stop()
     t.notMatch(vol.output.stderr, /could not seal/, 'no seal failed')
