@@ -5,9 +5,10 @@ import { join, resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { UserError } from '../errors/index.js'
 import { createLogger, setLogLevel, type Logger } from '../log/index.js'
-import { checkFreshDisk, createConfig, inviteFor, lockHolder, parseInvite, parseSize, readConfig, writeConfig } from '../node/disk.js'
+import { checkFreshDisk, createConfig, inviteFor, lockHolder, parseInvite, parseSize, readConfig, retiredMessage, writeConfig } from '../node/disk.js'
 import { findPeer, joinVolume } from '../node/join.js'
 import { parseHostPort, SwarmNode } from '../node/node.js'
+import { checkMountPoint } from '../fs/mount.js'
 import { callLocalNode } from './local-node.js'
 import { formatBytes } from '../replicate/plan.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
@@ -33,10 +34,19 @@ function networkOptions (cmd: Command): Command {
     .option('--interface <name>', 'listen and announce on this network interface only')
 }
 
+/** The IPv4 addresses of this machine (of its network namespace). */
+function ourAddresses (): string[] {
+  return Object.values(os.networkInterfaces()).flatMap(list => (list ?? []).filter(a => a.family === 'IPv4').map(a => a.address))
+}
+
 /** The address --address or --interface choose; a UserError when the interface has no IPv4 address. */
 function chosenAddress (opts: NetworkOptions): string | undefined {
   if (opts.address !== undefined) {
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.address)) throw new UserError(`invalid --address "${opts.address}": give an IPv4 address of this machine`)
+    const ours = ourAddresses()
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.address) || opts.address.split('.').some(o => Number(o) > 255)) {
+      throw new UserError(`invalid --address "${opts.address}": give an IPv4 address of this machine (${ours.join(', ')})`)
+    }
+    if (!ours.includes(opts.address)) throw new UserError(`--address ${opts.address} is not an address of this machine; choose one of: ${ours.join(', ')}`)
     return opts.address
   }
   if (opts.interface === undefined) return undefined
@@ -62,8 +72,14 @@ function saveReserve (disk: string, reserve: string | undefined): void {
 /** Runs a node in the foreground until SIGINT or SIGTERM (or the node asks: a retired disk), then stops it cleanly. */
 async function runNode (disk: string, mountPoint: string | null | undefined, log: Logger, net: { peers?: string[], address?: string } = {}): Promise<void> {
   const config = readConfig(disk)
-  if (config.retired === true) throw new UserError(`${disk} was retired from volume "${config.volumeName}"; its files are on other disks. Delete it, or join it again as a new disk`)
+  if (config.retired === true) throw new UserError(retiredMessage(disk, config.volumeName))
+  if (net.address === undefined && config.address !== undefined && !ourAddresses().includes(config.address)) {
+    throw new UserError(`${config.address}, the address this disk was given with --address, is not an address of this machine now; start it with --address <one of ${ourAddresses().join(', ')}>`)
+  }
   for (const p of net.peers ?? []) parseHostPort(p)
+  // Checked before anything starts (a running node of this disk is told by its lock instead).
+  const mountAt = mountPoint === undefined ? config.mountPoint : mountPoint
+  if (mountAt !== null && lockHolder(disk) === null) checkMountPoint(mountAt, disk)
   const node = await SwarmNode.start({
     disk,
     mountPoint,
@@ -71,7 +87,8 @@ async function runNode (disk: string, mountPoint: string | null | undefined, log
     peers: [...new Set([...(config.peers ?? []), ...(net.peers ?? [])])],
     address: net.address ?? config.address
   })
-  const where = mountPoint === null ? 'no mount' : `mounted at ${mountPoint ?? node.config.mountPoint ?? '(none)'}`
+  const mounted = mountPoint === undefined ? node.config.mountPoint : mountPoint
+  const where = mounted === null ? 'no mount' : `mounted at ${mounted}`
   process.stdout.write(`swarmfs: volume "${node.config.volumeName}" running (${where}); Ctrl-C stops it\n`)
   await new Promise<void>(done => {
     let signals = 0
@@ -80,7 +97,7 @@ async function runNode (disk: string, mountPoint: string | null | undefined, log
         process.stderr.write(`swarmfs: ${sig} again, exiting without a clean stop\n`)
         process.exit(130)
       }
-      process.stderr.write('swarmfs: stopping (finishing writes, unmounting)...\n')
+      process.stderr.write(`swarmfs: stopping (finishing writes${mounted !== null ? ', unmounting' : ''})...\n`)
       node.stop().then(done, err => {
         process.stderr.write(`swarmfs: stop failed: ${(err as Error).message}\n`)
         process.exit(1)
@@ -98,15 +115,25 @@ async function runNode (disk: string, mountPoint: string | null | undefined, log
   })
 }
 
+/** The version in package.json (dist/lib/cli/main.js is three levels below it). */
+function packageVersion (): string {
+  try {
+    return (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+  } catch {
+    return 'unknown'
+  }
+}
+
 export function buildProgram (): Command {
   const program = new Command()
   program
     .name('swarmfs')
     .description('A distributed filesystem: a FUSE mount whose metadata is a git repository and whose contents are torrents')
+    .version(packageVersion(), '-V, --version', 'print the version of swarmfs')
     .showSuggestionAfterError(true)
     // Set before the commands are added, which inherit them: a wrong flag to a command, too, is a
     // CommanderError that main() turns into exit 2, told in one line as every other error.
-    .configureOutput({ outputError: (text, write) => write(`swarmfs: ${text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}; see "swarmfs --help"\n`) })
+    .configureOutput({ outputError: (text, write) => write(`swarmfs: ${text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; see "swarmfs --help"\n`) })
     .exitOverride()
 
   reserveOption(networkOptions(program.command('init')))
@@ -122,6 +149,7 @@ export function buildProgram (): Command {
       for (const p of opts.peer ?? []) parseHostPort(p)
       if (opts.reserve !== undefined) parseSize(opts.reserve, '--reserve')
       const disk = resolve(opts.disk)
+      if (opts.mount !== undefined) checkMountPoint(opts.mount, disk)
       const config = createConfig(disk, name, opts.mount ?? null)
       try {
         await SwarmNode.initVolume(disk, log)
@@ -130,8 +158,10 @@ export function buildProgram (): Command {
         throw err
       }
       saveReserve(disk, opts.reserve)
+      // Kept for later starts, as join keeps them.
+      if ((opts.peer ?? []).length > 0 || address !== undefined) writeConfig(disk, { ...readConfig(disk), peers: opts.peer, address })
       process.stdout.write(`swarmfs: created volume "${name}" on ${disk}\ninvite: ${inviteFor(config)}\n`)
-      if (opts.start) await runNode(disk, undefined, log, { peers: opts.peer, address })
+      if (opts.start) await runNode(disk, undefined, log)
     })
 
   reserveOption(networkOptions(program.command('join')))
@@ -153,6 +183,7 @@ export function buildProgram (): Command {
       const peers = opts.peer ?? []
       for (const p of peers) parseHostPort(p)
       const address = chosenAddress(opts)
+      if (opts.mount !== undefined) checkMountPoint(opts.mount, disk)
       const base = { invite: parsed, peers, address, waitMs: waitS * 1000, log }
       // Progress for a person at a terminal; a script gets only the outcome (or the one-line error).
       if (process.stderr.isTTY) process.stderr.write(`swarmfs: looking for a peer of volume "${parsed.volumeName}" (up to ${waitS} s)...\n`)
@@ -176,11 +207,20 @@ export function buildProgram (): Command {
       await runNode(resolve(opts.disk), mountPoint, log, { peers: opts.peer, address: chosenAddress(opts) })
     })
 
+  program.command('invite')
+    .description('print the invite of the volume of a disk (what "swarmfs join" takes; it holds the volume key)')
+    .addOption(diskOption())
+    .action((opts: { disk: string }) => {
+      process.stdout.write(`${inviteFor(readConfig(resolve(opts.disk)))}\n`)
+    })
+
   program.command('status')
     .description('show the volume, the node and its disk')
     .addOption(diskOption())
     .option('--json', 'print JSON')
-    .action(async (opts: { disk: string, json?: boolean }) => {
+    .option('-v, --verbose', 'log details to stderr')
+    .action(async (opts: { disk: string, json?: boolean, verbose?: boolean }) => {
+      setup(opts)
       const disk = resolve(opts.disk)
       readConfig(disk)
       const status = await statusOf(disk)
@@ -193,7 +233,9 @@ export function buildProgram (): Command {
     .option('--copies <n>', 'keep every file on this many disks (1 to 16)')
     .option('--grace-period <seconds>', 'how long a node may be gone before its files are copied elsewhere')
     .option('--json', 'print JSON')
-    .action(async (opts: { disk: string, copies?: string, gracePeriod?: string, json?: boolean }) => {
+    .option('-v, --verbose', 'log details to stderr')
+    .action(async (opts: { disk: string, copies?: string, gracePeriod?: string, json?: boolean, verbose?: boolean }) => {
+      setup(opts)
       const disk = resolve(opts.disk)
       const change: { copies?: number, graceMs?: number } = {}
       if (opts.copies !== undefined) {
@@ -215,7 +257,9 @@ export function buildProgram (): Command {
   program.command('retire')
     .description('drain a disk: copy each of its files to other disks until the volume holds the target number elsewhere, then stop its node')
     .addOption(diskOption())
-    .action(async (opts: { disk: string }) => {
+    .option('-v, --verbose', 'log details to stderr')
+    .action(async (opts: { disk: string, verbose?: boolean }) => {
+      setup(opts)
       const disk = resolve(opts.disk)
       await retire(disk)
     })
@@ -263,8 +307,9 @@ export async function main (argv: string[]): Promise<number> {
       return 1
     }
     const e = err as { code?: string, message?: string }
-    process.stderr.write(`swarmfs: ${e.message ?? String(err)}${e.code !== undefined ? ` (${e.code})` : ''}; run again with --verbose for details\n`)
-    if (process.argv.includes('--verbose') || process.argv.includes('-v')) console.error(err)
+    const verbose = argv.includes('--verbose') || argv.includes('-v')
+    process.stderr.write(`swarmfs: ${e.message ?? String(err)}${e.code !== undefined ? ` (${e.code})` : ''}${verbose ? '' : '; run again with --verbose for details'}\n`)
+    if (verbose) console.error(err)
     return 1
   }
 }

@@ -13,8 +13,11 @@ export interface Status {
   volumeId: string
   nodeId: string
   disk: string
+  /** Where the running node mounted the volume (null: no mount); when stopped, where a start mounts it. */
   mountPoint: string | null
   running: boolean
+  /** The disk was retired: it cannot run again. */
+  retired: boolean
   pid: number | null
   head: string | null
   lastCommit: string | null
@@ -30,7 +33,7 @@ export interface Status {
 }
 
 interface LivePeer { nodeId: string, host: string, httpPort: number, head: string | null, lastSeen: number | null, lastError: string | null }
-interface LiveStatus { head: string | null, inSync: boolean, peers: LivePeer[], replication?: ReplicationStatus | null }
+interface LiveStatus { head: string | null, inSync: boolean, peers: LivePeer[], mountPoint?: string | null, replication?: ReplicationStatus | null }
 
 export async function statusOf (disk: string): Promise<Status> {
   const config = readConfig(disk)
@@ -45,13 +48,15 @@ export async function statusOf (disk: string): Promise<Status> {
   }
   let contents = 0
   let contentBytes = 0
-  for (const name of fs.readdirSync(paths.content)) {
+  // A disk made with --no-start and never started has none of these directories yet.
+  const names = (dir: string): string[] => fs.existsSync(dir) ? fs.readdirSync(dir) : []
+  for (const name of names(paths.content)) {
     contents++
     contentBytes += fs.statSync(`${paths.content}/${name}`).size
   }
   let cachedContents = 0
   let cachedBytes = 0
-  for (const name of fs.existsSync(paths.partial) ? fs.readdirSync(paths.partial) : []) {
+  for (const name of names(paths.partial)) {
     if (name.endsWith('.bitfield')) continue
     const st = fs.statSync(`${paths.partial}/${name}`, { throwIfNoEntry: false })
     if (st === undefined) continue
@@ -77,14 +82,15 @@ export async function statusOf (disk: string): Promise<Status> {
     volumeId: config.volumeId,
     nodeId: config.nodeId,
     disk,
-    mountPoint: config.mountPoint,
+    mountPoint: live !== null && live.mountPoint !== undefined ? live.mountPoint : config.mountPoint,
     running: pid !== null,
+    retired: config.retired === true,
     pid,
     head,
     lastCommit,
     contents,
     contentBytes,
-    stagedFiles: fs.readdirSync(paths.staging).length,
+    stagedFiles: names(paths.staging).length,
     cachedContents,
     cachedBytes,
     diskFreeBytes: free.bavail * free.bsize,
@@ -93,16 +99,18 @@ export async function statusOf (disk: string): Promise<Status> {
 }
 
 const gib = (n: number): string => `${(n / 2 ** 30).toFixed(2)} GiB`
+/** `1 file`, `2 files`. */
+const count = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`
 
 export function formatStatus (s: Status): string {
   return [
     `volume:      ${s.volume} (id ${s.volumeId})`,
-    `node:        ${s.nodeId} ${s.running ? `running (pid ${s.pid ?? '?'})` : 'stopped'}`,
+    `node:        ${s.nodeId} ${s.running ? `running (pid ${s.pid ?? '?'})` : s.retired ? 'retired (its files are on other disks; it cannot run again)' : 'stopped'}`,
     `disk:        ${s.disk} (${gib(s.diskFreeBytes)} free)`,
-    `mount:       ${s.mountPoint ?? '(none)'}`,
+    `mount:       ${s.mountPoint ?? '(none)'}${!s.running && s.mountPoint !== null ? ' (when started)' : ''}`,
     `head:        ${s.head ?? '(no commit)'}${s.lastCommit !== null ? ` at ${s.lastCommit}` : ''}`,
-    `contents:    ${s.contents} files, ${gib(s.contentBytes)}${s.stagedFiles > 0 ? `; ${s.stagedFiles} being written` : ''}`,
-    `cache:       ${s.cachedContents} partly fetched file${s.cachedContents === 1 ? '' : 's'}, ${formatBytes(s.cachedBytes)} (pieces read from peers; given back when the disk needs room)`,
+    `contents:    ${count(s.contents, 'file')}, ${formatBytes(s.contentBytes)}${s.stagedFiles > 0 ? `; ${s.stagedFiles} being written` : ''}`,
+    `cache:       ${count(s.cachedContents, 'partly fetched file')}, ${formatBytes(s.cachedBytes)} (pieces read from peers; given back when the disk needs room)`,
     ...liveLines(s),
     ...replicationLines(s.live?.replication ?? null)
   ].join('\n') + '\n'
@@ -119,11 +127,11 @@ function replicationLines (r: ReplicationStatus | null): string[] {
   if (r === null) return []
   const health = r.lost > 0
     ? `${r.lost} files on no running disk, ${r.underTarget} under target`
-    : r.underTarget > 0 ? `${r.underTarget} of ${r.contents} files under target` : `every file (${r.contents}) has its copies`
+    : r.underTarget > 0 ? `${r.underTarget} of ${count(r.contents, 'file')} under target` : `every file (${r.contents}) has its copies`
   const lines = [`copies:      target ${r.copies} (grace period ${r.graceMs / 1000} s); ${health}${r.retiring ? `; this disk is retiring (${r.retireRemaining ?? '?'} files still need copies elsewhere)` : ''}`]
   for (const n of r.nodes) {
     const state = n.retiring ? 'retiring' : n.up ? 'up' : n.counts ? 'gone (in grace period)' : 'gone'
-    lines.push(`  node ${n.nodeId} ${state}: ${n.complete} files, ${formatBytes(n.completeBytes)}${n.cached > 0 ? ` (${n.cached} of them cached by reads)` : ''}; disk ${formatBytes(n.free)} free of ${formatBytes(n.total)} (reserve ${formatBytes(n.reserve)})`)
+    lines.push(`  node ${n.nodeId} ${state}: ${count(n.complete, 'file')}, ${formatBytes(n.completeBytes)}${n.cached > 0 ? ` (${n.cached} of them cached by reads)` : ''}; disk ${formatBytes(n.free)} free of ${formatBytes(n.total)} (reserve ${formatBytes(n.reserve)})`)
     for (const c of n.copying) lines.push(`    copying ${c.infohash.slice(0, 12)} ${progressBar(c.total > 0 ? c.done / c.total : 1)} ${formatBytes(c.done)} of ${formatBytes(c.total)}`)
   }
   return lines
@@ -131,7 +139,13 @@ function replicationLines (r: ReplicationStatus | null): string[] {
 
 function liveLines (s: Status): string[] {
   if (s.live === null) return s.running ? ['peers:       (the node did not answer)'] : []
-  const lines = [`sync:        ${s.live.inSync ? 'in sync with every peer' : 'catching up'} (${s.live.peers.length} peer${s.live.peers.length === 1 ? '' : 's'})`]
+  // A peer that cannot be reached does not hold up "in sync" (a node gone for good would keep it
+  // catching up forever), but it is said: this node may be the one cut off.
+  const unreachable = s.live.peers.filter(p => p.lastError !== null).length
+  const state = !s.live.inSync
+    ? 'catching up'
+    : unreachable === 0 ? 'in sync with every peer' : unreachable === s.live.peers.length ? 'no peer reachable' : `in sync with the peers it reaches; ${unreachable} unreachable`
+  const lines = [`sync:        ${state} (${count(s.live.peers.length, 'peer')})`]
   for (const p of s.live.peers) {
     const seen = p.lastSeen !== null ? new Date(p.lastSeen).toISOString() : 'never'
     lines.push(`  peer ${p.nodeId} ${p.host}:${p.httpPort} head ${p.head?.slice(0, 12) ?? '?'} last seen ${seen}${p.lastError !== null ? ` (error: ${p.lastError})` : ''}`)

@@ -1,5 +1,6 @@
 // Mounting the volume with fuse-native, and clearing a stale mount a crashed node left behind.
 import fs from 'node:fs'
+import { resolve, sep } from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import Fuse from 'fuse-native'
@@ -66,17 +67,57 @@ function othersMayBeAllowed (): boolean {
 }
 
 /**
- * The "major:minor" of the FUSE filesystem mounted at `resolved` (an absolute path without
- * symlinks) per /proc/self/mountinfo, or null when none is.
+ * The filesystem mounted at `resolved` (an absolute path without symlinks) per
+ * /proc/self/mountinfo: its type and "major:minor" (the last mount there, which is the one seen);
+ * null when none is.
  */
-function fuseDeviceAt (resolved: string): string | null {
+function mountAt (resolved: string): { type: string, dev: string } | null {
+  let found: { type: string, dev: string } | null = null
   for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const fields = line.split(' ')
     if (fields[4] === undefined || unescapeMount(fields[4]) !== resolved) continue
     // Optional fields end with a lone "-"; the filesystem type follows it.
-    if (fields[fields.indexOf('-') + 1]?.startsWith('fuse') === true) return fields[2] ?? null
+    found = { type: fields[fields.indexOf('-') + 1] ?? '', dev: fields[2] ?? '' }
   }
-  return null
+  return found
+}
+
+/** The "major:minor" of the FUSE filesystem mounted at `resolved`, or null when none is. */
+function fuseDeviceAt (resolved: string): string | null {
+  const m = mountAt(resolved)
+  return m !== null && m.type.startsWith('fuse') ? m.dev : null
+}
+
+/**
+ * Everything that would refuse `mountPoint` as the mount of the node of `disk`, checked before a
+ * command writes anything (init and join would otherwise leave a disk whose every start fails):
+ * one line saying what is wrong. Creates the directory when missing. A stale FUSE mount (its
+ * process gone) passes: the start clears it.
+ */
+export function checkMountPoint (mountPoint: string, disk: string): void {
+  const mnt = resolve(mountPoint)
+  const d = resolve(disk)
+  const inside = (a: string, b: string): boolean => a === b || a.startsWith(b.endsWith(sep) ? b : b + sep)
+  if (inside(mnt, d) || inside(d, mnt)) {
+    throw new UserError(`the mount point ${mnt} and the disk directory ${d} must be apart (neither inside the other); choose another mount point`)
+  }
+  // Asked before any stat: a stat of a FUSE mount whose process is gone fails with ENOTCONN.
+  const m = mountAt(safeRealpath(mnt))
+  if (m !== null) {
+    if (!m.type.startsWith('fuse')) throw new UserError(`${mnt} is where a ${m.type} filesystem is mounted; choose an empty directory that is not a mount point`)
+    let alive = true
+    try {
+      fs.statfsSync(mnt)
+    } catch {
+      alive = false
+    }
+    if (alive) throw new UserError(`${mnt} is already mounted by a running filesystem; stop it first (fusermount -u ${mnt})`)
+    return
+  }
+  const st = fs.statSync(mnt, { throwIfNoEntry: false })
+  if (st !== undefined && !st.isDirectory()) throw new UserError(`mount point ${mnt} is not a directory; choose an empty directory`)
+  makeDirs(mnt, 'mount point')
+  if (fs.readdirSync(mnt).length > 0) throw new UserError(`mount point ${mnt} is not empty; choose an empty directory`)
 }
 
 function mountsAt (mountPoint: string): boolean {
@@ -151,12 +192,9 @@ export interface Mounted {
   unmount (): Promise<void>
 }
 
-export async function mountVolume (mountPoint: string, vfs: VolumeFs, log: Logger): Promise<Mounted> {
+export async function mountVolume (mountPoint: string, disk: string, vfs: VolumeFs, log: Logger): Promise<Mounted> {
   await clearStaleMount(mountPoint, log)
-  makeDirs(mountPoint, 'mount point')
-  if (fs.readdirSync(mountPoint).length > 0) {
-    throw new UserError(`mount point ${mountPoint} is not empty; choose an empty directory`)
-  }
+  checkMountPoint(mountPoint, disk)
   const resolved = safeRealpath(mountPoint)
   const fuse = new Fuse(mountPoint, fuseOps(vfs, log), mountOptions() as any)
   await new Promise<void>((resolve, reject) => fuse.mount(err => err ? reject(err) : resolve()))

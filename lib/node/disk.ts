@@ -83,9 +83,15 @@ export function parseInvite (invite: string): { volumeName: string, volumeKey: s
  * Checks that a disk directory can take a new node of the volume, changing nothing: it must be
  * new or empty, not a disk of this or another volume.
  */
+/** What a retired disk's commands say: it cannot run again, and how to use the directory again. */
+export function retiredMessage (disk: string, volumeName: string): string {
+  return `${disk} was retired from volume "${volumeName}" (its files are on other disks) and cannot run again; to add it to the volume again, delete it (rm -r ${disk}) and run "swarmfs join <invite> --disk ${disk}"`
+}
+
 export function checkFreshDisk (disk: string, volumeKey?: string): void {
   if (fs.existsSync(layout(disk).config)) {
     const existing = readConfig(disk)
+    if (existing.retired === true) throw new UserError(retiredMessage(disk, existing.volumeName))
     if (volumeKey !== undefined && existing.volumeKey === volumeKey) {
       throw new UserError(`${disk} already holds a node of volume "${existing.volumeName}"; start it with "swarmfs start --disk ${disk}"`)
     }

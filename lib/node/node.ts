@@ -110,7 +110,7 @@ export class SwarmNode {
         await node.startSync(opts)
         const mountPoint = opts.mountPoint !== undefined ? opts.mountPoint : config.mountPoint
         if (mountPoint !== null) {
-          node.mounted = await mountVolume(mountPoint, vfs, log)
+          node.mounted = await mountVolume(mountPoint, opts.disk, vfs, log)
           node.mountPoint = mountPoint
           log.info('mounted', { mountPoint })
         }

@@ -1,10 +1,11 @@
 // Bad input to the CLI gets one line on stderr starting with "swarmfs:" and a non-zero exit, and
 // creates nothing: a disk or mount point that cannot be made (under /proc, under a file), a disk
-// that is not one, a wrong flag.
+// that is not one, a wrong flag, a mount point that cannot be one (checked before init or join
+// writes anything), an address that is not this machine's. A retired disk says what to do.
 import t from 'tap'
 import fs from 'node:fs'
 import { join } from 'node:path'
-import { cli, tmpDir } from '../helpers/volume.js'
+import { cli, run, tmpDir } from '../helpers/volume.js'
 
 /** Bounds a hang only: every command here fails at once. */
 const DEADLINE_MS = 30_000
@@ -42,4 +43,75 @@ t.test('a mount point that cannot be made stops the node with one line, and the 
   t.match(r.stderr, /^swarmfs: cannot create the mount point \/proc\/swarmfs-no-such-dir\/mnt: ENOENT/m, 'says the mount point cannot be made')
   const again = await cli(['status', '--disk', disk], { timeoutMs: DEADLINE_MS })
   t.match(again.stdout, /stopped/, 'the node is not left running (the disk is free for a start)', { stdout: again.stdout })
+})
+
+t.test('a mount point init cannot use is refused before the disk is made', async t => {
+  const dir = await tmpDir(t)
+  const disk = join(dir, 'disk')
+  const full = join(dir, 'full')
+  fs.mkdirSync(full)
+  fs.writeFileSync(join(full, 'x'), 'x')
+  const other = join(dir, 'tmpfs')
+  fs.mkdirSync(other)
+  const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', other])
+  t.equal(mounted.code, 0, 'a tmpfs mounted where a mount point could be', { stderr: mounted.stderr })
+  t.teardown(async () => { await run('umount', ['-l', other]) })
+  const cases: Array<{ mount: string, error: RegExp }> = [
+    { mount: full, error: /^swarmfs: mount point .*\/full is not empty; choose an empty directory$/m },
+    { mount: other, error: /^swarmfs: .*\/tmpfs is where a tmpfs filesystem is mounted; choose an empty directory that is not a mount point$/m },
+    { mount: join(disk, 'mnt'), error: /^swarmfs: the mount point .* and the disk directory .* must be apart/ },
+    { mount: dir, error: /^swarmfs: the mount point .* and the disk directory .* must be apart/ },
+    { mount: join(full, 'x'), error: /^swarmfs: mount point .*\/x is not a directory/ }
+  ]
+  for (const c of cases) {
+    for (const args of [['init', 'v', '--disk', disk, '--mount', c.mount], ['join', 'swarmfs://v/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '--disk', disk, '--mount', c.mount, '--wait', '1']]) {
+      const r = await cli(args, { timeoutMs: DEADLINE_MS })
+      const what = `swarmfs ${args[0]} --mount ${c.mount}`
+      t.equal(r.code, 1, `${what}: exit 1`, { stderr: r.stderr, stdout: r.stdout })
+      t.match(r.stderr, c.error, `${what}: says what is wrong with the mount point`)
+      t.equal(r.stdout, '', `${what}: says nothing else`)
+      t.notOk(fs.existsSync(disk), `${what}: no disk was made`)
+    }
+  }
+  t.same(fs.readdirSync(full), ['x'], 'the non-empty directory is untouched')
+
+  const ok = await cli(['init', 'v', '--disk', disk, '--mount', join(dir, 'mnt'), '--no-start'], { timeoutMs: DEADLINE_MS })
+  t.equal(ok.code, 0, 'with a good mount point the same command works', { stderr: ok.stderr })
+  t.ok(fs.statSync(join(dir, 'mnt')).isDirectory(), '... and the mount point is made')
+})
+
+t.test('addresses, stored settings, the invite again, a disk never started, a retired disk', async t => {
+  const dir = await tmpDir(t)
+  const disk = join(dir, 'disk')
+  for (const [address, error] of [['999.1.1.1', /^swarmfs: invalid --address "999\.1\.1\.1": give an IPv4 address of this machine/], ['192.0.2.7', /^swarmfs: --address 192\.0\.2\.7 is not an address of this machine; choose one of: .*127\.0\.0\.1/]] as const) {
+    const r = await cli(['init', 'v', '--disk', disk, '--address', address, '--no-start'], { timeoutMs: DEADLINE_MS })
+    t.equal(r.code, 1, `--address ${address}: exit 1`, { stderr: r.stderr })
+    t.equal(r.stderr.trim().split('\n').length, 1, `--address ${address}: one line`, { stderr: r.stderr })
+    t.match(r.stderr, error, `--address ${address}: says what is wrong`)
+  }
+  t.notOk(fs.existsSync(disk), 'no disk was made')
+
+  const made = await cli(['init', 'v', '--disk', disk, '--peer', '127.0.0.1:9', '--address', '127.0.0.1', '--no-start'], { timeoutMs: DEADLINE_MS })
+  t.equal(made.code, 0, 'init --no-start with --peer and --address', { stderr: made.stderr })
+  const config = JSON.parse(fs.readFileSync(join(disk, 'node.json'), 'utf8')) as { peers?: string[], address?: string, volumeKey: string }
+  t.same([config.peers, config.address], [['127.0.0.1:9'], '127.0.0.1'], 'both are kept for later starts, as join keeps them')
+  const invite = /invite: (\S+)/.exec(made.stdout)?.[1]
+  const again = await cli(['invite', '--disk', disk], { timeoutMs: DEADLINE_MS })
+  t.equal(again.stdout, `${invite ?? '(init printed none)'}\n`, 'swarmfs invite prints the invite init printed')
+  const status = await cli(['status', '--disk', disk], { timeoutMs: DEADLINE_MS })
+  t.equal(status.code, 0, 'status of a disk never started', { stderr: status.stderr })
+  t.match(status.stdout, /^node: +[0-9a-f]{16} stopped$/m, '... says the node is stopped')
+  t.match(status.stdout, /^contents: +0 files, 0 B$/m, '... and that it holds nothing')
+  const version = await cli(['--version'], { timeoutMs: DEADLINE_MS })
+  t.match(version.stdout, /^\d+\.\d+\.\d+\n$/, 'swarmfs --version prints the version')
+
+  // What a finished retire leaves in node.json.
+  fs.writeFileSync(join(disk, 'node.json'), JSON.stringify({ ...config, retired: true }))
+  for (const args of [['start', '--disk', disk], ['join', invite ?? '', '--disk', disk], ['volume', '--disk', disk], ['retire', '--disk', disk]]) {
+    const r = await cli(args, { timeoutMs: DEADLINE_MS })
+    t.equal(r.code, 1, `${args[0]} on a retired disk: exit 1`, { stderr: r.stderr })
+    t.match(r.stderr, /^swarmfs: .* was retired from volume "v" .* cannot run again; to add it to the volume again, delete it \(rm -r .*\) and run "swarmfs join <invite> --disk .*"$/m, `${args[0]} on a retired disk: says it cannot run, and how to use the directory again`)
+  }
+  const retired = await cli(['status', '--disk', disk], { timeoutMs: DEADLINE_MS })
+  t.match(retired.stdout, /^node: +[0-9a-f]{16} retired/m, 'status says the disk is retired')
 })
