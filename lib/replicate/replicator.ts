@@ -244,7 +244,14 @@ export class Replicator {
     for (const [nodeId, rec] of this.peers) {
       if (rec.holdings === null) continue
       const age = now - rec.lastSeen
-      views.push(viewOf(rec.holdings, present.has(nodeId) && age < UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS, age < graceMs))
+      const up = present.has(nodeId) && age < UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS
+      // Forgotten once nothing it said counts any more: gone past the grace period, or gone after
+      // retiring (its copies stopped counting then). Should it come back, its next answer is heard.
+      if (!up && (age >= graceMs || rec.holdings.retiring)) {
+        this.peers.delete(nodeId)
+        continue
+      }
+      views.push(viewOf(rec.holdings, up, age < graceMs))
     }
     const p = plan(this.opts.nodeId, contents, views, copies)
     this.views = views

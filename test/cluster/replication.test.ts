@@ -105,6 +105,8 @@ t.test('a holder gone longer than the grace period: its files are copied to the 
 
   await c.stop(t, b)
   await replicated(t, c, [a, cc], 2)
+  // Nothing B said counts any more: A's status no longer lists it (it did while B ran).
+  await until('A\'s status no longer lists B', async () => !(await c.cli(a, ['status'])).stdout.includes(nodeIdOf(b)), 60_000)
 })
 
 t.test('a storage node joined on a host that runs a node, then retired; retire refuses what it cannot do', async t => {
@@ -129,6 +131,7 @@ t.test('a storage node joined on a host that runs a node, then retired; retire r
   const again = await c.cli(d, ['start'])
   t.not(again.code, 0, 'a retired disk does not start again')
   t.match(again.stderr, /retired/, '... and says why')
+  await until('A\'s status no longer lists the retired D', async () => !(await c.cli(a, ['status'])).stdout.includes(nodeIdOf(d)), 60_000)
 
   const refused = await c.cli(b, ['retire'])
   t.not(refused.code, 0, 'retiring B, which would leave one node for a target of 2, is refused')
@@ -136,6 +139,11 @@ t.test('a storage node joined on a host that runs a node, then retired; retire r
   t.equal(refused.stderr.trim().split('\n').length, 1, '... in one line')
   t.ok(exactly([a, b], FILES, 2), 'and nothing moved', describe([a, b]))
 })
+
+/** The node id in a disk's node.json. */
+function nodeIdOf (node: SNode): string {
+  return (JSON.parse(fs.readFileSync(join(node.disk, 'node.json'), 'utf8')) as { nodeId: string }).nodeId
+}
 
 /** A tmpfs of `size` made by the test (removed at its end, after the nodes it registers later stop). */
 async function smallDisk (t: Test, size: string): Promise<string> {
