@@ -252,6 +252,12 @@ export function buildProgram (): Command {
       process.stdout.write(opts.json === true
         ? JSON.stringify(settings) + '\n'
         : `copies: ${settings.copies}\ngrace period: ${settings.graceMs / 1000} s\n`)
+      // A target more disks than there are is kept (disks may join later), but said.
+      if (change.copies !== undefined) {
+        const r = await callLocalNode(disk, 'GET', '/replication') as ReplicationStatus
+        const disks = r.nodes.filter(n => n.up && !n.retiring).length
+        if (disks < settings.copies) process.stderr.write(`swarmfs: note: ${disks} ${disks === 1 ? 'disk is' : 'disks are'} running; files stay under the target of ${settings.copies} until ${settings.copies - disks} more join (swarmfs join <invite> --disk <dir>)\n`)
+      }
     })
 
   program.command('retire')

@@ -92,6 +92,10 @@ t.test('three nodes, target 2 then 3: every file on exactly that many disks; df 
   await replicated(t, c, nodes, 3)
   const shown = await c.cli(cc, ['volume', '--json'])
   t.equal(JSON.parse(shown.stdout).copies, 3, 'C has the target B set (it travels in the volume)')
+  t.equal((await c.cli(a, ['volume', '--copies', '3'])).stderr, '', 'a target the running disks can meet: no note')
+  const four = await c.cli(a, ['volume', '--copies', '4'])
+  t.equal(four.code, 0, 'a target of 4 with 3 disks is kept (disks may join later)', { stderr: four.stderr })
+  t.match(four.stderr, /^swarmfs: note: 3 disks are running; files stay under the target of 4 until 1 more join/, '... and the command says files stay under it')
 })
 
 t.test('a holder gone longer than the grace period: its files are copied to the live nodes', async t => {
