@@ -11,6 +11,10 @@ command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v ffprobe >/dev/null 2>&1 || need="$need ffmpeg"
+# test/cluster/media.test.ts plays videos through the mount headless with mpv and VLC (cvlc, its
+# rc interface, dummy audio/video outputs: all in vlc-plugin-base).
+command -v mpv >/dev/null 2>&1 || need="$need mpv"
+command -v cvlc >/dev/null 2>&1 || need="$need vlc-bin vlc-plugin-base"
 # fuse-native is built from source at install (vendor/fuse-native carries fixes): node-gyp needs these.
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v g++ >/dev/null 2>&1 || need="$need g++"

@@ -4,18 +4,22 @@
 //   - a file held by two nodes (A wrote it, C read it whole) is read on B while A is killed with
 //     SIGKILL half-way: the read completes with the right bytes, from C;
 //   - a piece corrupted on the only holder's disk: B's read of that piece fails with EIO and never
-//     returns the bad bytes, while another piece of the same file reads back right.
+//     returns the bad bytes, while another piece of the same file reads back right;
+//   - media players on B, headless, on videos only A holds (MP4 with the moov atom at the end and
+//     with +faststart, MKV): mpv seeks to the middle, back to the start and near the end, then plays
+//     to the end, and every frame it shows is the frame it shows from the native file; VLC (its own
+//     demuxers, run as another user through allow_other) seeks likewise and plays to the end.
 // Nodes run with --verbose; their logs are written to $SWARMFS_TEST_LOGS (default
 // <tmpdir>/swarmfs-media-logs) when a test fails, or always with SWARMFS_TEST_KEEP_LOGS=1.
 // Deadlines only bound hangs.
 import { createHash } from 'node:crypto'
-import type { ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { createNetwork, outputOf, waitForLine, type Network, type NetHost, until } from '../helpers/netns.js'
-import { CLI, isMounted, prng, randomBytesSeeded, run } from '../helpers/volume.js'
+import { childEnv, CLI, isMounted, prng, randomBytesSeeded, run } from '../helpers/volume.js'
 
 const MiB = 1024 * 1024
 /** Piece length of every content up to 4 GiB (lib/content/torrent-info.ts). */
@@ -255,4 +259,199 @@ t.test('a corrupt piece on the only holder: EIO on the reader, never the bad byt
   }
   const ls = await run('ls', [c.mnt('b')], { timeoutMs: 10_000 })
   t.equal(ls.code, 0, 'B\'s mount answers after the failed read')
+})
+
+/**
+ * An mpv script: paused, it shows the first frame, seeks exactly to the middle, back to the start
+ * and 5 s before the end (each frame shown once), then plays on to the end. It prints where each
+ * seek landed and where playback ended: mpv takes a failed read (EIO) for the end of the file and
+ * exits 0 without a word, so only the position and the frames tell that a read failed. Written as
+ * play.lua, its print()s come out on stdout prefixed with `[play] `.
+ */
+const MPV_SCRIPT = `local seeks = { { '50', 'absolute-percent+exact' }, { '0', 'absolute+exact' }, { '-5', 'absolute+exact' } }
+local n = 0
+local last = -1
+local started = mp.get_time()
+mp.observe_property('time-pos', 'number', function (_, v) if v ~= nil then last = v end end)
+mp.register_event('playback-restart', function ()
+  if n == 0 then print(string.format('first frame after %.3f s', mp.get_time() - started)) end
+  print(string.format('restart %d at %.3f', n, mp.get_property_number('time-pos', -1)))
+  n = n + 1
+  if n <= #seeks then
+    mp.commandv('seek', seeks[n][1], seeks[n][2])
+  elseif n == #seeks + 1 then
+    mp.set_property_bool('pause', false)
+  end
+end)
+mp.register_event('end-file', function (e) print(string.format('end-file %s at %.3f', e.reason, last)) end)
+`
+
+interface MpvRun {
+  code: number | null
+  /** What mpv itself printed (errors only: --msg-level=all=error), on stdout and stderr. */
+  errors: string[]
+  /** The script's lines: where each seek landed, and how and where playback ended. */
+  lines: string[]
+  firstFrame: string
+  /** sha256 of each frame file mpv wrote, in order. */
+  frames: string[]
+}
+
+/** Plays `file` with mpv, headless and untimed, driven by MPV_SCRIPT; every frame shown is written as a PNG into `outDir`. */
+async function mpvPlay (script: string, file: string, outDir: string): Promise<MpvRun> {
+  const r = await run('mpv', ['--no-config', '--pause', '--untimed', '--ao=null', '--ao-null-untimed', '--vo=image', '--vo-image-format=png', `--vo-image-outdir=${outDir}`,
+    `--script=${script}`, '--term-status-msg=', '--msg-level=all=error,play=info', file], { timeoutMs: 180_000 })
+  const lines = r.stdout.split('\n').map(l => l.trim())
+  const out = lines.filter(l => l.startsWith('[play] ')).map(l => l.slice('[play] '.length))
+  const frames = fs.existsSync(outDir) ? fs.readdirSync(outDir).sort().map(f => sha256(fs.readFileSync(join(outDir, f)))) : []
+  return {
+    code: r.code,
+    errors: [...lines.filter(l => l !== '' && !l.startsWith('[play] ')), ...r.stderr.split('\n').filter(l => l.trim() !== '')],
+    lines: out.filter(l => /^(restart|end-file) /.test(l)),
+    firstFrame: out.find(l => l.startsWith('first frame')) ?? '',
+    frames
+  }
+}
+
+/** The warnings and errors in a node's log so far. */
+const problems = (child: ChildProcess): string[] => outputOf(child).stderr.split('\n').filter(l => /"level":"(warn|error)"/.test(l))
+
+/**
+ * VLC on `file` through its command-line interface (rc), run as user nobody (VLC refuses root):
+ * seeks to the middle, back to the start, and 3 s before the end, then plays to the end (where
+ * --play-and-pause pauses it). Resolves with its stderr, its statistics and where it ended.
+ */
+async function vlcPlay (t: Test, file: string, home: string, duration: number): Promise<{ code: number | null, stderr: string, stats: string, end: number }> {
+  const vlc = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'cvlc', '--no-dbus', '-I', 'rc', '--rc-fake-tty',
+    '--aout', 'dummy', '--vout', 'dummy', '--play-and-pause', file], { env: childEnv({ HOME: home }), stdio: ['pipe', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  vlc.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
+  vlc.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+  const exited = new Promise<number | null>(resolve => vlc.once('close', code => resolve(code)))
+  t.teardown(() => { if (vlc.exitCode === null && vlc.signalCode === null) vlc.kill('SIGKILL') })
+  /** Sends one command and waits for the answer matching `re`. */
+  const ask = async (cmd: string, re: RegExp): Promise<RegExpMatchArray> => {
+    const from = stdout.length
+    vlc.stdin.write(`${cmd}\n`)
+    await until(`VLC answers ${cmd}`, () => re.test(stdout.slice(from)), 30_000)
+    return stdout.slice(from).match(re) as RegExpMatchArray
+  }
+  // A number, or an empty answer (get_length and get_time before the file is open), read as 0.
+  const number = /^(?:> )*(-?\d*)\r?\n/m
+  const time = async (): Promise<number> => Number((await ask('get_time', number))[1])
+  const reaches = async (what: string, ok: (s: number) => boolean): Promise<void> => {
+    await until(`VLC ${what}`, async () => ok(await time()), 60_000)
+  }
+  let end = -1
+  let failure: unknown = null
+  try {
+    await until('VLC has opened the file', async () => Number((await ask('get_length', number))[1]) > 0, 60_000)
+    const mid = Math.round(duration / 2)
+    await ask(`seek ${mid}`, /^(?:> )+/m)
+    await reaches(`plays on from ${mid} s`, s => s >= mid + 2)
+    await ask('seek 0', /^(?:> )+/m)
+    await reaches('plays on from the start', s => s >= 1 && s < mid)
+    await ask(`seek ${duration - 3}`, /^(?:> )+/m)
+    await until('VLC plays to the end (and pauses there)', async () => /\( state paused \)/.test((await ask('status', /\( state \w+ \)/))[0]), 60_000)
+    end = await time()
+  } catch (err) {
+    failure = err
+  }
+  if (vlc.exitCode === null) await ask('stats', /end of statistical info/).catch(() => {})
+  vlc.stdin.end('quit\n')
+  const code = await exited
+  if (failure !== null) t.fail(`VLC on ${file}: ${String(failure)}`, { stderr, stdout: stdout.slice(-2000) })
+  return { code, stderr, stats: stdout.slice(stdout.lastIndexOf('begin of statistical info')), end }
+}
+
+t.test('media players: mpv and VLC play and seek videos on B that only A holds', async t => {
+  const c = await cluster(t, 'players', 2)
+  await c.start('a')
+  await c.start('b')
+  const b = c.nodes.get('b')!
+
+  // 120 s of 640x360 H.264 at a constant 3 Mb/s (about 45 pieces) with a sine tone, made natively.
+  const encoders = await run('ffmpeg', ['-hide_banner', '-encoders'])
+  const codec = /\blibx264\b/.test(encoders.stdout)
+    ? ['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-b:v', '3M', '-minrate', '3M', '-maxrate', '3M', '-bufsize', '2M', '-x264-params', 'nal-hrd=cbr']
+    : ['-c:v', 'mpeg4', '-b:v', '3M', '-minrate', '3M', '-maxrate', '3M', '-bufsize', '2M']
+  const duration = 120
+  const native = c.dir('native')
+  fs.mkdirSync(native)
+  const made = await run('ffmpeg', ['-hide_banner', '-v', 'error', '-f', 'lavfi', '-i', `testsrc=duration=${duration}:size=640x360:rate=25`,
+    '-f', 'lavfi', '-i', `sine=frequency=440:duration=${duration}`, ...codec, '-g', '50', '-c:a', 'aac', join(native, 'end.mp4')], { timeoutMs: 300_000 })
+  t.equal(made.code, 0, `ffmpeg makes a ${duration} s video (${codec[1]})`, { stderr: made.stderr })
+  // The same streams in other containers; the VLC copies differ in a tag, so they are contents of
+  // their own that B has not fetched yet when VLC opens them.
+  const remux: Array<[string, string[]]> = [
+    ['faststart.mp4', ['-movflags', '+faststart']],
+    ['video.mkv', []],
+    ['vlc-end.mp4', ['-metadata', 'comment=vlc']],
+    ['vlc.mkv', ['-metadata', 'comment=vlc']]
+  ]
+  for (const [name, opts] of remux) {
+    const r = await run('ffmpeg', ['-hide_banner', '-v', 'error', '-i', join(native, 'end.mp4'), '-map', '0', '-c', 'copy', ...opts, join(native, name)])
+    t.equal(r.code, 0, `ffmpeg remuxes it into ${name}`, { stderr: r.stderr })
+  }
+  const head = (name: string): string => fs.readFileSync(join(native, name)).subarray(0, 64).toString('latin1')
+  t.notMatch(head('end.mp4'), /moov/, 'end.mp4 has its moov atom at the end')
+  t.match(head('faststart.mp4'), /moov/, 'faststart.mp4 has its moov atom first')
+
+  const names = ['end.mp4', 'faststart.mp4', 'video.mkv', 'vlc-end.mp4', 'vlc.mkv']
+  for (const name of names) {
+    const cp = await run('cp', [join(native, name), join(c.mnt('a'), name)])
+    t.equal(cp.code, 0, `cp puts ${name} into A's mount`, { stderr: cp.stderr })
+  }
+  for (const name of names) {
+    await listed(c, 'b', name, fs.statSync(join(native, name)).size)
+    const ih = await c.infohashOf('a', name)
+    t.notOk(fs.existsSync(join(c.disk('b'), 'content', ih)), `B does not hold ${name}`)
+  }
+
+  const script = join(native, 'play.lua')
+  fs.writeFileSync(script, MPV_SCRIPT)
+  for (const name of ['end.mp4', 'faststart.mp4', 'video.mkv']) {
+    const ref = await mpvPlay(script, join(native, name), c.dir(`frames-native-${name}`))
+    t.equal(ref.code, 0, `mpv plays the native ${name}`, { errors: ref.errors })
+    t.equal(ref.lines.length, 5, `${name}: mpv lands 4 times and ends, natively`, { lines: ref.lines })
+    t.ok(ref.frames.length >= 5 * 25, `${name}: mpv shows ${ref.frames.length} frames natively`)
+
+    const before = problems(b).length
+    const playing = mpvPlay(script, join(c.mnt('b'), name), c.dir(`frames-b-${name}`))
+    // The mount answers while a player reads through it.
+    const ls = await run('ls', [c.mnt('b')], { timeoutMs: 30_000 })
+    t.equal(ls.code, 0, `ls of B's mount answers while mpv plays ${name}`, { stderr: ls.stderr })
+    t.ok(ls.stdout.split('\n').includes(name), `... and lists ${name}`)
+    const onB = await playing
+    t.comment(`${name}: mpv on B: ${onB.firstFrame} (native: ${ref.firstFrame.replace('first frame after ', '')}); ${onB.lines.join('; ')}`)
+    t.equal(onB.code, 0, `mpv on B exits 0 on ${name}`)
+    t.same(onB.errors, [], `mpv on B reports no error on ${name}`)
+    t.same(onB.lines, ref.lines, `${name}: mpv on B lands where it lands natively and plays to the end`)
+    const end = Number(/^end-file eof at ([\d.]+)$/.exec(onB.lines.at(-1) ?? '')?.[1] ?? NaN)
+    t.ok(end > duration - 0.5, `${name}: playback on B ended at the end of the file (${end} s)`)
+    t.equal(onB.frames.length, ref.frames.length, `${name}: mpv on B shows as many frames as natively (${ref.frames.length})`)
+    const differ = onB.frames.filter((f, i) => f !== ref.frames[i]).length
+    t.equal(differ, 0, `${name}: every frame mpv shows on B is the frame it shows natively`)
+    t.same(problems(b).slice(before), [], `B logs no warning or error while mpv plays ${name}`)
+  }
+
+  // VLC runs as nobody: the test's directories must let it through to the mount.
+  fs.chmodSync(c.dir('.'), 0o755)
+  const home = c.dir('vlc-home')
+  fs.mkdirSync(home, { mode: 0o777 })
+  fs.chmodSync(home, 0o777)
+  for (const name of ['vlc-end.mp4', 'vlc.mkv']) {
+    const before = problems(b).length
+    const r = await vlcPlay(t, join(c.mnt('b'), name), home, duration)
+    t.comment(`${name}: VLC on B ended at ${r.end} s`)
+    // VLC exits 0 even when it cannot open a file: this only catches a crash.
+    t.equal(r.code, 0, `VLC on B exits 0 after ${name}`)
+    t.ok(r.end >= duration - 2, `${name}: VLC on B played to the end (${r.end} s)`)
+    t.notMatch(r.stderr, /read error|Input\/output|stream error|unable to open|can't be opened|corrupt/i, `VLC on B reports no read error on ${name}`)
+    const decoded = Number(/video decoded\s*:\s*(\d+)/.exec(r.stats)?.[1] ?? 0)
+    t.ok(decoded > 25, `VLC on B decoded ${decoded} video frames of ${name}`, { stats: r.stats })
+    t.match(r.stats, /demux corrupted\s*:\s*0\b/, `${name}: VLC's demuxer saw nothing corrupt`)
+    t.same(problems(b).slice(before), [], `B logs no warning or error while VLC plays ${name}`)
+  }
 })
