@@ -427,7 +427,10 @@ t.test('media players: mpv and VLC play and seek videos on B that only A holds',
     t.comment(`${name}: mpv on B: ${onB.firstFrame} (native: ${ref.firstFrame.replace('first frame after ', '')}); ${onB.lines.join('; ')}`)
     t.equal(onB.code, 0, `mpv on B exits 0 on ${name}`)
     t.same(onB.errors, [], `mpv on B reports no error on ${name}`)
-    t.same(onB.lines, ref.lines, `${name}: mpv on B lands where it lands natively and plays to the end`)
+    // The seeks land exactly where they land natively; the last position mpv reports before the
+    // end varies by a frame or two from run to run (natively too), so the end is checked apart.
+    t.same(onB.lines.slice(0, -1), ref.lines.slice(0, -1), `${name}: mpv on B lands where it lands natively`)
+    t.match(onB.lines.at(-1), /^end-file eof at /, `${name}: ... and plays on to the end of the file`)
     const end = Number(/^end-file eof at ([\d.]+)$/.exec(onB.lines.at(-1) ?? '')?.[1] ?? NaN)
     t.ok(end > duration - 0.5, `${name}: playback on B ended at the end of the file (${end} s)`)
     t.equal(onB.frames.length, ref.frames.length, `${name}: mpv on B shows as many frames as natively (${ref.frames.length})`)
