@@ -46,7 +46,16 @@ export async function findPeer (opts: Omit<JoinOptions, 'disk' | 'mountPoint'>):
         reject(new UserError(refused ?? `no peer of volume "${opts.invite.volumeName}" answered within ${Math.round(opts.waitMs / 1000)} s: start a node of it on this network, or give one with --peer host:port`))
       }, opts.waitMs)
       const probe = (host: string, port: number): void => {
-        getPeerStatus({ host, port, key, timeoutMs: 3000 }).then(() => resolve({ host, port }), err => {
+        getPeerStatus({ host, port, key, timeoutMs: 3000 }).then(status => {
+          // The key decides the volume; a name that is not its name is an invite edited by hand
+          // or mixed up with another, and would label this disk wrongly from then on.
+          const name = (status as { volumeName?: unknown } | null)?.volumeName
+          if (typeof name === 'string' && name !== opts.invite.volumeName) {
+            reject(new UserError(`the invite names volume "${opts.invite.volumeName}", but its key is that of volume "${name}" (peer ${host}:${port}): use the invite "swarmfs invite" prints on a node of it`))
+            return
+          }
+          resolve({ host, port })
+        }, err => {
           if (err instanceof PeerError && err.code === 'SWARMFS_PEER_KEY_REFUSED') {
             refused = `the peer at ${host}:${port} refused the invite's key: the invite is wrong or from another volume`
           }

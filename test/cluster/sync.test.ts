@@ -548,6 +548,14 @@ t.test('a wrong key, a malformed invite, a disk of another volume and no reachab
     t.same(fs.readdirSync(empty), [], 'wrong key: an empty disk directory stays empty')
   })
 
+  await t.test('an invite whose volume name is not the volume\'s is refused', async t => {
+    const renamed = invite.replace(/^swarmfs:\/\/[^/]+\//, 'swarmfs://other/')
+    const disk = join(scratch, 'renamed-disk')
+    const r = await join_(h2, renamed, disk, ['--peer', `${h1.address}:${aPort}`, '--wait', '5'])
+    refused(t, r, 'renamed invite', /the invite names volume "other", but its key is that of volume "media"/)
+    t.notOk(fs.existsSync(disk), 'renamed invite: the disk directory was not created')
+  })
+
   await t.test('malformed invites', async t => {
     for (const bad of ['swarmfs://media', 'http://media/' + 'x'.repeat(43), invite + 'extra', 'swarmfs://../' + invite.slice(-43), '']) {
       const disk = join(scratch, 'malformed-disk')
