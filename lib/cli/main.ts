@@ -1,7 +1,7 @@
 // The swarmfs command line. Every failure a user can fix prints one line and exits non-zero.
 import fs from 'node:fs'
 import os from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { UserError } from '../errors/index.js'
 import { createLogger, setLogLevel, type Logger } from '../log/index.js'
@@ -62,8 +62,24 @@ function reserveOption (cmd: Command): Command {
   return cmd.option('--reserve <size>', 'space of the disk kept free: no copies are taken below it (e.g. 10G, 5%; default 5%, at most 1G)')
 }
 
+/**
+ * A reserve the disk cannot keep (its whole size, or more) would leave the node no room for any
+ * copy or read: refused before anything is written. The disk may not exist yet: the filesystem
+ * it will be on is asked.
+ */
+function checkReserve (reserve: string, disk: string): void {
+  const size = parseSize(reserve, '--reserve')
+  let dir = disk
+  while (!fs.existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir)
+  const st = fs.statfsSync(dir)
+  const total = st.blocks * st.bsize
+  const bytes = typeof size === 'number' ? size : Math.floor(total * size.percent / 100)
+  if (bytes >= total) throw new UserError(`--reserve ${reserve} is not less than the disk's size (${formatBytes(total)}): the node could keep no copy and cache no read; give less`)
+}
+
 function saveReserve (disk: string, reserve: string | undefined): void {
   if (reserve === undefined) return
+  checkReserve(reserve, disk)
   const config = readConfig(disk)
   config.reserve = parseSize(reserve, '--reserve')
   writeConfig(disk, config)
@@ -147,7 +163,7 @@ export function buildProgram (): Command {
       const log = setup(opts)
       const address = chosenAddress(opts)
       for (const p of opts.peer ?? []) parseHostPort(p)
-      if (opts.reserve !== undefined) parseSize(opts.reserve, '--reserve')
+      if (opts.reserve !== undefined) checkReserve(opts.reserve, resolve(opts.disk))
       const disk = resolve(opts.disk)
       if (opts.mount !== undefined) checkMountPoint(opts.mount, disk)
       const config = createConfig(disk, name, opts.mount ?? null)
@@ -176,7 +192,7 @@ export function buildProgram (): Command {
       const log = setup(opts)
       const disk = resolve(opts.disk)
       const parsed = parseInvite(invite)
-      if (opts.reserve !== undefined) parseSize(opts.reserve, '--reserve')
+      if (opts.reserve !== undefined) checkReserve(opts.reserve, resolve(opts.disk))
       checkFreshDisk(disk, parsed.volumeKey)
       const waitS = Number(opts.wait)
       if (!Number.isFinite(waitS) || waitS <= 0) throw new UserError(`invalid --wait "${opts.wait}": give a number of seconds`)

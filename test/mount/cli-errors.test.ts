@@ -22,7 +22,10 @@ t.test('directories that cannot be made, disks that are not, wrong flags', async
     { args: ['start', '--disk', join(dir, 'none')], code: 1, error: /^swarmfs: .* is not a swarmfs disk/ },
     { args: ['init', 'v', '--disk', join(dir, 'disk'), '--bogus'], code: 2, error: /^swarmfs: unknown option '--bogus'; see "swarmfs --help"$/m },
     { args: ['init', 'v', '--dsk', join(dir, 'disk')], code: 2, error: /^swarmfs: unknown option '--dsk' \(Did you mean --disk\?\)/ },
-    { args: ['stat'], code: 2, error: /^swarmfs: unknown command 'stat' \(Did you mean start\?\)/ }
+    { args: ['stat'], code: 2, error: /^swarmfs: unknown command 'stat' \(Did you mean start\?\)/ },
+    // A reserve of the whole disk or more would leave the node no room for any copy or read.
+    { args: ['init', 'v', '--disk', join(dir, 'disk'), '--reserve', '100%', '--no-start'], code: 1, error: /^swarmfs: --reserve 100% is not less than the disk's size \(.*\): the node could keep no copy and cache no read; give less$/m },
+    { args: ['init', 'v', '--disk', join(dir, 'disk'), '--reserve', '1000000T', '--no-start'], code: 1, error: /^swarmfs: --reserve 1000000T is not less than the disk's size/ }
   ]
   for (const c of cases) {
     const r = await cli(c.args, { timeoutMs: DEADLINE_MS })
