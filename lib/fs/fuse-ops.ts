@@ -94,7 +94,8 @@ export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: a
     fallocate: (path: string, fh: number, mode: number, offset: number, length: number, cb: Cb) => run('fallocate', path, cb, () => vfs.fallocate(fh, mode, offset, length)),
     create: (path: string, mode: number, cb: Cb) => run('create', path, cb, () => vfs.create(path, mode, caller())),
     open: (path: string, flags: number, cb: Cb) => run('open', path, cb, () => {
-      const pid = Fuse.caller()?.pid
+      // Who opens matters only to an O_TRUNC (read now: the caller is known only before a yield).
+      const pid = (flags & fs.constants.O_TRUNC) !== 0 ? Fuse.caller()?.pid : undefined
       return vfs.open(path, flags, () => pid !== undefined && hasFsetid(pid))
     }),
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {

@@ -79,15 +79,15 @@ export function parseInvite (invite: string): { volumeName: string, volumeKey: s
   return { volumeName: m[1], volumeKey: m[2] }
 }
 
-/**
- * Checks that a disk directory can take a new node of the volume, changing nothing: it must be
- * new or empty, not a disk of this or another volume.
- */
 /** What a retired disk's commands say: it cannot run again, and how to use the directory again. */
 export function retiredMessage (disk: string, volumeName: string): string {
   return `${disk} was retired from volume "${volumeName}" (its files are on other disks) and cannot run again; to add it to the volume again, delete it (rm -r ${disk}) and run "swarmfs join <invite> --disk ${disk}"`
 }
 
+/**
+ * Checks that a disk directory can take a new node of the volume, changing nothing: it must be
+ * new or empty, not a disk of this or another volume.
+ */
 export function checkFreshDisk (disk: string, volumeKey?: string): void {
   if (fs.existsSync(layout(disk).config)) {
     const existing = readConfig(disk)
