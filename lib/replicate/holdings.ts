@@ -36,6 +36,7 @@ const NODE_ID = /^[0-9a-f]{16}$/
 /** More contents than any volume of ours has; bounds what a peer can make us hold in memory. */
 const MAX_CONTENTS = 10_000_000
 
+const isInfohashList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= MAX_CONTENTS && v.every(ih => typeof ih === 'string' && HEX40.test(ih))
 const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 
 /** The holdings in a peer's answer, `unchanged`, or a string saying what is wrong with it. */
@@ -47,8 +48,8 @@ export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
   if (r.unchanged === true) return { v: 1, unchanged: true, generation: r.generation }
   if (typeof r.nodeId !== 'string' || !NODE_ID.test(r.nodeId)) return 'bad node id'
   if (!isSize(r.total) || !isSize(r.free) || !isSize(r.reserve)) return 'bad disk sizes'
-  if (!Array.isArray(r.complete) || r.complete.length > MAX_CONTENTS || !r.complete.every(ih => typeof ih === 'string' && HEX40.test(ih))) return 'bad list of contents'
-  if (r.cached !== undefined && (!Array.isArray(r.cached) || r.cached.length > MAX_CONTENTS || !r.cached.every(ih => typeof ih === 'string' && HEX40.test(ih)))) return 'bad list of cached contents'
+  if (!isInfohashList(r.complete)) return 'bad list of contents'
+  if (r.cached !== undefined && !isInfohashList(r.cached)) return 'bad list of cached contents'
   if (!Array.isArray(r.copying) || r.copying.length > MAX_CONTENTS) return 'bad list of copies'
   const copying: CopyProgress[] = []
   for (const c of r.copying as unknown[]) {
@@ -57,5 +58,5 @@ export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
     copying.push({ infohash: p.infohash, done: p.done, total: p.total, started: p.started })
   }
   if (typeof r.retiring !== 'boolean') return 'bad retiring flag'
-  return { v: 1, nodeId: r.nodeId, generation: r.generation, total: r.total, free: r.free, reserve: r.reserve, complete: r.complete as string[], cached: (r.cached as string[] | undefined) ?? [], copying, retiring: r.retiring }
+  return { v: 1, nodeId: r.nodeId, generation: r.generation, total: r.total, free: r.free, reserve: r.reserve, complete: r.complete, cached: r.cached ?? [], copying, retiring: r.retiring }
 }
