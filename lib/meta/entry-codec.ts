@@ -3,7 +3,7 @@
 // in its marker blob; a symlink is a git symlink. Decoding checks everything, since a tree may come
 // from a peer.
 import { isInfoHash, isValidInfo, infoHash } from '../content/torrent-info.js'
-import { SPECIAL_TYPES, type Attrs, type ContentRef, type DirNode, type FileNode, type Special } from './nodes.js'
+import { S_IFLNK, SPECIAL_TYPES, type Attrs, type ContentRef, type DirNode, type FileNode, type Special } from './nodes.js'
 import { parseVolumeSettings, type VolumeSettings } from './volume-settings.js'
 
 export interface FileEntry {
@@ -23,9 +23,11 @@ export function encodeFile (file: FileNode): string {
   // A release before this one reads every name as a file of its own, with the same content.
   if (file.linkId !== null) entry.linkId = file.linkId
   if (file.special !== null) {
-    // A release before this one reads such an entry as an empty file.
-    entry.type = SPECIAL_TYPES.get(file.special.type)
+    // A release before special files reads such an entry as an empty file; one before hard-linked
+    // symlinks refuses a symlink's entry (an unknown type), which leaves that name out.
+    entry.type = ENTRY_TYPES.get(file.special.type)
     if (file.special.rdev !== 0) entry.rdev = file.special.rdev
+    if (file.special.target !== undefined) entry.target = file.special.target
   }
   if (file.content !== null) {
     entry.infohash = file.content.infohash
@@ -156,12 +158,18 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
   // A malformed id only unlinks the name from the others: the file itself is sound.
   const linkId = typeof e.linkId === 'string' && ID16.test(e.linkId) ? e.linkId : null
   if (e.type !== undefined) {
-    const type = [...SPECIAL_TYPES].find(([, name]) => name === e.type)?.[0]
-    if (type === undefined) return 'type is not fifo, socket, char or block'
+    const type = [...ENTRY_TYPES].find(([, name]) => name === e.type)?.[0]
+    if (type === undefined) return 'type is not fifo, socket, char, block or symlink'
     const rdev = e.rdev ?? 0
     if (!Number.isSafeInteger(rdev) || (rdev as number) < 0 || (rdev as number) > 0xffffffff) return 'rdev is not a 32-bit device number'
     if (size !== 0 || e.infohash !== undefined) return 'a special file has content'
-    return { size: 0, attrs, content: null, special: { type, rdev: rdev as number }, linkId }
+    if (type !== S_IFLNK) {
+      if (e.target !== undefined) return 'only a symlink has a target'
+      return { size: 0, attrs, content: null, special: { type, rdev: rdev as number }, linkId }
+    }
+    if (!isSymlinkTarget(e.target)) return 'symlink target is not a non-empty string without NUL'
+    if (rdev !== 0) return 'a symlink has no device number'
+    return { size: 0, attrs, content: null, special: { type, rdev: 0, target: e.target }, linkId }
   }
   if (size === 0) return { size: 0, attrs, content: null, special: null, linkId }
   if (!isInfoHash(e.infohash)) return 'infohash is not 40 hex characters'
@@ -174,6 +182,14 @@ export function decodeDirMarker (text: string, fallback: Attrs): Attrs {
   const e = parseJson(text)
   return e === null ? fallback : decodeAttrs(e, fallback)
 }
+
+/** A symlink's target as the kernel takes one: not empty, no NUL. */
+export function isSymlinkTarget (v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && !v.includes('\0')
+}
+
+/** The `type` of a special file's entry. */
+const ENTRY_TYPES: ReadonlyMap<number, string> = new Map([...SPECIAL_TYPES, [S_IFLNK, 'symlink']])
 
 /** A node id (`by`, who wrote a version) and a hard-linked file's `linkId` are both 16 hex digits. */
 const ID16 = /^[0-9a-f]{16}$/

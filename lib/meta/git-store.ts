@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path'
 import git from 'isomorphic-git'
 import type { Logger } from '../log/index.js'
 import { ObjectReader, ObjectWriter, type TreeEntry } from './objects.js'
-import { decodeFile, decodeMarker, decodeWriter, encodeDirMarker, encodeFile, type DirMarker, type MarkerLinks } from './entry-codec.js'
+import { decodeFile, decodeMarker, decodeWriter, encodeDirMarker, encodeFile, isSymlinkTarget, type DirMarker, type MarkerLinks } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
 
@@ -152,7 +152,7 @@ export class GitStore {
       node = sub
     } else if (entry.type === 'blob' && entry.mode === MODE_LINK) {
       const target = await read(entry.oid)
-      if (target.includes('\0') || target.length === 0) {
+      if (!isSymlinkTarget(target)) {
         this.log.warn('refused tree entry: bad symlink target', { path: where })
         return null
       }

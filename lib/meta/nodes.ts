@@ -15,12 +15,19 @@ export const S_IFBLK = 0o060000
 /**
  * A FIFO, socket or device: a name, attributes, a type and (for a device) its number, and no
  * content. The kernel serves what opening one does, so the volume only keeps it.
+ *
+ * Also a symlink with more than one name (link(2) of a symlink, as `cp -al` and `rsync
+ * --link-dest` make): a git symlink holds its target and nothing else, while the names of one
+ * file are found again by what their entries hold (the linkId), so such a symlink is kept as a
+ * file entry of type S_IFLNK with its target.
  */
 export interface Special {
-  /** S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK. */
+  /** S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, or S_IFLNK for a hard-linked symlink. */
   type: number
   /** A device's number as the kernel encodes it (new_encode_dev); 0 otherwise. */
   rdev: number
+  /** A hard-linked symlink's target; absent for every other type. */
+  target?: string
 }
 
 export const SPECIAL_TYPES: ReadonlyMap<number, string> = new Map([[S_IFIFO, 'fifo'], [S_IFSOCK, 'socket'], [S_IFCHR, 'char'], [S_IFBLK, 'block']])
@@ -258,9 +265,17 @@ export class DirNode extends BaseNode {
 export type Node = FileNode | DirNode | SymlinkNode
 
 export function visibleSize (node: Node): number {
+  const target = symlinkTarget(node)
+  if (target !== null) return Buffer.byteLength(target)
   if (node.kind === 'file') return node.staged !== null ? node.staged.size : node.size
-  if (node.kind === 'symlink') return Buffer.byteLength(node.target)
   return 4096
+}
+
+/** What readlink gives: a symlink's target, also of one with several names; null for anything else. */
+export function symlinkTarget (node: Node): string | null {
+  if (node.kind === 'symlink') return node.target
+  if (node.kind === 'file') return node.special?.target ?? null
+  return null
 }
 
 export function typeBits (node: Node): number {

@@ -3,7 +3,7 @@
 // it, and replayed from the journal after a crash.
 import { fsError } from '../errors/index.js'
 import { isSafeName, splitPath } from './names.js'
-import { collectData, DirNode, FileNode, SymlinkNode, type Attrs, type ContentRef, type Node, type Special, type Staged } from './nodes.js'
+import { collectData, DirNode, FileNode, S_IFLNK, SymlinkNode, type Attrs, type ContentRef, type Node, type Special, type Staged } from './nodes.js'
 import { compareSettings, effectiveSettings, parseVolumeSettings } from './volume-settings.js'
 
 export type Op =
@@ -135,12 +135,12 @@ export function applyOp (root: DirNode, op: Op): Released {
       return released
     }
     case 'link': {
-      const node = mustLookup(root, op.from)
+      const found = mustLookup(root, op.from)
       // As on Linux, whose link(2) gives EPERM for a directory.
-      if (node.kind === 'dir') throw fsError('EPERM', op.from, 'cannot hard-link a directory:')
-      if (node.kind !== 'file') throw fsError('EPERM', op.from, 'hard links to symlinks are not supported:')
+      if (found.kind === 'dir') throw fsError('EPERM', op.from, 'cannot hard-link a directory:')
       const { dir, name } = parentOf(root, op.to)
       if (dir.children.has(name)) throw fsError('EEXIST', op.to)
+      const node = found.kind === 'symlink' ? asLinkedSymlink(found) : found
       node.linkId ??= op.linkId
       dir.add(name, node)
       node.attrs.ctime = op.time
@@ -182,6 +182,21 @@ function setVolume (root: DirNode, op: Extract<Op, { op: 'setvolume' }>): void {
   root.volume = next
   // The root's marker changes, so the root tree is written again.
   root.touch()
+}
+
+/**
+ * The symlink, in its place and with its inode number, as a file entry that can have several
+ * names (see Special): a git symlink has no room for the id that joins them.
+ */
+function asLinkedSymlink (symlink: SymlinkNode): FileNode {
+  const file = new FileNode(symlink.attrs)
+  file.inode = symlink.inode
+  file.special = { type: S_IFLNK, rdev: 0, target: symlink.target }
+  const dir = symlink.parent as DirNode
+  const name = symlink.name
+  dir.unplace(name)
+  dir.add(name, file)
+  return file
 }
 
 function detach (dir: DirNode, name: string, time: number): Released {

@@ -13,7 +13,7 @@ import fs from 'node:fs'
 import git, { type CommitObject } from 'isomorphic-git'
 import { SwarmError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../log/index.js'
-import { decodeDirMarker, decodeFile, decodeMarkerVolume, decodeWriter, withMarkerVolume } from '../meta/entry-codec.js'
+import { decodeDirMarker, decodeFile, decodeMarkerVolume, decodeWriter, isSymlinkTarget, withMarkerVolume } from '../meta/entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from '../meta/names.js'
 import { ObjectWriter, readLooseObject } from '../meta/objects.js'
 import type { Attrs } from '../meta/nodes.js'
@@ -772,8 +772,7 @@ class TreeMerger {
     const text = Buffer.from(bytes).toString('utf8')
     if (kind === 'marker') return { ...unknown, problem: null, mtime: decodeDirMarker(text, FALLBACK_ATTRS).mtime }
     if (kind === 'link') {
-      const bad = text.length === 0 || text.includes('\0')
-      return { ...unknown, problem: bad ? 'bad symlink target' : null }
+      return { ...unknown, problem: isSymlinkTarget(text) ? null : 'bad symlink target' }
     }
     const decoded = decodeFile(text, FALLBACK_ATTRS)
     if (typeof decoded === 'string') return { ...unknown, problem: decoded }

@@ -7,7 +7,7 @@ import type { ContentStore } from '../content/store.js'
 import { fsError, FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { Meta } from '../meta/meta.js'
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, SPECIAL_TYPES, typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, SPECIAL_TYPES, symlinkTarget, typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
 import { readAt, WriteSession } from './sessions.js'
 import { SpaceGuard } from '../content/space-guard.js'
 import fileops from '@swarmfs/fileops'
@@ -167,7 +167,8 @@ export class VolumeFs {
       nlink: node.kind === 'dir' ? 2 + node.children.dirs : node.kind === 'file' ? Math.max(1, node.links) : 1,
       rdev: node.kind === 'file' ? node.special?.rdev ?? 0 : 0,
       blksize: 128 * 1024,
-      blocks: node.kind === 'file' ? this.blocksOf(node, session, size) : Math.ceil(size / 512),
+      // A symlink's target lives in the metadata, as a local disk's short (fast) symlinks do.
+      blocks: node.kind === 'dir' ? Math.ceil(size / 512) : node.kind === 'file' && node.special === null ? this.blocksOf(node, session, size) : 0,
       atime,
       mtime,
       ctime
@@ -213,9 +214,9 @@ export class VolumeFs {
   }
 
   readlink (path: string): string {
-    const node = this.meta.mustLookup(path)
-    if (node.kind !== 'symlink') throw fsError('EINVAL', path)
-    return node.target
+    const target = symlinkTarget(this.meta.mustLookup(path))
+    if (target === null) throw fsError('EINVAL', path)
+    return target
   }
 
   mkdir (path: string, mode: number, owner: Owner | null = null): void {

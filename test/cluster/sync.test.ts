@@ -181,7 +181,6 @@ function noRefusals (t: Test, c: Cluster): void {
   t.same(c.refusals(), [], 'no node refused a head from an honest peer')
 }
 
-/** Runs a shell script in a node's mount; a failure fails the test and throws. */
 /** The link counts of `paths` on a node's mount, and how many inode numbers they show. */
 async function hardLinks (node: SNode, paths: string[]): Promise<{ links: string[], inodes: number }> {
   const r = await run('stat', ['-c', '%h %i', ...paths], { cwd: node.mnt })
@@ -189,6 +188,7 @@ async function hardLinks (node: SNode, paths: string[]): Promise<{ links: string
   return { links: rows.map(([n]) => n ?? ''), inodes: new Set(rows.map(([, ino]) => ino)).size }
 }
 
+/** Runs a shell script in a node's mount; a failure fails the test and throws. */
 async function onMount (t: Test, node: SNode, script: string): Promise<RunResult> {
   return await sh(t, script, { cwd: node.mnt })
 }
@@ -224,6 +224,7 @@ ln -s sub docs/link-to-dir
 mkfifo -m 640 docs/fifo
 mknod docs/null-like c 1 3
 ln docs/sub/deep/leaf docs/leaf-link
+ln docs/link-to-dir docs/sub/link-too
 chmod 755 run.sh
 chmod 600 docs/page.txt
 chmod 444 photos/one-mib.jpg
@@ -256,6 +257,7 @@ ln -s pictures/three-mib-and-a-bit.raw link-to-page
 touch -d '2022-02-02 02:02:02' from-c
 touch -a -d '1996-06-06 06:06:06' from-c/c-file.dat
 printf ' from C' >> docs/leaf-link
+touch -h -d '2017-07-07 07:07:07' docs/sub/link-too
 `
 
 const epoch = (s: string): number => Math.floor(Date.parse(s + 'Z') / 1000)
@@ -304,6 +306,8 @@ t.test('a tree written on one node appears on three others; changes on a third n
   t.equal(dev.stdout.trim(), 'character special file 1:3', 'a device made on A is the same device on D')
   t.notOk(onD?.some(e => e.path === 'photos' || e.path === 'to-delete' || e.path.startsWith('gone-dir')), 'renamed and deleted entries are gone on D')
   t.same(await hardLinks(d, ['docs/sub/deep/leaf', 'docs/leaf-link']), { links: ['2', '2'], inodes: 1 }, 'a hard link made on A is one file with two names on D')
+  t.same(await hardLinks(d, ['docs/link-to-dir', 'docs/sub/link-too']), { links: ['2', '2'], inodes: 1 }, 'a symlink hard-linked on A is one symlink with two names on D')
+  t.equal(onD?.find(e => e.path === 'docs/sub/link-too')?.target, 'sub', '... with its target')
 
   await onMount(t, cc, C_SCRIPT)
   await converged(t, c, cc, [a, b, d], 'after changes on C', true)
@@ -320,6 +324,8 @@ t.test('a tree written on one node appears on three others; changes on a third n
   t.equal(find('from-c')?.mtime !== undefined ? Math.floor(find('from-c')!.mtime) : undefined, epoch('2022-02-02T02:02:02'), 'a directory mtime set on C is seen on B')
   t.same(await hardLinks(b, ['docs/sub/deep/leaf', 'docs/leaf-link']), { links: ['2', '2'], inodes: 1 }, 'a file written on C through one of its names is still one file with two names on B')
   t.match((await run('cat', [join(b.mnt, 'docs/sub/deep/leaf')])).stdout, / from C$/, 'what C appended through one name is read on B through the other')
+  t.same(await hardLinks(b, ['docs/link-to-dir', 'docs/sub/link-too']), { links: ['2', '2'], inodes: 1 }, 'a hard-linked symlink touched on C through one name is still one symlink with two names on B')
+  t.equal(Math.floor(find('docs/link-to-dir')?.mtime ?? 0), epoch('2017-07-07T07:07:07'), '... whose other name shows the time set on C')
   await quiet(t, all, 'test 1')
   noRefusals(t, c)
 })

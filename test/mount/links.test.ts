@@ -1,7 +1,8 @@
 // Hard links on the mount, as on a local disk: ln, link counts, one inode under every name, a change
 // through one name seen through the others at once, the data kept until the last name goes (an
-// open descriptor too), rename between names of one file, the errors link(2) gives, and cp -a
-// keeping links; then the same file after a clean restart and after kill -9.
+// open descriptor too), rename between names of one file, the errors link(2) gives, cp -a keeping
+// links, and hard links to symlinks (cp -al, rsync --link-dest); then the same after a clean
+// restart and after kill -9.
 import t from 'tap'
 import { sameAsNative, sh, startVolume, tmpDir } from '../helpers/volume.js'
 
@@ -43,6 +44,16 @@ stat -c '%n %h' f d/new
 find . -samefile f | sort
 mkdir tree && printf one > tree/x && ln tree/x tree/y && cp -a tree copy && stat -c '%n %h' copy/x copy/y
 [ "$(stat -c %i copy/x)" = "$(stat -c %i copy/y)" ] && echo cp -a kept the link
+ln -s f sl && ln sl sl2 && mkdir ds && ln sl2 ds/sl3
+stat -c '%n %h %F %s %b' sl sl2 ds/sl3
+[ "$(stat -c %i sl)" = "$(stat -c %i ds/sl3)" ] && [ "$(stat -c %i sl)" != "$(stat -c %i f)" ] && echo one symlink inode
+readlink sl2 ds/sl3; cat sl2; echo
+chown -h 4321:8765 sl2 && stat -c '%n %u %g' sl ds/sl3
+rm sl && stat -c '%n %h' sl2 ds/sl3
+mv sl2 ds/moved && stat -c '%n %h' ds/moved && readlink ds/moved
+mkdir stree && ln -s ../f stree/l && printf z > stree/z && cp -al stree scopy && stat -c '%n %h %F' scopy/l stree/l scopy/z
+cat scopy/l; echo
+find . -samefile ds/sl3 | sort
 `
 
 // Times to the millisecond on the mount: the steps are 20 ms apart so each is later than the last.
@@ -74,6 +85,9 @@ t.test('hard links as on a local disk', async t => {
   t.match(out, /^e e EEXIST$/m, 'link onto an existing name: EEXIST')
   t.match(out, /^d y EPERM$/m, 'a directory: EPERM')
   t.match(out, /^hXYlo world and more$/m, 'a write through a descriptor whose name was removed reaches the other name')
+  t.match(out, /^sl 3 symbolic link 1 0\nsl2 3 symbolic link 1 0\nds\/sl3 3 symbolic link 1 0\none symlink inode$/m, 'a symlink hard-linked: three names of one symlink')
+  t.match(out, /^f\nf\nhXYlo world and more\nsl 4321 8765\nds\/sl3 4321 8765\nsl2 2\nds\/sl3 2$/m, 'read, chown -h and rm through its names')
+  t.match(out, /^scopy\/l 2 symbolic link\nstree\/l 2 symbolic link\nscopy\/z 2 regular file$/m, 'cp -al links symlinks too')
   const times = (await sameAsNative(t, native, vol.mnt, TIMES, 'times of link and unlink')).stdout
   t.equal(times, 'link: file ctime later True directory mtime later True\nunlink: ctime of the name left later True\n', 'link and unlink change the times as POSIX says')
 })
@@ -81,13 +95,15 @@ t.test('hard links as on a local disk', async t => {
 const SHOW = String.raw`
 stat -c '%n %h %s' keep keep2 sub/keep3
 [ "$(stat -c %i keep)" = "$(stat -c %i sub/keep3)" ] && echo one inode
+stat -c '%n %h %F' sym sub/sym2 && readlink sub/sym2
+[ "$(stat -c %i sym)" = "$(stat -c %i sub/sym2)" ] && echo one symlink inode
 `
 
 t.test('hard links survive a restart and a kill -9', async t => {
   const vol = await startVolume(t)
-  await sh(t, 'printf kept > keep && ln keep keep2 && mkdir sub && ln keep2 sub/keep3', { cwd: vol.mnt })
+  await sh(t, 'printf kept > keep && ln keep keep2 && mkdir sub && ln keep2 sub/keep3 && ln -s ../keep sym && ln sym sub/sym2', { cwd: vol.mnt })
   const before = (await sh(t, SHOW, { cwd: vol.mnt })).stdout
-  t.equal(before, 'keep 3 4\nkeep2 3 4\nsub/keep3 3 4\none inode\n', 'three names of one file')
+  t.equal(before, 'keep 3 4\nkeep2 3 4\nsub/keep3 3 4\none inode\nsym 2 symbolic link\nsub/sym2 2 symbolic link\n../keep\none symlink inode\n', 'three names of one file, two of one symlink')
 
   await vol.restart()
   t.equal((await sh(t, SHOW, { cwd: vol.mnt })).stdout, before, 'the same after a clean restart (from the snapshot)')
@@ -95,11 +111,13 @@ t.test('hard links survive a restart and a kill -9', async t => {
   t.equal((await sh(t, 'cat sub/keep3', { cwd: vol.mnt })).stdout, 'kept and written', 'still one file: a write through one name is read through another')
 
   // The link and the write are in the journal only when the node dies.
-  await sh(t, 'ln keep sub/keep4 && printf "!" >> sub/keep4', { cwd: vol.mnt })
+  await sh(t, 'ln keep sub/keep4 && printf "!" >> sub/keep4 && ln -s keep2 sym3 && ln sym3 sub/sym4 && ln sym sym5', { cwd: vol.mnt })
   await vol.kill9()
   await vol.restart()
   const after = await sh(t, 'stat -c "%n %h %s" keep sub/keep4 && cat keep2 && [ "$(stat -c %i keep)" = "$(stat -c %i sub/keep4)" ] && echo one inode', { cwd: vol.mnt })
   t.equal(after.stdout, 'keep 4 17\nsub/keep4 4 17\nkept and written!one inode\n', 'after kill -9: four names of one file, with every byte')
+  const symlinks = await sh(t, 'stat -c "%n %h %F" sym sub/sym2 sym5 sym3 sub/sym4 && readlink sym5 sub/sym4 && [ "$(stat -c %i sym)" = "$(stat -c %i sym5)" ] && [ "$(stat -c %i sym3)" = "$(stat -c %i sub/sym4)" ] && echo one inode each', { cwd: vol.mnt })
+  t.equal(symlinks.stdout, 'sym 3 symbolic link\nsub/sym2 3 symbolic link\nsym5 3 symbolic link\nsym3 2 symbolic link\nsub/sym4 2 symbolic link\n../keep\nkeep2\none inode each\n', 'after kill -9: symlinks linked before and after the last snapshot')
 
   await sh(t, 'rm keep keep2 sub/keep3', { cwd: vol.mnt })
   await vol.restart()

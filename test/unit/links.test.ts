@@ -1,13 +1,13 @@
 // Hard links as pure logic: the ops (one file under several names, its data let go only with its
 // last name), how the names are written to git and read back as one file (by a load or from a
 // peer), and the snapshot.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { applyAdoption, type DirPlan } from '../../lib/meta/adopt.js'
 import { decodeFile, encodeFile } from '../../lib/meta/entry-codec.js'
-import { DirNode, FileNode, LinkJoiner, type Attrs, type ContentRef } from '../../lib/meta/nodes.js'
+import { DirNode, FileNode, LinkJoiner, S_IFLNK, symlinkTarget, typeBits, visibleSize, type Attrs, type ContentRef } from '../../lib/meta/nodes.js'
 import { applyOp, mustLookup, type Released } from '../../lib/meta/ops.js'
 import { loadSnapshot, saveSnapshot } from '../../lib/meta/snapshot.js'
 
@@ -60,10 +60,35 @@ t.test('link: what POSIX refuses', async t => {
   const { root } = linked()
   applyOp(root, { op: 'symlink', path: '/s', target: 'a', attrs: attrs() })
   t.throws(() => applyOp(root, { op: 'link', from: '/d', to: '/e', time: T0, linkId: LINK_ID }), { code: 'EPERM' }, 'a directory')
-  t.throws(() => applyOp(root, { op: 'link', from: '/s', to: '/e', time: T0, linkId: LINK_ID }), { code: 'EPERM' }, 'a symlink')
   t.throws(() => applyOp(root, { op: 'link', from: '/a', to: '/b', time: T0, linkId: LINK_ID }), { code: 'EEXIST' }, 'onto a name that exists')
   t.throws(() => applyOp(root, { op: 'link', from: '/nope', to: '/e', time: T0, linkId: LINK_ID }), { code: 'ENOENT' }, 'a name that does not exist')
   t.throws(() => applyOp(root, { op: 'link', from: '/a', to: '/nope/e', time: T0, linkId: LINK_ID }), { code: 'ENOENT' }, 'into a directory that does not exist')
+})
+
+t.test('link of a symlink: one symlink under both names, kept as an entry of type symlink', async t => {
+  const root = volume()
+  applyOp(root, { op: 'mkdir', path: '/d', attrs: attrs() })
+  applyOp(root, { op: 'symlink', path: '/s', target: '../x y', attrs: { ...attrs(), perm: 0o777 } })
+  const inode = mustLookup(root, '/s').inode
+  t.throws(() => applyOp(root, { op: 'link', from: '/s', to: '/d', time: T0 + 1, linkId: LINK_ID }), { code: 'EEXIST' }, 'onto a name that exists: refused')
+  t.equal(mustLookup(root, '/s').kind, 'symlink', '... and the symlink is left as it was')
+  applyOp(root, { op: 'link', from: '/s', to: '/d/t', time: T0 + 1, linkId: LINK_ID })
+  const s = fileAt(root, '/s')
+  t.equal(fileAt(root, '/d/t'), s, 'both names are one node')
+  t.same([s.links, s.inode, s.linkId, s.attrs.ctime, s.attrs.perm], [2, inode, LINK_ID, T0 + 1, 0o777], 'two links, its inode number, the id, the ctime of the link')
+  t.same([typeBits(s), symlinkTarget(s), visibleSize(s)], [S_IFLNK, '../x y', 6], 'still a symlink to the same target')
+  const entry = decodeFile(encodeFile(s), attrs())
+  t.same(entry, { size: 0, attrs: s.attrs, content: null, special: { type: S_IFLNK, rdev: 0, target: '../x y' }, linkId: LINK_ID }, 'its entry reads back whole')
+  applyOp(root, { op: 'unlink', path: '/s', time: T0 + 2 })
+  t.same([s.links, symlinkTarget(fileAt(root, '/d/t'))], [1, '../x y'], 'the other name stays when one goes')
+})
+
+t.test('a peer\'s malformed symlink entry is refused', async t => {
+  const entry = (extra: Record<string, unknown>): string => JSON.stringify({ v: 1, size: 0, perm: 0o777, uid: 0, gid: 0, mtime: T0, ctime: T0, type: 'symlink', target: 'a', ...extra })
+  t.type(decodeFile(entry({}), attrs()), 'object', 'a sound one is read')
+  for (const [bad, why] of [[{ target: undefined }, 'no target'], [{ target: '' }, 'an empty target'], [{ target: 'a\0b' }, 'a NUL in the target'], [{ target: 7 }, 'a target that is not a string'], [{ rdev: 5 }, 'a device number'], [{ size: 1 }, 'a size'], [{ type: 'fifo' }, 'a target on a FIFO']] as const) {
+    t.type(decodeFile(entry(bad), attrs()), 'string', why)
+  }
 })
 
 t.test('unlink: the data goes with the last name only', async t => {
@@ -140,21 +165,38 @@ t.test('a load joins names of one id and one blob into one file, and only those'
   t.equal(seen.length, 4, 'each file is seen once')
 })
 
-t.test('the snapshot keeps the names of one file as one file', async t => {
-  const { root, file } = linked()
-  // A snapshot is written after a commit, when every node has its oid.
-  file.oid = '3'.repeat(40)
+/** The volume saved to a snapshot and loaded back, its names joined as a load joins them. */
+function throughSnapshot (t: Test, root: DirNode): { root: DirNode } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarmfs-links-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   saveSnapshot(dir, 'a'.repeat(40), root)
   const loaded = loadSnapshot(dir)
   if (loaded === null) throw new Error('the snapshot does not load')
   new LinkJoiner().joinBelow(loaded.root, () => {})
+  return loaded
+}
+
+t.test('the snapshot keeps the names of one file as one file', async t => {
+  const { root, file } = linked()
+  // A snapshot is written after a commit, when every node has its oid.
+  file.oid = '3'.repeat(40)
+  const loaded = throughSnapshot(t, root)
   const a = fileAt(loaded.root, '/a')
   t.equal(fileAt(loaded.root, '/b'), a, '/b')
   t.equal(fileAt(loaded.root, '/d/c'), a, '/d/c')
   t.equal(a.links, 3, 'three names')
   t.equal(a.linkId, LINK_ID, 'the id')
+})
+
+t.test('the snapshot keeps a hard-linked symlink', async t => {
+  const root = volume()
+  applyOp(root, { op: 'symlink', path: '/s', target: 't', attrs: attrs() })
+  applyOp(root, { op: 'link', from: '/s', to: '/s2', time: T0 + 1, linkId: LINK_ID })
+  fileAt(root, '/s').oid = '4'.repeat(40)
+  const loaded = throughSnapshot(t, root)
+  const s = fileAt(loaded.root, '/s')
+  t.equal(fileAt(loaded.root, '/s2'), s, 'one node under both names')
+  t.same([s.links, symlinkTarget(s), typeBits(s)], [2, 't', S_IFLNK], 'two links, a symlink to its target')
 })
 
 t.test('the snapshot keeps inode numbers; nodes made after a load are numbered above them', async t => {
