@@ -65,6 +65,7 @@ import { FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { bitfieldLength, readBitfield, writeBitfield } from './bitfield.js'
 import { reserveHeapHeadroom } from './heap-headroom.js'
+import { intactPieces, pieceIsIntact } from './piece-check.js'
 import { eio, PieceFile, readLocal, syncDir } from './piece-file.js'
 import { tuneSocket } from './socket-tuning.js'
 import type { SpaceGuard } from './space-guard.js'
@@ -110,6 +111,10 @@ export interface TorrentServiceOptions {
   lookupInfo?: (infohash: string) => TorrentInfo | null
   /** Called when a partial content has become complete in contentDir; `byReads` unless it was fetched whole (fetch()). */
   onComplete?: (infohash: string, info: TorrentInfo, byReads: boolean) => void
+  /** Called when a piece a peer sent failed its hash check (the peer's copy of it may be bad). */
+  onHashFailure?: (infohash: string, piece: number) => void
+  /** Called when checkPiece found this disk's complete copy bad: it is a partial content now. */
+  onCopyDamaged?: (infohash: string, info: TorrentInfo, badPieces: number[]) => void
   /**
    * The disk's space: each fetched piece is claimed from `guard` (ENOSPC below the metadata's
    * room), and reads keep `floor(disk size)` bytes free, evicting cached pieces to stay above.
@@ -227,6 +232,8 @@ export class TorrentService {
   private readonly closing = new Map<string, Promise<void>>()
   /** Callers of completed() waiting for a partial content to become complete, by infohash. */
   private readonly completeWaiters = new Map<string, Set<() => void>>()
+  /** checkPiece calls in flight, by infohash: one check of a copy at a time. */
+  private readonly checking = new Map<string, Promise<'not held' | 'intact' | 'damaged'>>()
   private destroyed = false
   private destroying: Promise<void> | null = null
   /** The eviction under way (makeRoom). */
@@ -497,6 +504,8 @@ export class TorrentService {
         entry.hashFailures++
         // A corrupt holder sends the same bad piece again and again: log the first and then rarely.
         if ((entry.hashFailures & (entry.hashFailures - 1)) === 0) this.log.warn('a piece from a peer failed its hash check (discarded)', { infohash: ih, message: err.message, failures: entry.hashFailures })
+        const piece = /Piece (\d+) failed/.exec(err.message)
+        if (piece !== null) this.opts.onHashFailure?.(ih, Number(piece[1]))
       } else {
         this.log.debug('torrent warning', { infohash: ih, err })
       }
@@ -891,6 +900,60 @@ export class TorrentService {
       await fsp.rm(this.bitfieldPath(infohash), { force: true })
     }
     await this.activate(infohash, info).ready
+  }
+
+  /**
+   * Checks this disk's complete copy of a content at one piece, which a peer's read found bad.
+   * A copy that fails is no longer one: every piece is checked, the file goes back to the partial
+   * contents with a bitfield of the pieces that are still right (so nothing right is lost), and it
+   * is neither seeded nor held as complete until the bad pieces are fetched again from another
+   * holder. Peers that had it open lose their connection (BitTorrent cannot take back a piece
+   * once announced) and learn the new bitfield when they connect again.
+   */
+  async checkPiece (infohash: string, index: number): Promise<'not held' | 'intact' | 'damaged'> {
+    const info = this.known.get(infohash) ?? this.opts.lookupInfo?.(infohash) ?? null
+    if (info === null || !Number.isSafeInteger(index) || index < 0 || index >= pieceCount(info.length, info.pieceLength)) return 'not held'
+    const path = this.contentPath(infohash)
+    const check = this.checking.get(infohash)
+    if (check !== undefined) return await check
+    const result = (async (): Promise<'not held' | 'intact' | 'damaged'> => {
+      try {
+        if (await pieceIsIntact(path, info, index)) return 'intact'
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'not held'
+        throw err
+      }
+      // Registered as the content's closing, so that a torrent started meanwhile (a peer asking)
+      // waits for the move and opens the partial file, never the bad copy as a seed.
+      const entry = this.active.get(infohash)
+      const before = entry !== undefined ? this.deactivate(entry) : this.closing.get(infohash)
+      const move = (async () => {
+        await before?.catch(() => {})
+        const found = await intactPieces(path, info)
+        await fsp.rename(path, this.partialPath(infohash))
+        await writeBitfield(this.bitfieldPath(infohash), found.bits)
+        await syncDir(this.opts.contentDir)
+        await syncDir(this.opts.partialDir)
+        return found.bad
+      })()
+      const moved = move.then(() => {}, () => {})
+      this.closing.set(infohash, moved)
+      let bad: number[]
+      try {
+        bad = await move
+      } finally {
+        if (this.closing.get(infohash) === moved) this.closing.delete(infohash)
+      }
+      this.log.warn('this disk\'s copy of a content has pieces that fail their hash check: kept as a partial content until they are fetched again', { infohash, bad: bad.length, pieces: pieceCount(info.length, info.pieceLength), first: bad[0] })
+      this.opts.onCopyDamaged?.(infohash, info, bad)
+      return 'damaged'
+    })()
+    this.checking.set(infohash, result)
+    try {
+      return await result
+    } finally {
+      this.checking.delete(infohash)
+    }
   }
 
   /** Stops seeding or fetching a content and forgets it (a removed content). With dropPartial, its partial files go too. */

@@ -12,6 +12,7 @@ import { GitStore } from '../meta/git-store.js'
 import { Meta } from '../meta/meta.js'
 import { conflictName, gitObjectStore, mergeHeads } from '../sync/merge.js'
 import { CachedByReads } from '../replicate/cached-by-reads.js'
+import { BadPieceReporter, parseBadPiece } from '../replicate/bad-pieces.js'
 import { Replicator } from '../replicate/replicator.js'
 import { peerJson } from '../sync/peer-client.js'
 import { Syncer } from '../sync/syncer.js'
@@ -26,6 +27,8 @@ const READ_DEADLINE_MS = 10_000
 const RECENT_FAILURE_MS = 3000
 /** A whole content is fetched in steps of this, each with the read deadline. */
 const FETCH_CHUNK = 16 * 1024 * 1024
+/** A peer hashes one piece of its copy (all of them when it is bad) before it answers. */
+const BAD_PIECE_TIMEOUT_MS = 60_000
 /** Peers' holdings documents: 43 bytes per content, so room for a million. */
 const HOLDINGS_LIMIT = 64 * 1024 * 1024
 
@@ -202,6 +205,8 @@ export class SwarmNode {
         if (byReads) this.cachedByReads.add(ih)
         else this.cachedByReads.delete(ih)
       },
+      onHashFailure: (ih, piece) => this.badPieces.report(ih, piece),
+      onCopyDamaged: (ih, info) => this.refetchDamaged(ih, info),
       space: {
         guard: this.space,
         floor: total => reserveOf(config, total),
@@ -244,6 +249,39 @@ export class SwarmNode {
     }
     // The last piece in, the partial file is synced and moved into content/ just after.
     if (!await torrents.completed(infohash, READ_DEADLINE_MS)) throw new FsError('EIO', 'EIO: the content could not be fetched whole')
+  }
+
+  /** Asks every peer to check its copy of a piece that came here bad (lib/replicate/bad-pieces.ts). */
+  private readonly badPieces = new BadPieceReporter(async report => {
+    const peers = [...(this.syncer?.peers.values() ?? [])].filter(p => p.authenticated && p.httpPort > 0)
+    await Promise.all(peers.map(async p => {
+      try {
+        const answer = await peerJson({ host: p.host, port: p.httpPort, key: this.config.volumeKey, timeoutMs: BAD_PIECE_TIMEOUT_MS }, 'POST', '/bad-piece', report)
+        if ((answer as { copy?: unknown })?.copy === 'damaged') this.log.warn('a peer found its copy of a content bad when told of a bad piece; it fetches the bad pieces again', { peer: p.nodeId, ...report })
+      } catch (err) {
+        this.log.debug('could not tell a peer of a bad piece', { peer: p.nodeId, ...report, err: (err as Error).message })
+      }
+    }))
+  })
+
+  /**
+   * This disk's copy of a content failed its hash check (a peer told us of a bad piece): a copy
+   * kept for the volume fetches its bad pieces again from the other holders; a copy cached by
+   * reads stays a partial cache. Without another good holder the fetch fails, and reads of the
+   * bad pieces fail with EIO while the rest of the file reads as before.
+   */
+  private refetchDamaged (infohash: string, info: TorrentInfo): void {
+    this.replicator?.poke(0)
+    if (this.cachedByReads.has(infohash)) {
+      this.cachedByReads.delete(infohash)
+      return
+    }
+    const torrents = this.torrents
+    if (torrents === null || !this.meta.contentInfo.has(infohash)) return
+    this.fetchWhole(torrents, infohash, info).then(
+      () => this.log.warn('a damaged copy is whole again', { infohash }),
+      err => this.log.error('a damaged copy could not be fetched again from another holder: the bad pieces read as EIO until one has them', { infohash, err: (err as Error).message })
+    )
   }
 
   /** Copies of contents held by too few disks, made by this node when the plan picks it (lib/replicate). */
@@ -302,6 +340,11 @@ export class SwarmNode {
     if (r === null) return { status: 503, body: 'the node is starting' }
     if (call.path === '/holdings' && call.method === 'GET') return { status: 200, body: await r.holdings(call.query.get('have')) }
     if (call.path === '/replication' && call.method === 'GET') return { status: 200, body: r.status() }
+    if (call.path === '/bad-piece' && call.method === 'POST') {
+      const report = parseBadPiece(call.body)
+      if (typeof report === 'string') return { status: 400, body: report }
+      return { status: 200, body: { copy: await this.torrents?.checkPiece(report.infohash, report.piece) ?? 'not held' } }
+    }
     if (call.path === '/volume' && call.method === 'POST') {
       const body = (typeof call.body === 'object' && call.body !== null ? call.body : {}) as Record<string, unknown>
       try {

@@ -1,6 +1,6 @@
 // A peer that holds the volume key but serves a crafted repository: a real node syncing with it
 // must take the honest entries, refuse the others one by one (and log each), and touch nothing
-// outside its own disk.
+// outside its own disk. The same peer's malformed reports of bad pieces are refused.
 import fs from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -52,6 +52,21 @@ t.test('entries a hostile peer serves are refused one by one', async t => {
   // its trees; what the node serves and mounts is the merge's tree, checked above.)
   const own = await run('git', ['--git-dir', join(disk, 'meta'), 'ls-tree', '-r', '-t', 'main'])
   t.notOk(/\t(\.\.?|submodule)$/m.test(own.stdout), 'no hostile entry is reachable from the merged tree')
+
+  // Reports of bad pieces (POST /bad-piece) that are malformed, or name what the node does not
+  // hold: refused or answered, and the node goes on.
+  const { httpPort } = JSON.parse(fs.readFileSync(join(disk, 'node.json'), 'utf8')) as { httpPort: number }
+  const report = async (body: string): Promise<string> => {
+    const r = await net.exec(fakeHost, 'curl', ['-s', '-u', `x:${key}`, '-w', ' %{http_code}', '-H', 'Content-Type: application/json', '--data-binary', body, `http://${victimHost.address}:${httpPort}/bad-piece`])
+    return r.stdout.replace(/\s+/g, ' ').trim()
+  }
+  t.match(await report('{"infohash":'), /not valid JSON 400$/, 'a report that is not JSON: 400')
+  t.match(await report('{"infohash":"zz","piece":1}'), /infohash must be 40 lowercase hex characters 400$/, 'a malformed infohash: 400')
+  t.match(await report(`{"infohash":"${'a'.repeat(40)}","piece":-3}`), /piece must be a non-negative integer 400$/, 'a negative piece: 400')
+  t.equal(await report(`{"infohash":"${'a'.repeat(40)}","piece":0}`), '{"copy":"not held"} 200', 'a content the node does not know: not held')
+  t.equal(await report(`{"infohash":"${'a'.repeat(40)}","piece":9007199254740991}`), '{"copy":"not held"} 200', 'a piece far past any content: not held')
+  const status = await net.exec(fakeHost, 'curl', ['-s', '-o', '/dev/null', '-u', `x:${key}`, '-w', '%{http_code}', `http://${victimHost.address}:${httpPort}/status`])
+  t.equal(status.stdout, '200', 'the node still answers after them')
 
   const stop = await stopProcess(node, 30_000)
   t.equal(stop.code, 0, 'the node stops cleanly')

@@ -4,7 +4,10 @@
 //   - a file held by two nodes (A wrote it, C read it whole) is read on B while A is killed with
 //     SIGKILL half-way: the read completes with the right bytes, from C;
 //   - a piece corrupted on the only holder's disk: B's read of that piece fails with EIO and never
-//     returns the bad bytes, while another piece of the same file reads back right;
+//     returns the bad bytes, while another piece of the same file reads back right; told by B, A
+//     sets its bad copy aside (its own reads of that piece fail too, the rest is kept);
+//   - pieces corrupted on one of two holders: B reads the right bytes, and the bad holder, told
+//     by B, fetches its bad pieces again from the other;
 //   - media players on B, headless, on videos only A holds (MP4 with the moov atom at the end and
 //     with +faststart, MKV): mpv seeks to the middle, back to the start and near the end, then plays
 //     to the end, and every frame it shows is the frame it shows from the native file; VLC (its own
@@ -259,6 +262,54 @@ t.test('a corrupt piece on the only holder: EIO on the reader, never the bad byt
   }
   const ls = await run('ls', [c.mnt('b')], { timeoutMs: 10_000 })
   t.equal(ls.code, 0, 'B\'s mount answers after the failed read')
+
+  // B told A of the bad piece: A's copy is no longer one, and A's own reads stop returning it.
+  await until('A set its bad copy aside', () => !fs.existsSync(stored) && fs.existsSync(join(c.disk('a'), 'partial', ih)), 30_000)
+  t.match(outputOf(c.nodes.get('a')!).stderr, /this disk's copy of a content has pieces that fail their hash check.*"bad":1,/, 'A logged its copy bad, with one bad piece')
+  const onA = await run('dd', [`if=${join(c.mnt('a'), 'file.bin')}`, 'of=/dev/null', 'bs=128k', `skip=${bad * 8}`, 'count=8', 'status=none'], { timeoutMs: 90_000 })
+  t.not(onA.code, 0, 'reading the bad piece on A fails now too (no other disk has it)')
+  const goodOnA = await run('sh', ['-c', 'dd if="$1" bs=128k skip=80 count=8 status=none | sha256sum', 'rd', join(c.mnt('a'), 'file.bin')], { timeoutMs: 90_000 })
+  t.equal(goodOnA.stdout.split(' ')[0], sha256(data.subarray(10 * PIECE, 11 * PIECE)), 'the rest of A\'s copy is kept and reads right on A')
+})
+
+t.test('two holders, one with bad pieces: the reader gets the right bytes, the bad copy is fetched again', async t => {
+  const c = await cluster(t, 'rot', 3)
+  await c.start('a')
+  await c.start('b')
+  await c.start('c')
+  const data = randomBytesSeeded(prng(29), 24 * MiB + 777)
+  fs.writeFileSync(join(c.mnt('a'), 'rot.bin'), data)
+  const ih = await c.infohashOf('a', 'rot.bin')
+  const storedA = join(c.disk('a'), 'content', ih)
+  await until('A holds the content', () => fs.existsSync(storedA))
+  await listed(c, 'c', 'rot.bin', data.length)
+  const sumC = await run('sha256sum', [join(c.mnt('c'), 'rot.bin')], { timeoutMs: 180_000 })
+  t.equal(sumC.stdout.split(' ')[0], sha256(data), 'C reads the whole file, so it holds it too', { stderr: sumC.stderr })
+  await until('C holds the content complete', () => fs.existsSync(join(c.disk('c'), 'content', ih)))
+
+  // Bit rot on A: a byte flipped in every piece of its copy but the last, so whatever B asks A
+  // for comes bad.
+  const pieces = Math.ceil(data.length / PIECE)
+  const fd = fs.openSync(storedA, 'r+')
+  try {
+    for (let p = 0; p < pieces - 1; p++) fs.writeSync(fd, Buffer.from([data[p * PIECE + 99]! ^ 0x40]), 0, 1, p * PIECE + 99)
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+
+  await listed(c, 'b', 'rot.bin', data.length)
+  const sumB = await run('sha256sum', [join(c.mnt('b'), 'rot.bin')], { timeoutMs: 180_000 })
+  t.equal(sumB.stdout.split(' ')[0], sha256(data), 'B reads the right bytes', { stderr: sumB.stderr })
+  t.match(outputOf(c.nodes.get('b')!).stderr, /a piece from a peer failed its hash check/, 'B was sent bad pieces (by A) and discarded them')
+
+  const logA = (): string => outputOf(c.nodes.get('a')!).stderr
+  await until('A says its copy is whole again', () => /a damaged copy is whole again/.test(logA()), 120_000)
+  t.match(logA(), new RegExp(`this disk's copy of a content has pieces that fail their hash check.*"bad":${pieces - 1},`), 'A found every bad piece of its copy')
+  t.equal(sha256(fs.readFileSync(storedA)), sha256(data), 'A holds a whole, right copy again')
+  t.notOk(fs.existsSync(join(c.disk('a'), 'partial', ih)), 'A keeps no partial file of it')
+  const sumA = await run('sha256sum', [join(c.mnt('a'), 'rot.bin')], { timeoutMs: 180_000 })
+  t.equal(sumA.stdout.split(' ')[0], sha256(data), 'A\'s mount reads the right bytes')
 })
 
 /**

@@ -1,0 +1,58 @@
+// Checking a content file on this disk against its torrent info: one piece (a peer's read found it
+// bad), or every piece (to know which ones a bad copy still has right). A complete content is
+// trusted as it is when seeded (hashing every file at start would cost a second per GiB), so
+// this is how a copy that went bad on the disk is found.
+import { createHash } from 'node:crypto'
+import fsp from 'node:fs/promises'
+import { bitfieldLength, setPiece } from './bitfield.js'
+import { readFully } from './piece-file.js'
+import { pieceCount, pieceDigest, type TorrentInfo } from './torrent-info.js'
+
+function pieceSpan (info: TorrentInfo, index: number): { offset: number, length: number } {
+  const offset = index * info.pieceLength
+  return { offset, length: Math.min(info.pieceLength, info.length - offset) }
+}
+
+function matches (info: TorrentInfo, index: number, bytes: Buffer): boolean {
+  return createHash('sha1').update(bytes).digest().equals(pieceDigest(info, index))
+}
+
+/** Whether piece `index` of the file at `path` has the bytes its hash says; a file too short has not. */
+export async function pieceIsIntact (path: string, info: TorrentInfo, index: number): Promise<boolean> {
+  const fh = await fsp.open(path, 'r')
+  try {
+    const { offset, length } = pieceSpan(info, index)
+    return matches(info, index, await readFully(fh.fd, offset, length))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EIO') return false
+    throw err
+  } finally {
+    await fh.close()
+  }
+}
+
+/** The bitfield of the pieces of the file at `path` that match their hashes (one buffer reused). */
+export async function intactPieces (path: string, info: TorrentInfo): Promise<{ bits: Uint8Array, bad: number[] }> {
+  const pieces = pieceCount(info.length, info.pieceLength)
+  const bits = new Uint8Array(bitfieldLength(pieces))
+  const bad: number[] = []
+  const buf = Buffer.allocUnsafe(info.pieceLength)
+  const fh = await fsp.open(path, 'r')
+  try {
+    for (let i = 0; i < pieces; i++) {
+      const { offset, length } = pieceSpan(info, i)
+      let ok: boolean
+      try {
+        ok = matches(info, i, await readFully(fh.fd, offset, length, buf))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EIO') throw err
+        ok = false
+      }
+      if (ok) setPiece(bits, i)
+      else bad.push(i)
+    }
+  } finally {
+    await fh.close()
+  }
+  return { bits, bad }
+}

@@ -1,0 +1,44 @@
+// Telling holders that a piece they sent failed its hash check. BitTorrent discards a bad piece and
+// asks again (from the same peer or another), but the peer that sent it is never told, so a copy
+// that went bad on its disk (bit rot, a stray write) would stay counted as one of the volume's
+// copies until the last good one is gone. A reader that gets a bad piece sends POST /bad-piece to
+// its peers; each checks its own copy of that piece (TorrentService.checkPiece) and a bad copy is
+// set aside and fetched again (lib/node).
+
+export interface BadPiece {
+  infohash: string
+  piece: number
+}
+
+/** What a peer may send; a string says what is wrong. */
+export function parseBadPiece (body: unknown): BadPiece | string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'body must be a JSON object'
+  const b = body as Record<string, unknown>
+  if (typeof b.infohash !== 'string' || !/^[0-9a-f]{40}$/.test(b.infohash)) return 'infohash must be 40 lowercase hex characters'
+  if (!Number.isSafeInteger(b.piece) || (b.piece as number) < 0) return 'piece must be a non-negative integer'
+  return { infohash: b.infohash, piece: b.piece as number }
+}
+
+/**
+ * Sends each report once per `quietMs` for the same piece: a bad holder sends the same piece again
+ * and again while a read waits, and one report per peer is enough for it to check.
+ */
+export class BadPieceReporter {
+  private readonly sentAt = new Map<string, number>()
+
+  constructor (
+    private readonly send: (report: BadPiece) => Promise<void>,
+    private readonly quietMs = 60_000,
+    private readonly now: () => number = Date.now
+  ) {}
+
+  report (infohash: string, piece: number): void {
+    const key = `${infohash}:${piece}`
+    const t = this.now()
+    const last = this.sentAt.get(key)
+    if (last !== undefined && t - last < this.quietMs) return
+    if (this.sentAt.size >= 10_000) this.sentAt.clear()
+    this.sentAt.set(key, t)
+    void this.send({ infohash, piece }).catch(() => {})
+  }
+}
