@@ -12,6 +12,7 @@ import { checkMountPoint } from '../fs/mount.js'
 import { callLocalNode } from './local-node.js'
 import { formatBytes } from '../replicate/plan.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
+import type { ScrubStatus } from '../replicate/scrub.js'
 import { statusOf, formatStatus, progressBar } from './status.js'
 
 const defaultDisk = process.env.SWARMFS_DISK ?? join(os.homedir(), '.local', 'share', 'swarmfs', 'disk')
@@ -286,7 +287,52 @@ export function buildProgram (): Command {
       await retire(disk)
     })
 
+  program.command('scrub')
+    .description('check every file this disk holds against its hashes; a damaged copy is set aside and fetched again from other disks')
+    .addOption(diskOption())
+    .option('--json', 'print the result as JSON')
+    .option('-v, --verbose', 'log details to stderr')
+    .action(async (opts: { disk: string, json?: boolean, verbose?: boolean }) => {
+      setup(opts)
+      await scrub(resolve(opts.disk), opts.json === true)
+    })
+
   return program
+}
+
+type ScrubReport = ScrubStatus & { damagedPaths: string[] }
+
+/** Starts a scrub on the node of a disk (or follows the one under way) and prints what it found. */
+async function scrub (disk: string, json: boolean): Promise<void> {
+  const tty = process.stderr.isTTY
+  let status = await callLocalNode(disk, 'POST', '/scrub') as ScrubReport
+  let lastLine = ''
+  while (status.running) {
+    const line = `swarmfs: scrubbing: ${status.checked} of ${status.contents} contents checked, ${formatBytes(status.bytesChecked)} of ${formatBytes(status.bytes)} ${progressBar(status.bytes === 0 ? 1 : status.bytesChecked / status.bytes)}`
+    if (tty) process.stderr.write(`\r${line}\x1b[K`)
+    else if (line !== lastLine) process.stderr.write(line + '\n')
+    lastLine = line
+    await new Promise(resolve => setTimeout(resolve, 500))
+    try {
+      status = await callLocalNode(disk, 'GET', '/scrub', undefined, 5000) as ScrubReport
+    } catch (err) {
+      if (lockHolder(disk) === null) throw new UserError(`the node of ${disk} stopped during the scrub; start it again and run "swarmfs scrub --disk ${disk}" again`)
+      throw err
+    }
+  }
+  if (tty && lastLine !== '') process.stderr.write('\n')
+  if (status.error !== null) throw new UserError(`the scrub of ${disk} stopped after ${status.checked} of ${status.contents} contents: ${status.error}; run "swarmfs scrub --disk ${disk}" again`)
+  if (json) {
+    process.stdout.write(JSON.stringify({ contents: status.contents, bytes: status.bytes, damaged: status.damagedPaths }) + '\n')
+    return
+  }
+  const what = `${status.contents} ${status.contents === 1 ? 'content' : 'contents'} (${formatBytes(status.bytes)})`
+  if (status.damagedPaths.length === 0) {
+    process.stdout.write(`swarmfs: scrubbed ${what}: every copy on this disk is intact\n`)
+    return
+  }
+  process.stdout.write(`swarmfs: scrubbed ${what}: ${status.damaged.length} damaged on this disk; their bad pieces are set aside and fetched again from the other disks that hold them (with none, those parts read as EIO). Files:\n`)
+  for (const p of status.damagedPaths) process.stdout.write(`  ${p}\n`)
 }
 
 /** Asks the node of a disk to retire and follows it until every file has its copies elsewhere and the node stopped. */

@@ -31,8 +31,11 @@ export async function pieceIsIntact (path: string, info: TorrentInfo, index: num
   }
 }
 
-/** The bitfield of the pieces of the file at `path` that match their hashes (one buffer reused). */
-export async function intactPieces (path: string, info: TorrentInfo): Promise<{ bits: Uint8Array, bad: number[] }> {
+/**
+ * The bitfield of the pieces of the file at `path` that match their hashes (one buffer reused);
+ * `onBytes` hears of each piece's bytes as they are checked.
+ */
+export async function intactPieces (path: string, info: TorrentInfo, onBytes: (n: number) => void = () => {}): Promise<{ bits: Uint8Array, bad: number[] }> {
   const pieces = pieceCount(info.length, info.pieceLength)
   const bits = new Uint8Array(bitfieldLength(pieces))
   const bad: number[] = []
@@ -50,6 +53,7 @@ export async function intactPieces (path: string, info: TorrentInfo): Promise<{ 
       }
       if (ok) setPiece(bits, i)
       else bad.push(i)
+      onBytes(length)
     }
   } finally {
     await fh.close()

@@ -113,7 +113,7 @@ export interface TorrentServiceOptions {
   onComplete?: (infohash: string, info: TorrentInfo, byReads: boolean) => void
   /** Called when a piece a peer sent failed its hash check (the peer's copy of it may be bad). */
   onHashFailure?: (infohash: string, piece: number) => void
-  /** Called when checkPiece found this disk's complete copy bad: it is a partial content now. */
+  /** Called when checkPiece or checkCopy found this disk's complete copy bad: it is a partial content now. */
   onCopyDamaged?: (infohash: string, info: TorrentInfo, badPieces: number[]) => void
   /**
    * The disk's space: each fetched piece is claimed from `guard` (ENOSPC below the metadata's
@@ -128,6 +128,9 @@ export interface TorrentServiceOptions {
     reclaimable?: () => number
   }
 }
+
+/** What a check of this disk's copy of a content found. */
+export type CopyCheck = 'not held' | 'intact' | 'damaged'
 
 export interface TorrentStats {
   port: number
@@ -233,7 +236,7 @@ export class TorrentService {
   /** Callers of completed() waiting for a partial content to become complete, by infohash. */
   private readonly completeWaiters = new Map<string, Set<() => void>>()
   /** checkPiece calls in flight, by infohash: one check of a copy at a time. */
-  private readonly checking = new Map<string, Promise<'not held' | 'intact' | 'damaged'>>()
+  private readonly checking = new Map<string, Promise<CopyCheck>>()
   private destroyed = false
   private destroying: Promise<void> | null = null
   /** The eviction under way (makeRoom). */
@@ -902,58 +905,80 @@ export class TorrentService {
     await this.activate(infohash, info).ready
   }
 
-  /**
-   * Checks this disk's complete copy of a content at one piece, which a peer's read found bad.
-   * A copy that fails is no longer one: every piece is checked, the file goes back to the partial
-   * contents with a bitfield of the pieces that are still right (so nothing right is lost), and it
-   * is neither seeded nor held as complete until the bad pieces are fetched again from another
-   * holder. Peers that had it open lose their connection (BitTorrent cannot take back a piece
-   * once announced) and learn the new bitfield when they connect again.
-   */
-  async checkPiece (infohash: string, index: number): Promise<'not held' | 'intact' | 'damaged'> {
-    const info = this.known.get(infohash) ?? this.opts.lookupInfo?.(infohash) ?? null
+  /** Checks this disk's complete copy of a content at one piece, which a peer's read found bad; a bad one is checked whole (checkCopy). */
+  async checkPiece (infohash: string, index: number): Promise<CopyCheck> {
+    const info = this.infoOf(infohash)
     if (info === null || !Number.isSafeInteger(index) || index < 0 || index >= pieceCount(info.length, info.pieceLength)) return 'not held'
-    const path = this.contentPath(infohash)
-    const check = this.checking.get(infohash)
-    if (check !== undefined) return await check
-    const result = (async (): Promise<'not held' | 'intact' | 'damaged'> => {
-      try {
-        if (await pieceIsIntact(path, info, index)) return 'intact'
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'not held'
-        throw err
-      }
-      // Registered as the content's closing, so that a torrent started meanwhile (a peer asking)
-      // waits for the move and opens the partial file, never the bad copy as a seed.
-      const entry = this.active.get(infohash)
-      const before = entry !== undefined ? this.deactivate(entry) : this.closing.get(infohash)
-      const move = (async () => {
-        await before?.catch(() => {})
-        const found = await intactPieces(path, info)
-        await fsp.rename(path, this.partialPath(infohash))
-        await writeBitfield(this.bitfieldPath(infohash), found.bits)
-        await syncDir(this.opts.contentDir)
-        await syncDir(this.opts.partialDir)
-        return found.bad
-      })()
-      const moved = move.then(() => {}, () => {})
-      this.closing.set(infohash, moved)
-      let bad: number[]
-      try {
-        bad = await move
-      } finally {
-        if (this.closing.get(infohash) === moved) this.closing.delete(infohash)
-      }
-      this.log.warn('this disk\'s copy of a content has pieces that fail their hash check: kept as a partial content until they are fetched again', { infohash, bad: bad.length, pieces: pieceCount(info.length, info.pieceLength), first: bad[0] })
-      this.opts.onCopyDamaged?.(infohash, info, bad)
-      return 'damaged'
-    })()
+    const running = this.checking.get(infohash)
+    if (running !== undefined) return await running
+    try {
+      if (await pieceIsIntact(this.contentPath(infohash), info, index)) return 'intact'
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'not held'
+      throw err
+    }
+    return await this.checkCopy(infohash)
+  }
+
+  /**
+   * Checks every piece of this disk's complete copy of a content (swarmfs scrub, or a piece found
+   * bad). A copy that fails is no longer one: the file goes back to the partial contents with a
+   * bitfield of the pieces that are still right (so nothing right is lost), and it is neither
+   * seeded nor held as complete until the bad pieces are fetched again from another holder.
+   * Peers that had it open lose their connection (BitTorrent cannot take back a piece once
+   * announced) and learn the new bitfield when they connect again.
+   */
+  async checkCopy (infohash: string, onBytes?: (n: number) => void): Promise<CopyCheck> {
+    const info = this.infoOf(infohash)
+    if (info === null) return 'not held'
+    const running = this.checking.get(infohash)
+    if (running !== undefined) return await running
+    const result = this.checkWhole(infohash, info, onBytes)
     this.checking.set(infohash, result)
     try {
       return await result
     } finally {
       this.checking.delete(infohash)
     }
+  }
+
+  private infoOf (infohash: string): TorrentInfo | null {
+    return this.known.get(infohash) ?? this.opts.lookupInfo?.(infohash) ?? null
+  }
+
+  private async checkWhole (infohash: string, info: TorrentInfo, onBytes?: (n: number) => void): Promise<CopyCheck> {
+    const path = this.contentPath(infohash)
+    let found: { bits: Uint8Array, bad: number[] }
+    try {
+      found = await intactPieces(path, info, onBytes)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'not held'
+      throw err
+    }
+    if (found.bad.length === 0) return 'intact'
+    if (this.destroyed) throw eio('torrent service stopped')
+    // Registered as the content's closing, so that a torrent started meanwhile (a peer asking)
+    // waits for the move and opens the partial file, never the bad copy as a seed.
+    const entry = this.active.get(infohash)
+    const before = entry !== undefined ? this.deactivate(entry) : this.closing.get(infohash)
+    const move = (async () => {
+      await before?.catch(() => {})
+      await fsp.rename(path, this.partialPath(infohash))
+      await writeBitfield(this.bitfieldPath(infohash), found.bits)
+      await syncDir(this.opts.contentDir)
+      await syncDir(this.opts.partialDir)
+    })()
+    const moved = move.catch(() => {})
+    this.closing.set(infohash, moved)
+    try {
+      await move
+    } finally {
+      if (this.closing.get(infohash) === moved) this.closing.delete(infohash)
+    }
+    const { bad } = found
+    this.log.warn('this disk\'s copy of a content has pieces that fail their hash check: kept as a partial content until they are fetched again', { infohash, bad: bad.length, pieces: pieceCount(info.length, info.pieceLength), first: bad[0] })
+    this.opts.onCopyDamaged?.(infohash, info, bad)
+    return 'damaged'
   }
 
   /** Stops seeding or fetching a content and forgets it (a removed content). With dropPartial, its partial files go too. */

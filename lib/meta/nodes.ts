@@ -299,6 +299,21 @@ export function collectData (node: Node, contents: string[], staged: string[], s
   }
 }
 
+/** The paths of the files (every name of each) below `dir` whose content is one of `wanted`, by infohash. */
+export function contentPaths (dir: DirNode, wanted: ReadonlySet<string>, out = new Map<string, string[]>()): Map<string, string[]> {
+  for (const [name, child] of dir.children) {
+    if (child.kind === 'dir') {
+      contentPaths(child, wanted, out)
+    } else if (child.kind === 'file' && child.content !== null && wanted.has(child.content.infohash)) {
+      const at = dir.path()
+      const paths = out.get(child.content.infohash) ?? []
+      paths.push(at === '/' ? '/' + name : at + '/' + name)
+      out.set(child.content.infohash, paths)
+    }
+  }
+  return out
+}
+
 /**
  * Hard links as git keeps them: every name is an entry of its own, and the entries of one file
  * carry the same `linkId`. A load or an adoption reads each name as a file of its own; this joins the

@@ -10,9 +10,11 @@ import { PeerServer, type ApiAnswer, type ApiCall } from '../http/peer-server.js
 import type { Logger } from '../log/index.js'
 import { GitStore } from '../meta/git-store.js'
 import { Meta } from '../meta/meta.js'
+import { contentPaths } from '../meta/nodes.js'
 import { conflictName, gitObjectStore, mergeHeads } from '../sync/merge.js'
 import { CachedByReads } from '../replicate/cached-by-reads.js'
 import { BadPieceReporter, parseBadPiece } from '../replicate/bad-pieces.js'
+import { Scrub, type ScrubStatus } from '../replicate/scrub.js'
 import { Replicator } from '../replicate/replicator.js'
 import { peerJson } from '../sync/peer-client.js'
 import { Syncer } from '../sync/syncer.js'
@@ -57,6 +59,8 @@ export class SwarmNode {
   onStopRequested: () => void = () => {}
   /** Contents reads on this node completed (a cache): told to peers so they trim no copy in their favour. */
   private readonly cachedByReads: CachedByReads
+  /** swarmfs scrub: checks every complete copy on this disk (lib/replicate/scrub.ts). */
+  private readonly scrub: Scrub
 
   private constructor (
     readonly config: NodeConfig,
@@ -68,6 +72,7 @@ export class SwarmNode {
     private readonly log: Logger
   ) {
     this.cachedByReads = new CachedByReads(join(layout(disk).state, 'cached-by-reads.json'), layout(disk).content, log)
+    this.scrub = new Scrub(async (ih, onBytes) => await (this.torrents?.checkCopy(ih, onBytes) ?? Promise.reject(new Error('the node is stopping'))), log)
   }
 
   /** Creates the repository of a new volume on a disk whose node.json was just written. */
@@ -284,6 +289,13 @@ export class SwarmNode {
     )
   }
 
+
+  /** A scrub's status with the paths of the files whose copies it found damaged. */
+  private scrubReport (status: ScrubStatus): ScrubStatus & { damagedPaths: string[] } {
+    const paths = status.damaged.length === 0 ? new Map<string, string[]>() : contentPaths(this.meta.root, new Set(status.damaged))
+    return { ...status, damagedPaths: status.damaged.flatMap(ih => paths.get(ih) ?? [`(no file now: content ${ih})`]) }
+  }
+
   /** Copies of contents held by too few disks, made by this node when the plan picks it (lib/replicate). */
   private startReplication (torrents: TorrentService): Replicator {
     const { config, meta, log } = this
@@ -340,6 +352,11 @@ export class SwarmNode {
     if (r === null) return { status: 503, body: 'the node is starting' }
     if (call.path === '/holdings' && call.method === 'GET') return { status: 200, body: await r.holdings(call.query.get('have')) }
     if (call.path === '/replication' && call.method === 'GET') return { status: 200, body: r.status() }
+    if (call.path === '/scrub' && call.method === 'POST') {
+      const held = [...this.meta.contentInfo].filter(([ih]) => this.content.has(ih)).map(([infohash, info]) => ({ infohash, length: info.length }))
+      return { status: 200, body: this.scrubReport(this.scrub.start(held)) }
+    }
+    if (call.path === '/scrub' && call.method === 'GET') return { status: 200, body: this.scrubReport(this.scrub.status()) }
     if (call.path === '/bad-piece' && call.method === 'POST') {
       const report = parseBadPiece(call.body)
       if (typeof report === 'string') return { status: 400, body: report }
@@ -392,6 +409,7 @@ export class SwarmNode {
     this.stopping ??= (async () => {
       if (this.mounted !== null) await this.mounted.unmount()
       await this.replicator?.stop()
+      this.scrub.stop()
       this.vfs.remote = null
       await this.torrents?.destroy()
       this.cachedByReads.flush()

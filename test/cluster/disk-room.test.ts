@@ -80,7 +80,7 @@ t.test('fetched pieces never take the room a small disk keeps free', async t => 
   // it, dropped as a copy beyond the target (A holds it).
   const partials = partialsOf(b.disk)
   t.equal(partials.length, 1, 'one partial content is left on B (big.bin\'s)', { partials })
-  t.notOk(fs.readdirSync(join(b.disk, 'content')).some(n => fs.statSync(join(b.disk, 'content', n)).size === other.length), 'other.bin is not complete on B either')
+  t.notOk(fs.readdirSync(join(b.disk, 'content')).some(n => fs.statSync(join(b.disk, 'content', n), { throwIfNoEntry: false })?.size === other.length), 'other.bin is not complete on B either')
   const mid = await run('sh', ['-c', `dd if="${bigB}" bs=1M skip=50 count=5 status=none | sha256sum`], { timeoutMs: 120_000 })
   t.equal(mid.stdout.split(' ')[0], sha256(big.subarray(50 * MiB, 55 * MiB)), 'a read in the middle of big.bin afterwards is right')
   const st = fs.statfsSync(small)
@@ -95,8 +95,16 @@ t.test('fetched pieces never take the room a small disk keeps free', async t => 
 
   // Files read whole stay on B as copies: three of 12 MiB leave ~11 MiB free, the fourth needs 12.
   const contentB = join(b.disk, 'content')
-  const copiesOnB = (): string[] => fs.readdirSync(contentB).filter(n => /^[0-9a-f]{40}$/.test(n) && fs.statSync(join(contentB, n)).size === 12 * MiB)
-  const holdsOnB = (bytes: Buffer): boolean => copiesOnB().some(n => sha256(fs.readFileSync(join(contentB, n))) === sha256(bytes))
+  // (B drops copies while these look: a name listed may be gone by its stat or read.)
+  const copiesOnB = (): string[] => fs.readdirSync(contentB).filter(n => /^[0-9a-f]{40}$/.test(n) && fs.statSync(join(contentB, n), { throwIfNoEntry: false })?.size === 12 * MiB)
+  const holdsOnB = (bytes: Buffer): boolean => copiesOnB().some(n => {
+    try {
+      return sha256(fs.readFileSync(join(contentB, n))) === sha256(bytes)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw err
+    }
+  })
   for (let i = 0; i < 4; i++) {
     const sum = await run('sha256sum', [join(b.mnt, `c${i + 1}.bin`)], { timeoutMs: 120_000 })
     t.equal(sum.stdout.split(' ')[0], sha256(smalls[i]!), `c${i + 1}.bin read whole on B`, { stderr: sum.stderr })

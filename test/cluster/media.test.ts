@@ -8,6 +8,8 @@
 //     sets its bad copy aside (its own reads of that piece fail too, the rest is kept);
 //   - pieces corrupted on one of two holders: B reads the right bytes, and the bad holder, told
 //     by B, fetches its bad pieces again from the other;
+//   - swarmfs scrub on a disk whose copy went bad unread: it names the file, and the bad piece is
+//     fetched again from the other holder;
 //   - media players on B, headless, on videos only A holds (MP4 with the moov atom at the end and
 //     with +faststart, MKV): mpv seeks to the middle, back to the start and near the end, then plays
 //     to the end, and every frame it shows is the frame it shows from the native file; VLC (its own
@@ -105,6 +107,13 @@ async function cluster (t: Test, label: string, count: number): Promise<Cluster>
 }
 
 /** Waits until `name` is listed on a node's mount with `size` bytes. */
+/** A cluster whose nodes have all started, in order (a inits, the others join). */
+async function runningCluster (t: Test, label: string, count: number): Promise<Cluster> {
+  const c = await cluster(t, label, count)
+  for (let i = 0; i < count; i++) await c.start(String.fromCharCode(97 + i))
+  return c
+}
+
 async function listed (c: Cluster, n: string, name: string, size: number): Promise<void> {
   const p = join(c.mnt(n), name)
   await until(`${name} listed on ${n}`, () => fs.existsSync(p) && fs.statSync(p).size === size)
@@ -273,10 +282,7 @@ t.test('a corrupt piece on the only holder: EIO on the reader, never the bad byt
 })
 
 t.test('two holders, one with bad pieces: the reader gets the right bytes, the bad copy is fetched again', async t => {
-  const c = await cluster(t, 'rot', 3)
-  await c.start('a')
-  await c.start('b')
-  await c.start('c')
+  const c = await runningCluster(t, 'rot', 3)
   const data = randomBytesSeeded(prng(29), 24 * MiB + 777)
   fs.writeFileSync(join(c.mnt('a'), 'rot.bin'), data)
   const ih = await c.infohashOf('a', 'rot.bin')
@@ -310,6 +316,53 @@ t.test('two holders, one with bad pieces: the reader gets the right bytes, the b
   t.notOk(fs.existsSync(join(c.disk('a'), 'partial', ih)), 'A keeps no partial file of it')
   const sumA = await run('sha256sum', [join(c.mnt('a'), 'rot.bin')], { timeoutMs: 180_000 })
   t.equal(sumA.stdout.split(' ')[0], sha256(data), 'A\'s mount reads the right bytes')
+})
+
+t.test('swarmfs scrub finds a copy gone bad that nobody reads, and it is fetched again', async t => {
+  const c = await runningCluster(t, 'scrub', 3)
+  const one = randomBytesSeeded(prng(31), 8 * MiB + 5)
+  const two = randomBytesSeeded(prng(37), 3 * MiB)
+  fs.mkdirSync(join(c.mnt('a'), 'films'))
+  fs.writeFileSync(join(c.mnt('a'), 'films', 'one.bin'), one)
+  fs.writeFileSync(join(c.mnt('a'), 'two.bin'), two)
+  fs.linkSync(join(c.mnt('a'), 'films', 'one.bin'), join(c.mnt('a'), 'one-again.bin'))
+  const ih = await c.infohashOf('a', 'films/one.bin')
+  const storedA = join(c.disk('a'), 'content', ih)
+  await until('A holds the content', () => fs.existsSync(storedA))
+  // C reads both whole, so each has a second holder.
+  for (const [name, data] of [['films/one.bin', one], ['two.bin', two]] as const) {
+    await listed(c, 'c', name, data.length)
+    const r = await run('sha256sum', [join(c.mnt('c'), name)], { timeoutMs: 120_000 })
+    t.equal(r.stdout.split(' ')[0], sha256(data), `C reads ${name}`, { stderr: r.stderr })
+  }
+  await until('C holds both contents', () => fs.readdirSync(join(c.disk('c'), 'content')).filter(n => /^[0-9a-f]{40}$/.test(n)).length === 2)
+
+  const scrub = async (n: string, ...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> =>
+    await c.net.exec(c.hosts[n.charCodeAt(0) - 97]!, process.execPath, [CLI, 'scrub', '--disk', c.disk(n), ...args], { timeoutMs: 120_000 })
+  const clean = await scrub('a')
+  t.equal(clean.code, 0, 'scrub on A exits 0', { stderr: clean.stderr })
+  t.equal(clean.stdout, 'swarmfs: scrubbed 2 contents (11.0 MiB): every copy on this disk is intact\n', 'A\'s copies are intact')
+
+  // Bit rot in piece 2 of A's copy of one.bin, which nobody reads.
+  const fd = fs.openSync(storedA, 'r+')
+  try {
+    fs.writeSync(fd, Buffer.from([one[2 * PIECE + 7]! ^ 0x01]), 0, 1, 2 * PIECE + 7)
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  const found = await scrub('a')
+  t.equal(found.code, 0, 'scrub on A exits 0 when it finds damage', { stderr: found.stderr })
+  t.match(found.stdout, /^swarmfs: scrubbed 2 contents \(11\.0 MiB\): 1 damaged on this disk; their bad pieces are set aside and fetched again/, 'it says one copy is damaged')
+  t.same(found.stdout.split('\n').filter(l => l.startsWith('  ')).sort(), ['  /films/one.bin', '  /one-again.bin'], '... and names every path of that file')
+  t.match(found.stderr, /scrubbing: .* contents checked/, 'progress went to stderr')
+  const logA = (): string => outputOf(c.nodes.get('a')!).stderr
+  await until('A says its copy is whole again', () => /a damaged copy is whole again/.test(logA()), 120_000)
+  t.equal(sha256(fs.readFileSync(storedA)), sha256(one), 'A holds a right copy again (its bad piece came from C)')
+  const again = await scrub('a', '--json')
+  t.same(JSON.parse(again.stdout), { contents: 2, bytes: one.length + two.length, damaged: [] }, 'a second scrub on A finds nothing (--json)')
+  const onC = await scrub('c')
+  t.equal(onC.stdout, 'swarmfs: scrubbed 2 contents (11.0 MiB): every copy on this disk is intact\n', 'C\'s copies were never touched')
 })
 
 /**

@@ -105,12 +105,15 @@ t.test('addresses, stored settings, the invite again, a disk never started, a re
   t.equal(status.code, 0, 'status of a disk never started', { stderr: status.stderr })
   t.match(status.stdout, /^node: +[0-9a-f]{16} stopped$/m, '... says the node is stopped')
   t.match(status.stdout, /^contents: +0 files, 0 B$/m, '... and that it holds nothing')
+  const scrub = await cli(['scrub', '--disk', disk], { timeoutMs: DEADLINE_MS })
+  t.equal(scrub.code, 1, 'scrub of a disk whose node is not running: exit 1')
+  t.match(scrub.stderr, /^swarmfs: the node of .* is not running; start it first with "swarmfs start --disk .*"\n$/, '... in one line that says what to do')
   const version = await cli(['--version'], { timeoutMs: DEADLINE_MS })
   t.match(version.stdout, /^\d+\.\d+\.\d+\n$/, 'swarmfs --version prints the version')
 
   // What a finished retire leaves in node.json.
   fs.writeFileSync(join(disk, 'node.json'), JSON.stringify({ ...config, retired: true }))
-  for (const args of [['start', '--disk', disk], ['join', invite ?? '', '--disk', disk], ['volume', '--disk', disk], ['retire', '--disk', disk]]) {
+  for (const args of [['start', '--disk', disk], ['join', invite ?? '', '--disk', disk], ['volume', '--disk', disk], ['retire', '--disk', disk], ['scrub', '--disk', disk]]) {
     const r = await cli(args, { timeoutMs: DEADLINE_MS })
     t.equal(r.code, 1, `${args[0]} on a retired disk: exit 1`, { stderr: r.stderr })
     t.match(r.stderr, /^swarmfs: .* was retired from volume "v" .* cannot run again; to add it to the volume again, delete it \(rm -r .*\) and run "swarmfs join <invite> --disk .*"$/m, `${args[0]} on a retired disk: says it cannot run, and how to use the directory again`)

@@ -1,5 +1,6 @@
 // Bad pieces as pure logic: what a peer's report must look like, that one report per piece goes out
-// per quiet period, and how a content file is checked against its info (one piece, every piece).
+// per quiet period, how a content file is checked against its info (one piece, every piece), and
+// how a scrub goes through the contents and keeps its progress.
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
@@ -7,7 +8,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { intactPieces, pieceIsIntact } from '../../lib/content/piece-check.js'
 import { buildInfo } from '../../lib/content/torrent-info.js'
+import type { Logger } from '../../lib/log/index.js'
 import { BadPieceReporter, parseBadPiece, type BadPiece } from '../../lib/replicate/bad-pieces.js'
+import { Scrub } from '../../lib/replicate/scrub.js'
 
 const IH = 'ab'.repeat(20)
 
@@ -56,4 +59,44 @@ t.test('a content file against its info', async t => {
   fs.truncateSync(file, 3 * pieceLength)
   t.same(await intactPieces(file, info), { bits: Uint8Array.from([0b10100000]), bad: [1, 3, 4] }, 'pieces a truncated file no longer has are bad, not an error')
   await t.rejects(pieceIsIntact(path.join(dir, 'missing'), info, 0), { code: 'ENOENT' }, 'a missing file is an error of its own')
+})
+
+const quietLog = { debug () {}, info () {}, warn () {}, error () {} } as unknown as Logger
+
+t.test('a scrub checks each content once, counts its bytes, and keeps what it found', async t => {
+  const seen: string[] = []
+  let release: () => void = () => {}
+  const gate = new Promise<void>(resolve => { release = resolve })
+  const scrub = new Scrub(async (ih, onBytes) => {
+    seen.push(ih)
+    if (ih === 'b') await gate
+    onBytes(ih === 'a' ? 10 : 5)
+    return ih === 'b' ? 'damaged' : ih === 'c' ? 'not held' : 'intact'
+  }, quietLog)
+  const first = scrub.start([{ infohash: 'a', length: 10 }, { infohash: 'b', length: 20 }, { infohash: 'c', length: 30 }])
+  t.same([first.running, first.contents, first.bytes, first.checked], [true, 3, 60, 0], 'a run starts over three contents, 60 bytes')
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(scrub.start([{ infohash: 'z', length: 1 }]).contents, 3, 'a second start while one runs follows the first')
+  const mid = scrub.status()
+  t.same([mid.checked, mid.bytesChecked, mid.running], [1, 10, true], 'one checked, its bytes counted')
+  release()
+  while (scrub.status().running) await new Promise(resolve => setImmediate(resolve))
+  const done = scrub.status()
+  t.same([done.checked, done.bytesChecked, done.damaged, done.error], [3, 60, ['b'], null], 'every content counted whole (one gone meanwhile too), the damaged one named')
+  t.same(seen, ['a', 'b', 'c'], 'each checked once, in order')
+  const next = scrub.start([{ infohash: 'a', length: 10 }])
+  t.same([next.contents, next.damaged], [1, []], 'a new run starts afresh')
+})
+
+t.test('a scrub that fails or is stopped says so', async t => {
+  const failing = new Scrub(async () => { throw new Error('disk read error') }, quietLog)
+  failing.start([{ infohash: 'a', length: 1 }])
+  while (failing.status().running) await new Promise(resolve => setImmediate(resolve))
+  t.equal(failing.status().error, 'disk read error', 'a failed check ends the run with its reason')
+  const stopped = new Scrub(async () => 'intact', quietLog)
+  stopped.start([{ infohash: 'a', length: 1 }, { infohash: 'b', length: 1 }])
+  stopped.stop()
+  while (stopped.status().running) await new Promise(resolve => setImmediate(resolve))
+  t.same([stopped.status().checked, stopped.status().error], [1, 'the node stopped'], 'a stop ends the run after the content under way')
+  t.equal(stopped.start([{ infohash: 'c', length: 1 }]).running, false, 'and no run starts after a stop')
 })
