@@ -194,6 +194,8 @@ class Entry {
   keepAll = false
   /** Pieces being punched out (punchBehind): a read looks at the bitfield only once they are gone. */
   punching: Promise<void> | null = null
+  /** A read was served from it while active (its bitfield's mtime is then moved to its deactivation). */
+  read = false
 
   constructor (readonly infohash: string, readonly info: TorrentInfo, public kind: Kind, readonly pieces: number) {}
 }
@@ -607,6 +609,12 @@ export class TorrentService {
         // Evicted, or nothing was fetched (a read that failed): leave no empty sparse file behind.
         await fsp.rm(this.partialPath(entry.infohash), { force: true }).catch(() => {})
         await fsp.rm(this.bitfieldPath(entry.infohash), { force: true }).catch(() => {})
+      } else if (entry.kind === 'partial' && entry.read) {
+        // Inactive partial contents are evicted oldest bitfield first (idlePartials): one read
+        // again from the disk, with nothing fetched and so no bitfield written, is as recent as a
+        // fetch, or a film watched again would be the first to go.
+        const now = new Date()
+        await fsp.utimes(this.bitfieldPath(entry.infohash), now, now).catch(() => {})
       }
     })()
     const shutdown = entry.shutdown
@@ -806,7 +814,8 @@ export class TorrentService {
 
   /**
    * Partial contents whose pieces nothing needs now, least recently used first: those not active
-   * (by the time their bitfield was last written), then active ones no read or copy uses.
+   * (by their bitfield's mtime: when it was last written, or when the content was last deactivated
+   * after a read), then active ones no read or copy uses.
    */
   private async idlePartials (except: Entry): Promise<string[]> {
     const names = await fsp.readdir(this.opts.partialDir).catch(() => [] as string[])
@@ -1062,6 +1071,7 @@ export class TorrentService {
       }
       if (entry.store === null) throw eio(`content ${infohash} has no storage`)
       if (into === 'none') return null
+      entry.read = true
       // Well past the deadline the caller (a FUSE request) may have been answered already, and its
       // buffer freed: every wait above ends by the deadline, so only a stalled eviction gets here.
       if (into !== null && Date.now() > deadline + LATE_READ_MS) throw eio(`a read of ${infohash} outlived its deadline`)

@@ -300,6 +300,10 @@ t.test('pieces move between two nodes, stay on disk, and are verified', async t 
     await B.stop()
     const bits = fs.readFileSync(join(diskB, 'partial', `${X.ih}.bitfield`))
     t.equal(bits.length, Math.ceil(X.info.length / X.info.pieceLength / 8), 'the bitfield was written')
+    // An old mtime: partial contents are evicted oldest bitfield first.
+    const bitfield = join(diskB, 'partial', `${X.ih}.bitfield`)
+    const old = new Date('2001-01-01T00:00:00Z')
+    fs.utimesSync(bitfield, old, old)
     B = await startB()
     for (const [offset, length] of ranges) {
       const r = await B.read(X, offset, length)
@@ -308,6 +312,10 @@ t.test('pieces move between two nodes, stay on disk, and are verified', async t 
     const s = await B.stats()
     t.equal(s.piecesFetched, 0, 'no piece fetched after the restart')
     t.equal(s.downloaded, 0, 'no byte received after the restart')
+    const readAt = Date.now()
+    await B.stop()
+    t.ok(fs.statSync(bitfield).mtimeMs >= readAt - 1000, 'read again with nothing fetched, X\'s bitfield is as recent as the reads (not evicted as if unused since 2001)')
+    B = await startB()
   })
 
   await t.test('a corrupt piece on the holder is never returned', async t => {
