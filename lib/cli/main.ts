@@ -269,6 +269,7 @@ export function buildProgram (): Command {
       process.stdout.write(opts.json === true
         ? JSON.stringify(settings) + '\n'
         : `copies: ${settings.copies}\ngrace period: ${settings.graceMs / 1000} s\n`)
+      if (change.graceMs === 0) process.stderr.write('swarmfs: note: with a grace period of 0 s, the files of a node that is only restarting are copied to other disks at once (and the extra copies dropped when it is back)\n')
       // A target more disks than there are is kept (disks may join later), but said.
       if (change.copies !== undefined) {
         const r = await callLocalNode(disk, 'GET', '/replication') as ReplicationStatus

@@ -289,7 +289,6 @@ export class SwarmNode {
     )
   }
 
-
   /** A scrub's status with the paths of the files whose copies it found damaged. */
   private scrubReport (status: ScrubStatus): ScrubStatus & { damagedPaths: string[] } {
     const paths = status.damaged.length === 0 ? new Map<string, string[]>() : contentPaths(this.meta.root, new Set(status.damaged))

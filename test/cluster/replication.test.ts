@@ -96,6 +96,9 @@ t.test('three nodes, target 2 then 3: every file on exactly that many disks; df 
   const four = await c.cli(a, ['volume', '--copies', '4'])
   t.equal(four.code, 0, 'a target of 4 with 3 disks is kept (disks may join later)', { stderr: four.stderr })
   t.match(four.stderr, /^swarmfs: note: 3 disks are running; files stay under the target of 4 until 1 more join/, '... and the command says files stay under it')
+  const zero = await c.cli(a, ['volume', '--grace-period', '0'])
+  t.equal(zero.code, 0, 'a grace period of 0 is kept', { stderr: zero.stderr })
+  t.match(zero.stderr, /^swarmfs: note: with a grace period of 0 s, the files of a node that is only restarting are copied to other disks at once/, '... and the command says what it means')
 })
 
 t.test('a holder gone longer than the grace period: its files are copied to the live nodes', async t => {
