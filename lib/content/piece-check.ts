@@ -13,19 +13,22 @@ function pieceSpan (info: TorrentInfo, index: number): { offset: number, length:
   return { offset, length: Math.min(info.pieceLength, info.length - offset) }
 }
 
-function matches (info: TorrentInfo, index: number, bytes: Buffer): boolean {
-  return createHash('sha1').update(bytes).digest().equals(pieceDigest(info, index))
-}
-
-/** Whether piece `index` of the file at `path` has the bytes its hash says; a file too short has not. */
-export async function pieceIsIntact (path: string, info: TorrentInfo, index: number): Promise<boolean> {
-  const fh = await fsp.open(path, 'r')
+/** Whether piece `index` of the open file has the bytes its hash says; a file too short has not. */
+async function pieceMatches (fd: number, info: TorrentInfo, index: number, into?: Buffer): Promise<boolean> {
+  const { offset, length } = pieceSpan(info, index)
   try {
-    const { offset, length } = pieceSpan(info, index)
-    return matches(info, index, await readFully(fh.fd, offset, length))
+    return createHash('sha1').update(await readFully(fd, offset, length, into)).digest().equals(pieceDigest(info, index))
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EIO') return false
     throw err
+  }
+}
+
+/** Whether piece `index` of the file at `path` has the bytes its hash says. */
+export async function pieceIsIntact (path: string, info: TorrentInfo, index: number): Promise<boolean> {
+  const fh = await fsp.open(path, 'r')
+  try {
+    return await pieceMatches(fh.fd, info, index)
   } finally {
     await fh.close()
   }
@@ -43,17 +46,9 @@ export async function intactPieces (path: string, info: TorrentInfo, onBytes: (n
   const fh = await fsp.open(path, 'r')
   try {
     for (let i = 0; i < pieces; i++) {
-      const { offset, length } = pieceSpan(info, i)
-      let ok: boolean
-      try {
-        ok = matches(info, i, await readFully(fh.fd, offset, length, buf))
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EIO') throw err
-        ok = false
-      }
-      if (ok) setPiece(bits, i)
+      if (await pieceMatches(fh.fd, info, i, buf)) setPiece(bits, i)
       else bad.push(i)
-      onBytes(length)
+      onBytes(pieceSpan(info, i).length)
     }
   } finally {
     await fh.close()
