@@ -560,9 +560,9 @@ export class TorrentService {
     if (this.destroyed) return null
     let entry = this.active.get(infohash)
     if (entry === undefined) {
-      let info = this.known.get(infohash) ?? null
+      let info: TorrentInfo | null
       try {
-        info ??= this.opts.lookupInfo?.(infohash) ?? null
+        info = this.infoOf(infohash)
         if (info === null) return null
         this.checkInfo(infohash, info)
       } catch (err) {
