@@ -300,7 +300,7 @@ export class Meta {
   private carryStaged (): void {
     for (const file of this.stagedFiles) {
       if (file.staged === null || !file.attached()) this.stagedFiles.delete(file)
-      else this.journal.append({ op: 'stage', path: file.path(), staged: file.staged, mtime: file.attrs.mtime })
+      else this.journal.append({ op: 'stage', path: file.path(), staged: file.staged, mtime: file.attrs.mtime, ctime: file.attrs.ctime })
     }
   }
 

@@ -12,7 +12,8 @@ export type Op =
   | { op: 'create', path: string, attrs: Attrs, special?: Special }
   | { op: 'symlink', path: string, target: string, attrs: Attrs }
   | { op: 'setattr', path: string, attrs: Partial<Attrs> }
-  | { op: 'stage', path: string, staged: Staged, mtime: number }
+  /** `ctime` is missing from records journaled by an older release, which stamped both with `mtime`. */
+  | { op: 'stage', path: string, staged: Staged, mtime: number, ctime?: number }
   | { op: 'seal', path: string, stagedId: string, size: number, content: ContentRef | null }
   | { op: 'setcontent', path: string, size: number, content: ContentRef | null, mtime: number }
   /** A hard link: `to` becomes one more name of the file at `from`; `linkId` is the id its names share, if it has none yet. */
@@ -106,7 +107,9 @@ export function applyOp (root: DirNode, op: Op): Released {
       const released = none()
       if (file.staged !== null && file.staged.id !== op.staged.id) released.staged.push(file.staged.id)
       file.staged = { ...op.staged }
-      file.attrs.mtime = file.attrs.ctime = op.mtime
+      // Apart: an mtime set while the file was open (cp -p, tar) is in the past, its ctime is not.
+      file.attrs.mtime = op.mtime
+      file.attrs.ctime = op.ctime ?? op.mtime
       return released
     }
     case 'seal': {

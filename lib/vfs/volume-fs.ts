@@ -621,7 +621,7 @@ export class VolumeFs {
     if (!session.dirty) return
     const file = session.file
     if (!file.attached()) return
-    this.meta.apply({ op: 'stage', path: file.path(), staged: { id: session.stagingId, size: session.size }, mtime: file.attrs.mtime })
+    this.meta.apply({ op: 'stage', path: file.path(), staged: { id: session.stagingId, size: session.size }, mtime: file.attrs.mtime, ctime: file.attrs.ctime })
     session.dirty = false
   }
 

@@ -111,7 +111,9 @@ cp -a g g-copy; stat -c '%X %Y' g-copy
 mkdir d; touch -a -d '1998-01-01 UTC' d; touch -m -d '1997-01-01 UTC' d; stat -c '%X %Y' d
 touch d/new; stat -c %X d
 ln -s f l; touch -h -a -d '1996-01-01 UTC' l; touch -h -m -d '1995-01-01 UTC' l; stat -c '%X %Y' l
-: > n; [ "$(stat -c %X n)" = "$(stat -c %Y n)" ] && [ "$(stat -c %Y n)" = "$(stat -c %Z n)" ] && echo 'new file: atime = mtime = ctime'`
+: > n; [ "$(stat -c %X n)" = "$(stat -c %Y n)" ] && [ "$(stat -c %Y n)" = "$(stat -c %Z n)" ] && echo 'new file: atime = mtime = ctime'
+printf x > src; touch -d '2020-01-02 03:04:05 UTC' src; cp -p src cp-p; stat -c %Y cp-p
+[ "$(stat -c %Z cp-p)" -gt 1700000000 ] && echo 'cp -p (futimens before close): ctime now, not the mtime it set'`
 
 /** Times before 1970, set by touch and utimensat(2), as stat shows them. */
 const BEFORE_1970 = `
@@ -170,6 +172,7 @@ t.test('attributes in a mounted volume, compared with a local disk', async t => 
     t.match(out, /^915148800 981173106$/m, 'touch -a -d sets the atime alone')
     t.match(out, /^1234567890123000000 1300000000456000000$/m, 'utimensat sets both, to the millisecond')
     t.match(out, /^631152000 662688000$/m, 'touch -r and cp -a copy both')
+    t.match(out, /^cp -p \(futimens before close\): ctime now/m, 'cp -p leaves ctime at now')
   })
 
   await t.test('reading a file leaves its atime (the mount behaves as noatime)', async t => {
@@ -201,6 +204,8 @@ t.test('attributes in a mounted volume, compared with a local disk', async t => 
     t.match(before, /^4 d \S+ \S+ find\/t\/a$/m, 'a directory with 2 subdirectories')
     await vol.stop()
     t.same(times(await entryAt(t, vol, 'atime/f')), [1111111111000, 1222222222000], 'a file\'s atime is stored')
+    const copied = await entryAt(t, vol, 'atime/cp-p')
+    t.same([copied.mtime, (copied.ctime as number) > 1700000000000], [1577934245000, true], 'cp -p: the mtime it set and a ctime of now are stored')
     const marker = await entryAt(t, vol, 'atime/d/.swarmfs-dir')
     t.equal(marker.atime, 883612800000, 'a directory\'s atime is stored in its marker')
     const links = (await entryAt(t, vol, 'atime/.swarmfs-dir')).links as Record<string, number[]>
