@@ -11,6 +11,8 @@ declare module 'fuse-native' {
   export interface Stat {
     mode: number; uid: number; gid: number; size: number; nlink?: number; ino?: number
     blksize?: number; blocks?: number; atime: Date | number; mtime: Date | number; ctime: Date | number
+    /** Nanoseconds past each time's millisecond, 0 to 999999. */
+    atimeNs?: number; mtimeNs?: number; ctimeNs?: number
   }
   export interface FuseOptions {
     force?: boolean; mkdir?: boolean; debug?: boolean; timeout?: number | false | Record<string, number>

@@ -88,7 +88,7 @@ export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: a
     mknod: (path: string, mode: number, dev: number, cb: Cb) => run('mknod', path, cb, () => vfs.mknod(path, mode, dev, caller())),
     chmod: (path: string, mode: number, cb: Cb) => run('chmod', path, cb, () => vfs.chmod(path, mode)),
     chown: (path: string, uid: number, gid: number, cb: Cb) => run('chown', path, cb, () => vfs.chown(path, uid, gid)),
-    utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime)),
+    utimens: (path: string, atime: number, mtime: number, atimeNs: number, mtimeNs: number, cb: Cb) => run('utimens', path, cb, () => vfs.utimens(path, atime, mtime, atimeNs, mtimeNs)),
     truncate: (path: string, size: number, cb: Cb) => run('truncate', path, cb, () => vfs.truncate(path, size)),
     ftruncate: (path: string, fh: number, size: number, cb: Cb) => run('ftruncate', path, cb, () => vfs.ftruncate(fh, size)),
     fallocate: (path: string, fh: number, mode: number, offset: number, length: number, cb: Cb) => run('fallocate', path, cb, () => vfs.fallocate(fh, mode, offset, length)),

@@ -3,7 +3,7 @@
 // in its marker blob; a symlink is a git symlink. Decoding checks everything, since a tree may come
 // from a peer.
 import { isInfoHash, isValidInfo, infoHash } from '../content/torrent-info.js'
-import { S_IFLNK, SPECIAL_TYPES, type Attrs, type ContentRef, type DirNode, type FileNode, type Special } from './nodes.js'
+import { S_IFLNK, SPECIAL_TYPES, subMsNs, type Attrs, type ContentRef, type DirNode, type FileNode, type Special } from './nodes.js'
 import { parseVolumeSettings, type VolumeSettings } from './volume-settings.js'
 
 export interface FileEntry {
@@ -18,7 +18,7 @@ export interface FileEntry {
 export function encodeFile (file: FileNode): string {
   const { perm, uid, gid, mtime, ctime } = file.attrs
   const entry: Record<string, unknown> = { v: 1, size: file.size, perm, uid, gid, mtime, ctime }
-  putAtime(entry, file.attrs)
+  putFineTimes(entry, file.attrs)
   if (file.by !== null) entry.by = file.by
   // A release before this one reads every name as a file of its own, with the same content.
   if (file.linkId !== null) entry.linkId = file.linkId
@@ -39,15 +39,17 @@ export function encodeFile (file: FileNode): string {
 export function encodeDirMarker (dir: DirNode): string {
   const { perm, uid, gid, mtime, ctime } = dir.attrs
   const marker: Record<string, unknown> = { v: 1, perm, uid, gid, mtime, ctime }
-  putAtime(marker, dir.attrs)
+  putFineTimes(marker, dir.attrs)
   // A git symlink holds only its target, so the times and owner of the directory's symlinks
   // live here, or a restart or a peer would show them with its own clock.
   const links: Record<string, number[]> = {}
   let any = false
   for (const [name, child] of dir.children) {
     if (child.kind !== 'symlink') continue
-    const { mtime, ctime, uid, gid, atime } = child.attrs
-    links[name] = atime === mtime ? [mtime, ctime, uid, gid] : [mtime, ctime, uid, gid, atime]
+    const { mtime, ctime, uid, gid, atime, mtimeNs = 0, atimeNs = 0 } = child.attrs
+    links[name] = mtimeNs !== 0 || atimeNs !== 0
+      ? [mtime, ctime, uid, gid, atime, mtimeNs, atimeNs]
+      : atime === mtime ? [mtime, ctime, uid, gid] : [mtime, ctime, uid, gid, atime]
     any = true
   }
   if (any) marker.links = links
@@ -58,10 +60,16 @@ export function encodeDirMarker (dir: DirNode): string {
 /**
  * atime is written only where it differs from mtime: an entry without one reads as atime = mtime,
  * which is what every entry of an older release means, and an entry whose atime was never set
- * apart keeps the bytes (and the oid) an older release writes for it.
+ * apart keeps the bytes (and the oid) an older release writes for it. The nanoseconds past a
+ * millisecond likewise, only where not 0 (an older release reads the time to the millisecond).
  */
-function putAtime (entry: Record<string, unknown>, attrs: Attrs): void {
-  if (attrs.atime !== attrs.mtime) entry.atime = attrs.atime
+function putFineTimes (entry: Record<string, unknown>, attrs: Attrs): void {
+  const { mtimeNs = 0, atimeNs = 0 } = attrs
+  if (mtimeNs !== 0) entry.mtimeNs = mtimeNs
+  if (attrs.atime !== attrs.mtime || atimeNs !== mtimeNs) {
+    entry.atime = attrs.atime
+    if (atimeNs !== 0) entry.atimeNs = atimeNs
+  }
 }
 
 /** The settings as a marker holds them: these three fields in this order, so equal settings are equal bytes. */
@@ -69,7 +77,7 @@ function settingsField (s: VolumeSettings): VolumeSettings {
   return { copies: s.copies, graceMs: s.graceMs, at: s.at }
 }
 
-export type MarkerLinks = Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid' | 'atime'>>
+export type MarkerLinks = Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid' | 'atime' | 'mtimeNs' | 'atimeNs'>>
 
 /** Everything a directory's marker holds, read with one parse. */
 export interface DirMarker {
@@ -109,11 +117,12 @@ function linksOf (raw: unknown): MarkerLinks {
   const links: MarkerLinks = new Map()
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return links
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
-    // A fifth number is the atime, where it differs from the mtime.
-    if (!Array.isArray(v) || (v.length !== 4 && v.length !== 5) || !v.every(n => typeof n === 'number' && Number.isFinite(n))) continue
-    const [mtime, ctime, uid, gid, atime] = v as number[]
+    // A fifth number is the atime, where it differs from the mtime; a sixth and seventh the
+    // nanoseconds past the mtime's and the atime's millisecond, where either is not 0.
+    if (!Array.isArray(v) || (v.length !== 4 && v.length !== 5 && v.length !== 7) || !v.every(n => typeof n === 'number' && Number.isFinite(n))) continue
+    const [mtime, ctime, uid, gid, atime, mtimeNs, atimeNs] = v as number[]
     if (!Number.isSafeInteger(uid) || uid < 0 || !Number.isSafeInteger(gid) || gid < 0) continue
-    links.set(name, { mtime, ctime, uid, gid, atime: atime ?? mtime })
+    links.set(name, withFineTimes({ mtime, ctime, uid, gid, atime: atime ?? mtime }, subMsNs(mtimeNs), subMsNs(atimeNs)))
   }
   return links
 }
@@ -125,7 +134,8 @@ function isTime (v: unknown): v is number {
 function decodeAttrs (e: Record<string, unknown>, fallback: Attrs): Attrs {
   const int = (v: unknown, d: number): number => Number.isSafeInteger(v) && (v as number) >= 0 ? v as number : d
   const mtime = isTime(e.mtime) ? e.mtime : fallback.mtime
-  return {
+  const mtimeNs = isTime(e.mtime) ? subMsNs(e.mtimeNs) : fallback.mtimeNs ?? 0
+  const attrs = {
     perm: int(e.perm, fallback.perm) & 0o7777,
     uid: int(e.uid, fallback.uid),
     gid: int(e.gid, fallback.gid),
@@ -133,6 +143,14 @@ function decodeAttrs (e: Record<string, unknown>, fallback: Attrs): Attrs {
     ctime: isTime(e.ctime) ? e.ctime : (isTime(e.mtime) ? e.mtime : fallback.ctime),
     atime: isTime(e.atime) ? e.atime : mtime
   }
+  return withFineTimes(attrs, mtimeNs, isTime(e.atime) ? subMsNs(e.atimeNs) : mtimeNs)
+}
+
+/** `attrs` with the nanoseconds past its mtime's and atime's millisecond, where they are not 0. */
+function withFineTimes<T extends Partial<Attrs>> (attrs: T, mtimeNs: number, atimeNs: number): T {
+  if (mtimeNs !== 0) attrs.mtimeNs = mtimeNs
+  if (atimeNs !== 0) attrs.atimeNs = atimeNs
+  return attrs
 }
 
 function parseJson (text: string): Record<string, unknown> | null {

@@ -8,7 +8,7 @@ import type { Logger } from '../log/index.js'
 import { GitStore, type Signature } from './git-store.js'
 import { Journal } from './journal.js'
 import { applyOp, lookup, mustLookup, type Op, type Released } from './ops.js'
-import { LinkJoiner, newInode, type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
+import { LinkJoiner, newInode, stagedTimes, type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
 import { loadSnapshot, saveSnapshot } from './snapshot.js'
 import { applyAdoption, planAdoption, type ConflictNamer } from './adopt.js'
 import { compareSettings, effectiveSettings, isValidCopies, isValidGraceMs, MAX_COPIES, MIN_COPIES, type VolumeSettings } from './volume-settings.js'
@@ -300,7 +300,7 @@ export class Meta {
   private carryStaged (): void {
     for (const file of this.stagedFiles) {
       if (file.staged === null || !file.attached()) this.stagedFiles.delete(file)
-      else this.journal.append({ op: 'stage', path: file.path(), staged: file.staged, mtime: file.attrs.mtime, ctime: file.attrs.ctime })
+      else this.journal.append({ op: 'stage', path: file.path(), staged: file.staged, ...stagedTimes(file.attrs) })
     }
   }
 

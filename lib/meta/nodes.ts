@@ -45,6 +45,29 @@ export interface Attrs {
    * since keeping read times would turn every read into a commit synced to every peer.
    */
   atime: number
+  /**
+   * Nanoseconds past mtime's (atime's) millisecond, 0 to 999,999; absent is 0. Only utimens sets
+   * them, so a time copied from another disk (cp -p, tar, rsync, touch -d) reads back exactly; the
+   * times this node stamps itself are whole milliseconds. ctime is only ever stamped.
+   */
+  mtimeNs?: number
+  atimeNs?: number
+}
+
+/** mtime and ctime become `ms`, a time this node stamped: the content or the entries changed. */
+export function stampModified (attrs: Attrs, ms: number): void {
+  attrs.mtime = attrs.ctime = ms
+  if (attrs.mtimeNs !== undefined) delete attrs.mtimeNs
+}
+
+/** The times a `stage` record carries: a writer's stamps, or an mtime set while the file was open. */
+export function stagedTimes (attrs: Attrs): { mtime: number, mtimeNs?: number, ctime: number } {
+  return attrs.mtimeNs ? { mtime: attrs.mtime, mtimeNs: attrs.mtimeNs, ctime: attrs.ctime } : { mtime: attrs.mtime, ctime: attrs.ctime }
+}
+
+/** Nanoseconds past a millisecond, as a peer or a record may hold them: anything else is 0. */
+export function subMsNs (v: unknown): number {
+  return Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 1_000_000 ? v as number : 0
 }
 
 export interface ContentRef {

@@ -3,7 +3,7 @@
 // it, and replayed from the journal after a crash.
 import { fsError } from '../errors/index.js'
 import { isSafeName, splitPath } from './names.js'
-import { collectData, DirNode, FileNode, S_IFLNK, SymlinkNode, type Attrs, type ContentRef, type Node, type Special, type Staged } from './nodes.js'
+import { collectData, DirNode, FileNode, S_IFLNK, stampModified, subMsNs, SymlinkNode, type Attrs, type ContentRef, type Node, type Special, type Staged } from './nodes.js'
 import { compareSettings, effectiveSettings, parseVolumeSettings } from './volume-settings.js'
 
 export type Op =
@@ -12,8 +12,8 @@ export type Op =
   | { op: 'create', path: string, attrs: Attrs, special?: Special }
   | { op: 'symlink', path: string, target: string, attrs: Attrs }
   | { op: 'setattr', path: string, attrs: Partial<Attrs> }
-  /** `ctime` is missing from records journaled by an older release, which stamped both with `mtime`. */
-  | { op: 'stage', path: string, staged: Staged, mtime: number, ctime?: number }
+  /** `ctime` is missing from records journaled by an older release, which stamped both with `mtime`; `mtimeNs` is there when not 0. */
+  | { op: 'stage', path: string, staged: Staged, mtime: number, mtimeNs?: number, ctime?: number }
   | { op: 'seal', path: string, stagedId: string, size: number, content: ContentRef | null }
   | { op: 'setcontent', path: string, size: number, content: ContentRef | null, mtime: number }
   /** A hard link: `to` becomes one more name of the file at `from`; `linkId` is the id its names share, if it has none yet. */
@@ -72,7 +72,7 @@ function addNew (root: DirNode, path: string, node: Node): void {
   const { dir, name } = parentOf(root, path)
   if (dir.children.has(name)) throw fsError('EEXIST', path)
   dir.add(name, node)
-  dir.attrs.mtime = dir.attrs.ctime = node.attrs.ctime
+  stampModified(dir.attrs, node.attrs.ctime)
 }
 
 const none = (): Released => ({ contents: [], staged: [], added: [] })
@@ -108,7 +108,8 @@ export function applyOp (root: DirNode, op: Op): Released {
       if (file.staged !== null && file.staged.id !== op.staged.id) released.staged.push(file.staged.id)
       file.staged = { ...op.staged }
       // Apart: an mtime set while the file was open (cp -p, tar) is in the past, its ctime is not.
-      file.attrs.mtime = op.mtime
+      stampModified(file.attrs, op.mtime)
+      if (op.mtimeNs !== undefined) file.attrs.mtimeNs = subMsNs(op.mtimeNs)
       file.attrs.ctime = op.ctime ?? op.mtime
       return released
     }
@@ -133,7 +134,7 @@ export function applyOp (root: DirNode, op: Op): Released {
       file.content = op.content
       file.size = op.size
       if (op.content !== null) released.added.push(op.content)
-      file.attrs.mtime = file.attrs.ctime = op.mtime
+      stampModified(file.attrs, op.mtime)
       file.touch()
       return released
     }
@@ -147,7 +148,7 @@ export function applyOp (root: DirNode, op: Op): Released {
       node.linkId ??= op.linkId
       dir.add(name, node)
       node.attrs.ctime = op.time
-      dir.attrs.mtime = dir.attrs.ctime = op.time
+      stampModified(dir.attrs, op.time)
       return none()
     }
     case 'unlink': {
@@ -211,7 +212,7 @@ function detach (dir: DirNode, name: string, time: number): Released {
     node.attrs.ctime = time
     node.touch()
   }
-  dir.attrs.mtime = dir.attrs.ctime = time
+  stampModified(dir.attrs, time)
   return released
 }
 
@@ -238,7 +239,7 @@ function rename (root: DirNode, from: string, to: string, ctime: number): Releas
   src.dir.remove(src.name)
   dst.dir.add(dst.name, node)
   node.attrs.ctime = ctime
-  src.dir.attrs.mtime = src.dir.attrs.ctime = ctime
-  dst.dir.attrs.mtime = dst.dir.attrs.ctime = ctime
+  stampModified(src.dir.attrs, ctime)
+  stampModified(dst.dir.attrs, ctime)
   return released
 }

@@ -11,16 +11,29 @@ const FILE = 'index-snapshot.v8'
 /** 3: the root's volume settings. An older snapshot is not read (the index is loaded from git). */
 const VERSION = 3
 
-/** A row written before atimes were kept has five numbers: its atime is its mtime, as in git. */
-type AttrsRow = [number, number, number, number, number, number?]
+/**
+ * A row written before atimes were kept has five numbers: its atime is its mtime, as in git. Two
+ * more, the nanoseconds past mtime's and atime's millisecond, only where either is not 0.
+ */
+type AttrsRow = [number, number, number, number, number, number?, number?, number?]
 /** The last field of each row, its inode number, is missing from snapshots written before they were kept. */
 type Row =
   | ['f', string, AttrsRow, string | undefined, number, unknown, string | null, Special | null | undefined, (string | null)?, number?]
   | ['l', string, AttrsRow, string | undefined, string, number?]
   | ['d', string, AttrsRow, string | undefined, Row[], number?]
 
-const attrsRow = (a: Attrs): AttrsRow => [a.perm, a.uid, a.gid, a.mtime, a.ctime, a.atime]
-const attrsOf = (r: AttrsRow): Attrs => ({ perm: r[0], uid: r[1], gid: r[2], mtime: r[3], ctime: r[4], atime: r[5] ?? r[3] })
+function attrsRow (a: Attrs): AttrsRow {
+  const row: AttrsRow = [a.perm, a.uid, a.gid, a.mtime, a.ctime, a.atime]
+  if (a.mtimeNs || a.atimeNs) row.push(a.mtimeNs ?? 0, a.atimeNs ?? 0)
+  return row
+}
+
+function attrsOf (r: AttrsRow): Attrs {
+  const attrs: Attrs = { perm: r[0], uid: r[1], gid: r[2], mtime: r[3], ctime: r[4], atime: r[5] ?? r[3] }
+  if (r[6]) attrs.mtimeNs = r[6]
+  if (r[7]) attrs.atimeNs = r[7]
+  return attrs
+}
 
 /** One row per name: a file with several (hard links) has a row at each, which a load joins again by `linkId`. */
 function toRow (node: Node, name: string): Row {

@@ -11,7 +11,7 @@ import fs from 'node:fs'
 import fileops from '@swarmfs/fileops'
 import { FsError } from '../errors/index.js'
 import type { PieceHasher } from '../content/piece-hasher.js'
-import type { FileNode } from '../meta/nodes.js'
+import { stampModified, type FileNode } from '../meta/nodes.js'
 
 const SYNC_WRITE_MAX = 16 * 1024
 
@@ -88,7 +88,7 @@ export class WriteSession {
       this.hasher.invalidateFrom(Math.min(size, this.size))
       this.size = size
       this.dirty = true
-      this.file.attrs.mtime = this.file.attrs.ctime = time
+      stampModified(this.file.attrs, time)
       resolve()
     })))
   }
@@ -104,7 +104,7 @@ export class WriteSession {
       this.hasher.invalidateFrom(Math.min(offset, this.size, size))
       this.size = size
       this.dirty = true
-      this.file.attrs.mtime = this.file.attrs.ctime = time
+      stampModified(this.file.attrs, time)
     })
   }
 

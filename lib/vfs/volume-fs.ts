@@ -7,7 +7,7 @@ import type { ContentStore } from '../content/store.js'
 import { fsError, FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { Meta } from '../meta/meta.js'
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, SPECIAL_TYPES, symlinkTarget, typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, SPECIAL_TYPES, stagedTimes, stampModified, subMsNs, symlinkTarget, typeBits, visibleSize, type Attrs, type ContentRef, type FileNode, type Node } from '../meta/nodes.js'
 import { readAt, WriteSession } from './sessions.js'
 import { SpaceGuard } from '../content/space-guard.js'
 import fileops from '@swarmfs/fileops'
@@ -55,6 +55,9 @@ export interface Stat {
   atime: number
   mtime: number
   ctime: number
+  /** Nanoseconds past the millisecond of atime and mtime (ctime is whole milliseconds). */
+  atimeNs: number
+  mtimeNs: number
 }
 
 /** What readdir tells of an entry: the type bits of its mode and its inode number. */
@@ -152,7 +155,7 @@ export class VolumeFs {
   private stat (node: Node): Stat {
     const session = node.kind === 'file' ? this.sessions.get(node) : undefined
     const size = session !== undefined ? session.size : visibleSize(node)
-    const { mtime, ctime, atime, uid, gid, perm } = node.attrs
+    const { mtime, ctime, atime, uid, gid, perm, mtimeNs = 0, atimeNs = 0 } = node.attrs
     return {
       ino: node.inode,
       mode: typeBits(node) | perm,
@@ -171,7 +174,9 @@ export class VolumeFs {
       blocks: node.kind === 'dir' ? Math.ceil(size / 512) : node.kind === 'file' && node.special === null ? this.blocksOf(node, session, size) : 0,
       atime,
       mtime,
-      ctime
+      ctime,
+      atimeNs,
+      mtimeNs
     }
   }
 
@@ -295,17 +300,27 @@ export class VolumeFs {
     this.setattr(path, attrs)
   }
 
-  /** Times in milliseconds since the epoch, negative before 1970, or UTIME_NOW / UTIME_OMIT. */
-  utimens (path: string, atime: number, mtime: number): void {
+  /**
+   * Times in milliseconds since the epoch, negative before 1970, or UTIME_NOW / UTIME_OMIT; with
+   * the nanoseconds past each millisecond.
+   */
+  utimens (path: string, atime: number, mtime: number, atimeNs = 0, mtimeNs = 0): void {
     const node = this.lookup(path)
     // One instant for all three, so `touch` leaves atime = mtime = ctime, as on a local disk.
     const now = this.now()
     const attrs: Partial<Attrs> = { ctime: now }
-    if (atime !== UTIME_OMIT) attrs.atime = atime === UTIME_NOW ? now : atime
-    if (mtime !== UTIME_OMIT) attrs.mtime = mtime === UTIME_NOW ? now : mtime
+    if (atime !== UTIME_OMIT) {
+      attrs.atime = atime === UTIME_NOW ? now : atime
+      attrs.atimeNs = atime === UTIME_NOW ? 0 : subMsNs(atimeNs)
+    }
+    if (mtime !== UTIME_OMIT) {
+      attrs.mtime = mtime === UTIME_NOW ? now : mtime
+      attrs.mtimeNs = mtime === UTIME_NOW ? 0 : subMsNs(mtimeNs)
+    }
     if (attrs.mtime !== undefined && node.kind === 'file' && this.sessions.has(node)) {
       // A writer's later `stage` record carries this mtime with it.
       node.attrs.mtime = attrs.mtime
+      node.attrs.mtimeNs = attrs.mtimeNs
     }
     this.setattr(path, attrs)
   }
@@ -397,7 +412,7 @@ export class VolumeFs {
       perm &= ~S_ISUID
       if ((perm & S_IXGRP) !== 0) perm &= ~S_ISGID
     }
-    this.meta.apply({ op: 'setattr', path: file.path(), attrs: { perm, mtime: now, ctime: now } })
+    this.meta.apply({ op: 'setattr', path: file.path(), attrs: { perm, mtime: now, mtimeNs: 0, ctime: now } })
   }
 
   /** The file's write session, joined as one more writer; `truncate` empties it (O_TRUNC). */
@@ -541,7 +556,7 @@ export class VolumeFs {
       // Growing the file takes space; rewriting bytes it has does not.
       this.space.claim(at + n - session.size)
     }
-    h.file.attrs.mtime = h.file.attrs.ctime = this.now()
+    stampModified(h.file.attrs, this.now())
     return await session.write(buf, n, h.append ? null : pos)
   }
 
@@ -621,7 +636,7 @@ export class VolumeFs {
     if (!session.dirty) return
     const file = session.file
     if (!file.attached()) return
-    this.meta.apply({ op: 'stage', path: file.path(), staged: { id: session.stagingId, size: session.size }, mtime: file.attrs.mtime, ctime: file.attrs.ctime })
+    this.meta.apply({ op: 'stage', path: file.path(), staged: { id: session.stagingId, size: session.size }, ...stagedTimes(file.attrs) })
     session.dirty = false
   }
 

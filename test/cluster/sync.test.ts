@@ -233,13 +233,13 @@ mv old-name.txt docs/new-name.txt
 mv photos pictures
 rm to-delete
 rm -r gone-dir
-touch -d '2021-03-04 05:06:07' docs/page.txt
+touch -d '2021-03-04 05:06:07.123456789' docs/page.txt
 touch -d '2019-12-31 23:59:59' pictures/three-mib-and-a-bit.raw
-touch -d '2020-06-15 12:00:00' emptydir docs/sub/deep
-touch -h -d '2001-02-03 04:05:06' link-to-page dangling
-touch -a -d '1999-09-09 09:09:09' docs/page.txt
+touch -d '2020-06-15 12:00:00.000000001' emptydir docs/sub/deep
+touch -h -d '2001-02-03 04:05:06.5' link-to-page dangling
+touch -a -d '1999-09-09 09:09:09.987654321' docs/page.txt
 touch -a -d '1998-08-08 08:08:08' emptydir
-touch -h -a -d '1997-07-07 07:07:07' dangling
+touch -h -a -d '1997-07-07 07:07:07.000999999' dangling
 `
 
 // Done on C in test 1, to a tree written on A: a new directory and file, a rename of A's file into
@@ -298,6 +298,9 @@ t.test('a tree written on one node appears on three others; changes on a third n
   t.equal(await atimeOn(d, 'docs/page.txt'), epoch('1999-09-09T09:09:09'), 'an atime set on A is seen on D (file)')
   t.equal(await atimeOn(d, 'emptydir'), epoch('1998-08-08T08:08:08'), 'an atime set on A is seen on D (directory)')
   t.equal(await atimeOn(d, 'dangling'), epoch('1997-07-07T07:07:07'), 'an atime set on A is seen on D (symlink)')
+  const fineTimes = 'stat -c "%n %.9X %.9Y" docs/page.txt emptydir dangling'
+  t.equal((await onMount(t, d, fineTimes)).stdout, (await onMount(t, a, fineTimes)).stdout, 'times set to the nanosecond on A are the same on D (file, directory, symlink)')
+  t.match((await onMount(t, d, fineTimes)).stdout, /^docs\/page.txt 936868149.987654321 1614834367.123456789$/m, 'to the nanosecond on D')
   const onD = await entries(d.mnt)
   t.equal(mtimeOf(onD, 'pictures/three-mib-and-a-bit.raw'), epoch('2019-12-31T23:59:59'), 'an mtime set on A is seen on D')
   t.equal(onD?.find(e => e.path === 'docs/link-to-dir')?.target, 'sub', 'a symlink target is seen on D')

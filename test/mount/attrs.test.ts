@@ -104,7 +104,7 @@ touch -m -d '2005-05-05 05:05:05 UTC' f; stat -c '%X %Y' f
 touch -a f; [ "$(stat -c %X f)" -gt 1115269505 ] && echo 'touch -a: atime now'; stat -c %Y f
 touch -d '2001-02-03 04:05:06 UTC' f
 touch -m f; [ "$(stat -c %Y f)" -gt 981173106 ] && echo 'touch -m: mtime now'; stat -c %X f
-python3 -c "import os; os.utime('f', ns=(1234567890123000000, 1300000000456000000)); st = os.stat('f'); print(st.st_atime_ns, st.st_mtime_ns)"
+python3 -c "import os; os.utime('f', ns=(1234567890123456789, 1300000000456000001)); st = os.stat('f'); print(st.st_atime_ns, st.st_mtime_ns)"
 python3 -c "import os; os.utime('f', (1111111111, 1222222222)); st = os.stat('f'); print(st.st_atime, st.st_mtime)"
 touch -a -d '1990-01-01 UTC' g; touch -m -d '1991-01-01 UTC' g; touch -r g h; stat -c '%X %Y' h
 cp -a g g-copy; stat -c '%X %Y' g-copy
@@ -114,6 +114,22 @@ ln -s f l; touch -h -a -d '1996-01-01 UTC' l; touch -h -m -d '1995-01-01 UTC' l;
 : > n; [ "$(stat -c %X n)" = "$(stat -c %Y n)" ] && [ "$(stat -c %Y n)" = "$(stat -c %Z n)" ] && echo 'new file: atime = mtime = ctime'
 printf x > src; touch -d '2020-01-02 03:04:05 UTC' src; cp -p src cp-p; stat -c %Y cp-p
 [ "$(stat -c %Z cp-p)" -gt 1700000000 ] && echo 'cp -p (futimens before close): ctime now, not the mtime it set'`
+
+/**
+ * Times to the nanosecond, as programs that copy them set them (cp -p, touch -r, tar, rsync -a),
+ * and what becomes of them when the node stamps a time itself.
+ */
+const NANOSECONDS = `
+printf x > src; touch -d '2011-02-03 04:05:06.123456789 UTC' src; stat -c '%x %y' src
+touch -r src touch-r; cp -p src cp-p; stat -c '%n %x %y' cp-p touch-r
+cp -p -u src cp-p; echo "cp -u again: $?"; [ cp-p -nt src ] || [ src -nt cp-p ] || echo 'cp -p: neither is newer'
+mkdir -p t/d; printf y > t/d/f; ln -s f t/d/l; touch -h -d '2012-01-01 00:00:00.000000001 UTC' t/d/l t/d/f t/d t
+tar --format=posix -cf t.tar t; mkdir x; tar xf t.tar -C x; stat -c '%n %y' x/t x/t/d x/t/d/f x/t/d/l
+rsync -a t/ r/; stat -c '%n %y' r/d/f r/d/l
+python3 -c "import os; os.utime('src', ns=(-1000000001, 999999)); st = os.lstat('src'); print(st.st_atime_ns, st.st_mtime_ns)"
+python3 -c "import os; os.utime('src', ns=(1, 2000000000999999999)); st = os.lstat('src'); print(st.st_atime_ns, st.st_mtime_ns)"
+touch -d '2011-02-03 04:05:06.123456789 UTC' w; printf more >> w; [ "$(stat -c %y w)" != '2011-02-03 04:05:06.123456789 +0000' ] && echo 'a write stamps mtime anew'
+touch x/t; [ "$(stat -c %y x/t)" != '2012-01-01 00:00:00.000000001 +0000' ] && echo 'touch stamps mtime anew'`
 
 /** Times before 1970, set by touch and utimensat(2), as stat shows them. */
 const BEFORE_1970 = `
@@ -170,9 +186,18 @@ t.test('attributes in a mounted volume, compared with a local disk', async t => 
   await t.test('atime is kept apart from mtime: touch -a/-m, utimensat, touch -r, cp -a', async t => {
     const out = await sameInBoth(t, ATIMES, ...await dirs('atime'), 'access times')
     t.match(out, /^915148800 981173106$/m, 'touch -a -d sets the atime alone')
-    t.match(out, /^1234567890123000000 1300000000456000000$/m, 'utimensat sets both, to the millisecond')
+    t.match(out, /^1234567890123456789 1300000000456000001$/m, 'utimensat sets both, to the nanosecond')
     t.match(out, /^631152000 662688000$/m, 'touch -r and cp -a copy both')
     t.match(out, /^cp -p \(futimens before close\): ctime now/m, 'cp -p leaves ctime at now')
+  })
+
+  await t.test('times to the nanosecond: touch -d, touch -r, cp -p, tar (pax), rsync -a, utimensat', async t => {
+    const out = await sameInBoth(t, NANOSECONDS, ...await dirs('ns'), 'nanosecond times')
+    t.match(out, /^cp-p 2011-02-03 04:05:06.123456789 \+0000 2011-02-03 04:05:06.123456789 \+0000$/m, 'cp -p keeps both times exactly')
+    t.match(out, /^cp -u again: 0\ncp -p: neither is newer$/m, 'cp -u sees the copy as up to date')
+    t.match(out, /^x\/t\/d\/l 2012-01-01 00:00:00.000000001 \+0000$/m, 'tar sets a symlink\'s time to the nanosecond')
+    t.match(out, /^-1000000001 999999$/m, 'a time 1 ns before 1969-12-31 23:59:59')
+    t.match(out, /^a write stamps mtime anew\ntouch stamps mtime anew$/m, 'stamps replace a set time whole')
   })
 
   await t.test('reading a file leaves its atime (the mount behaves as noatime)', async t => {
@@ -199,7 +224,7 @@ t.test('attributes in a mounted volume, compared with a local disk', async t => 
   })
 
   await t.test('after restarts (from the snapshot, then from git): the same link counts and times', async t => {
-    const look = 'find links find atime -printf "%n %y %A@ %T@ %p\\n" | sort -k 5'
+    const look = 'find links find atime ns -printf "%n %y %A@ %T@ %p\\n" | sort -k 5'
     const before = (await sh(t, look, { cwd: vol.mnt })).stdout
     t.match(before, /^4 d \S+ \S+ find\/t\/a$/m, 'a directory with 2 subdirectories')
     await vol.stop()
@@ -210,6 +235,11 @@ t.test('attributes in a mounted volume, compared with a local disk', async t => 
     t.equal(marker.atime, 883612800000, 'a directory\'s atime is stored in its marker')
     const links = (await entryAt(t, vol, 'atime/.swarmfs-dir')).links as Record<string, number[]>
     t.same([links.l?.[4], links.l?.[0]], [820454400000, 788918400000], 'a symlink\'s atime is stored with its other times')
+    const fine = await entryAt(t, vol, 'ns/cp-p')
+    t.same([fine.atime, fine.mtime, fine.mtimeNs, fine.atimeNs], [undefined, 1296705906123, 456789, undefined], 'nanoseconds past the millisecond are stored (atime = mtime, so neither atime field)')
+    const tarred = ((await entryAt(t, vol, 'ns/x/t/d/.swarmfs-dir')).links as Record<string, number[]>).l
+    // [mtime, ctime, uid, gid, atime, mtimeNs, atimeNs]: tar set the atime to now.
+    t.same([tarred?.length, tarred?.[0], tarred?.[5]], [7, 1325376000000, 1], 'a symlink\'s nanoseconds are stored in its directory\'s marker')
 
     await vol.restart()
     t.equal((await sh(t, look, { cwd: vol.mnt })).stdout, before, 'after a restart (index from the snapshot)')

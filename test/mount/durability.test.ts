@@ -61,12 +61,14 @@ t.test('acknowledged writes survive SIGKILL of the node', async t => {
       mkdir files/dir-gone; rmdir files/dir-gone
       ln -s ../files/one files/deep/link
       chmod 600 files/page; chmod 700 files/deep
-      touch -d @1234567890 files/one
+      touch -d @1234567890.123456789 files/one
+      touch -d @1300000000.987654321 "${src}/v2"; cp -p "${src}/v2" files/time-kept
       truncate -s 100 files/three-mib-and-5`, native, mounted)
     await vol.kill9()
     await vol.restart()
     await assertSameTree(t, native, mounted, 'every acknowledged change is there after SIGKILL')
-    t.equal((await sh(t, 'stat -c %Y data/files/one', { cwd: vol.mnt })).stdout, '1234567890\n', 'mtime kept')
+    t.equal((await sh(t, 'stat -c %.9Y data/files/one', { cwd: vol.mnt })).stdout, '1234567890.123456789\n', 'mtime kept to the nanosecond')
+    t.equal((await sh(t, 'stat -c %.9Y data/files/time-kept', { cwd: vol.mnt })).stdout, '1300000000.987654321\n', 'an mtime cp -p set before close, kept to the nanosecond')
     await assertMetaRepoSound(t, vol)
   })
 

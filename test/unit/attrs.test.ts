@@ -108,6 +108,59 @@ t.test('the snapshot keeps atimes; a row of an older snapshot reads as atime = m
   t.same(loadSnapshot(dir)?.root.children.get('f')?.attrs, { perm: 0o644, uid: 0, gid: 0, mtime: T0, ctime: T0, atime: T0 })
 })
 
+t.test('nanoseconds past the millisecond: written only where not 0, read back, anything malformed read as 0', async t => {
+  const file = new FileNode(attrs(T0))
+  file.attrs.mtimeNs = 123456
+  const fine = encodeFile(file)
+  t.same([JSON.parse(fine).mtimeNs, 'atime' in JSON.parse(fine)], [123456, true], 'atime = mtime to the millisecond only: atime written (its nanoseconds are 0)')
+  t.same(decodeFile(fine, attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456 }, content: null, special: null, linkId: null })
+  file.attrs.atimeNs = 123456
+  const same = JSON.parse(encodeFile(file))
+  t.same([same.mtimeNs, same.atime, same.atimeNs], [123456, undefined, undefined], 'atime = mtime to the nanosecond: neither atime field')
+  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456, atimeNs: 123456 }, content: null, special: null, linkId: null })
+  file.attrs = { ...attrs(T0, T0 - 1), atimeNs: 999999 }
+  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0, T0 - 1), atimeNs: 999999 }, content: null, special: null, linkId: null }, 'atime apart, only its nanoseconds')
+
+  const entry = (extra: Record<string, unknown>): string => JSON.stringify({ v: 1, size: 0, perm: 0o600, uid: 0, gid: 0, mtime: T0, ctime: T0, atime: T0, ...extra })
+  for (const ns of [-1, 1_000_000, 1.5, '7', null, [1], 2 ** 53]) {
+    const decoded = decodeFile(entry({ mtimeNs: ns, atimeNs: ns }), attrs(0))
+    t.same(typeof decoded === 'string' ? decoded : [decoded.attrs.mtimeNs, decoded.attrs.atimeNs], [undefined, undefined], `${JSON.stringify(ns)} reads as 0`)
+  }
+
+  const dir = new DirNode(attrs(T0))
+  const link = new SymlinkNode({ ...attrs(T0 + 1), mtimeNs: 1 }, 'x')
+  dir.add('l', link)
+  t.same(JSON.parse(encodeDirMarker(dir)).links.l, [T0 + 1, T0 + 9, 1000, 100, T0 + 1, 1, 0], 'a symlink\'s: seven numbers')
+  t.same(decodeMarker(encodeDirMarker(dir), attrs(0)).links.get('l'), { mtime: T0 + 1, ctime: T0 + 9, uid: 1000, gid: 100, atime: T0 + 1, mtimeNs: 1 })
+  const odd = decodeMarker(JSON.stringify({ v: 1, links: { six: [1, 2, 3, 4, 5, 6], bad: [1, 2, 3, 4, 5, -1, 1e6] } }), attrs(0))
+  t.same([[...odd.links.keys()], odd.links.get('bad')], [['bad'], { mtime: 1, ctime: 2, uid: 3, gid: 4, atime: 5 }], 'six numbers are refused; malformed nanoseconds read as 0')
+
+  const snap = tempDir(t)
+  const r = root()
+  applyOp(r, { op: 'create', path: '/f', attrs: { ...attrs(T0, -1), mtimeNs: 5, atimeNs: 6 } })
+  saveSnapshot(snap, 'a'.repeat(40), r)
+  t.same(loadSnapshot(snap)?.root.children.get('f')?.attrs, { ...attrs(T0, -1), mtimeNs: 5, atimeNs: 6 }, 'the snapshot keeps them')
+})
+
+t.test('a time the node stamps replaces a time set to the nanosecond; a stage record keeps ctime apart', async t => {
+  const r = root()
+  applyOp(r, { op: 'mkdir', path: '/d', attrs: attrs(T0) })
+  applyOp(r, { op: 'create', path: '/d/f', attrs: attrs(T0) })
+  applyOp(r, { op: 'setattr', path: '/d', attrs: { mtime: 1000, mtimeNs: 7, ctime: T0 + 1 } })
+  applyOp(r, { op: 'create', path: '/d/g', attrs: attrs(T0 + 2) })
+  t.same([mustLookup(r, '/d').attrs.mtime, mustLookup(r, '/d').attrs.mtimeNs], [T0 + 9, undefined], 'a new entry stamps its directory (with its ctime)')
+
+  const staged = { id: 's1', size: 3 }
+  applyOp(r, { op: 'stage', path: '/d/f', staged, mtime: 1000, mtimeNs: 8, ctime: T0 + 3 })
+  const f = mustLookup(r, '/d/f').attrs
+  t.same([f.mtime, f.mtimeNs, f.ctime], [1000, 8, T0 + 3], 'an mtime set while open, and a ctime of now')
+  applyOp(r, { op: 'stage', path: '/d/f', staged, mtime: T0 + 4 })
+  t.same([f.mtime, f.mtimeNs, f.ctime], [T0 + 4, undefined, T0 + 4], 'a record of an older release: ctime = mtime, whole milliseconds')
+  applyOp(r, { op: 'setattr', path: '/d/f', attrs: { mtime: 1000, mtimeNs: 9 } })
+  applyOp(r, { op: 'setcontent', path: '/d/f', size: 0, content: null, mtime: T0 + 5 })
+  t.same([f.mtime, f.mtimeNs, f.ctime], [T0 + 5, undefined, T0 + 5], 'a new content stamps mtime whole')
+})
+
 t.test('a journal record of an older release (no atime) makes a node with atime = mtime', async t => {
   const r = root()
   const old = { perm: 0o644, uid: 0, gid: 0, mtime: T0, ctime: T0 } as Attrs

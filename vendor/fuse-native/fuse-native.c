@@ -193,6 +193,8 @@ typedef struct {
   gid_t gid;
   size_t atime;
   size_t mtime;
+  uint32_t atime_ns;
+  uint32_t mtime_ns;
   int32_t res;
 
   // Extended attributes
@@ -261,6 +263,18 @@ static uint64_t timespec_to_uint64 (const struct timespec* ts) {
   return (uint64_t) ms;
 }
 
+// swarmfs: the nanoseconds past the millisecond timespec_to_uint64 gave (0 for the sentinels).
+static uint32_t timespec_sub_ms_ns (const struct timespec* ts) {
+  if (ts->tv_nsec == UTIME_NOW || ts->tv_nsec == UTIME_OMIT) return 0;
+  return (uint32_t) (ts->tv_nsec % 1000000);
+}
+
+// swarmfs: after the three times in milliseconds come the nanoseconds past each millisecond
+// (atime, mtime, ctime), so a time set with utimensat reads back exactly.
+static void add_sub_ms_ns (struct timespec* ts, uint32_t ns) {
+  if (ns < 1000000) ts->tv_nsec += ns;
+}
+
 static void populate_stat (uint32_t *ints, struct stat* stat) {
   stat->st_mode = *ints++;
   stat->st_uid = *ints++;
@@ -276,10 +290,16 @@ static void populate_stat (uint32_t *ints, struct stat* stat) {
   uint32s_to_timespec(&stat->st_atimespec, &ints);
   uint32s_to_timespec(&stat->st_mtimespec, &ints);
   uint32s_to_timespec(&stat->st_ctimespec, &ints);
+  add_sub_ms_ns(&stat->st_atimespec, *ints++);
+  add_sub_ms_ns(&stat->st_mtimespec, *ints++);
+  add_sub_ms_ns(&stat->st_ctimespec, *ints++);
 #else
   uint32s_to_timespec(&stat->st_atim, &ints);
   uint32s_to_timespec(&stat->st_mtim, &ints);
   uint32s_to_timespec(&stat->st_ctim, &ints);
+  add_sub_ms_ns(&stat->st_atim, *ints++);
+  add_sub_ms_ns(&stat->st_mtim, *ints++);
+  add_sub_ms_ns(&stat->st_ctim, *ints++);
 #endif
 }
 
@@ -393,15 +413,19 @@ FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info 
   }
 })
 
-FUSE_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2]), {
+FUSE_METHOD_VOID(utimens, 7, 0, (const char *path, const struct timespec tv[2]), {
   l->path = path;
   l->atime = timespec_to_uint64(&tv[0]);
   l->mtime = timespec_to_uint64(&tv[1]);
+  l->atime_ns = timespec_sub_ms_ns(&tv[0]);
+  l->mtime_ns = timespec_sub_ms_ns(&tv[1]);
 }, {
   napi_create_string_utf8(env, l->path != NULL ? l->path : "", NAPI_AUTO_LENGTH, &(argv[2]));
   FUSE_UINT64_TO_INTS_ARGV(l->atime, 3)
   // swarmfs: upstream passed atime here too, so every utimens lost its mtime.
   FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)
+  napi_create_uint32(env, l->atime_ns, &(argv[7]));
+  napi_create_uint32(env, l->mtime_ns, &(argv[8]));
 })
 
 FUSE_METHOD_VOID(release, 2, 0, (const char *path, struct fuse_file_info *info), {

@@ -463,10 +463,11 @@ class Fuse extends Nanoresource {
     })
   }
 
-  _op_utimens (signal, path, atimeLow, atimeHigh, mtimeLow, mtimeHigh) {
+  // swarmfs: each time also as the nanoseconds past its millisecond (0 with a sentinel).
+  _op_utimens (signal, path, atimeLow, atimeHigh, mtimeLow, mtimeHigh, atimeNs, mtimeNs) {
     const atime = getTimeArg(atimeLow, atimeHigh)
     const mtime = getTimeArg(mtimeLow, mtimeHigh)
-    this.ops.utimens(path, atime, mtime, err => {
+    this.ops.utimens(path, atime, mtime, atimeNs, mtimeNs, err => {
       return signal(err)
     })
   }
@@ -843,8 +844,14 @@ function toDateMS (st) {
   return st.getTime()
 }
 
+function subMsNs (ns) {
+  return Number.isInteger(ns) && ns > 0 && ns < 1000000 ? ns : 0
+}
+
+// swarmfs: after the three times in milliseconds, the nanoseconds past each millisecond
+// (stat.atimeNs, mtimeNs, ctimeNs: 0 to 999999; 0 when absent).
 function getStatArray (stat) {
-  const ints = new Uint32Array(18)
+  const ints = new Uint32Array(21)
 
   ints[0] = (stat && stat.mode) || 0
   ints[1] = (stat && stat.uid) || 0
@@ -859,6 +866,9 @@ function getStatArray (stat) {
   setDoubleInt(ints, 12, toDateMS(stat && stat.atime))
   setDoubleInt(ints, 14, toDateMS(stat && stat.mtime))
   setDoubleInt(ints, 16, toDateMS(stat && stat.ctime))
+  ints[18] = subMsNs(stat && stat.atimeNs)
+  ints[19] = subMsNs(stat && stat.mtimeNs)
+  ints[20] = subMsNs(stat && stat.ctimeNs)
 
   return ints
 }
