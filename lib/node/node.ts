@@ -270,12 +270,14 @@ export class SwarmNode {
   })
 
   /**
-   * This disk's copy of a content failed its hash check (a peer told us of a bad piece): a copy
-   * kept for the volume fetches its bad pieces again from the other holders; a copy cached by
-   * reads stays a partial cache. Without another good holder the fetch fails, and reads of the
-   * bad pieces fail with EIO while the rest of the file reads as before.
+   * This disk's copy of a content failed its hash check (a peer told us of a bad piece): files
+   * open on it stop reading it; a copy kept for the volume fetches its bad pieces again from the
+   * other holders, and a copy cached by reads stays a partial cache. Without another good holder
+   * the fetch fails, and reads of the bad pieces fail with EIO while the rest of the file reads
+   * as before.
    */
   private refetchDamaged (infohash: string, info: TorrentInfo): void {
+    this.vfs.copySetAside(infohash)
     this.replicator?.poke(0)
     if (this.cachedByReads.has(infohash)) {
       this.cachedByReads.delete(infohash)

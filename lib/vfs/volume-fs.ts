@@ -513,6 +513,20 @@ export class VolumeFs {
     if (h.reads === 0 && h.retired.length > 0) for (const fd of h.retired.splice(0)) fs.close(fd, () => {})
   }
 
+  /**
+   * This disk's copy of a content was set aside, having failed its hash check. Descriptors opened
+   * on it would keep reading the bad bytes; each handle reading it looks for its source again at
+   * its next read, which then goes the remote way (good pieces from the partial file, bad ones
+   * fetched from another holder, or EIO).
+   */
+  copySetAside (infohash: string): void {
+    for (const h of this.handles.values()) {
+      if (h.readKey !== infohash) continue
+      this.retireReadFd(h)
+      h.readKey = null
+    }
+  }
+
   /** Whether a file open on this mount reads a content (a copy of it must not be dropped now). */
   isOpen (infohash: string): boolean {
     for (const h of this.handles.values()) if (h.file.content?.infohash === infohash) return true

@@ -251,6 +251,11 @@ t.test('a corrupt piece on the only holder: EIO on the reader, never the bad byt
     fs.closeSync(fd)
   }
 
+  // A file open on A all along, read with O_DIRECT so that every read reaches the node (no page
+  // cache): once A learns its copy is bad, this descriptor must not go on returning the bad bytes.
+  const held = await holdOpen(t, join(c.mnt('a'), 'file.bin'))
+  t.equal(await held.read(10 * PIECE, PIECE), `ok ${sha256(data.subarray(10 * PIECE, 11 * PIECE))}`, 'a file held open on A reads piece 10 from A\'s copy')
+
   await listed(c, 'b', 'file.bin', data.length)
   const out = c.dir('piece-bad.bin')
   const failsBefore = (outputOf(c.nodes.get('b')!).stderr.match(/"msg":"read failed"/g) ?? []).length
@@ -279,7 +284,52 @@ t.test('a corrupt piece on the only holder: EIO on the reader, never the bad byt
   t.not(onA.code, 0, 'reading the bad piece on A fails now too (no other disk has it)')
   const goodOnA = await run('sh', ['-c', 'dd if="$1" bs=128k skip=80 count=8 status=none | sha256sum', 'rd', join(c.mnt('a'), 'file.bin')], { timeoutMs: 90_000 })
   t.equal(goodOnA.stdout.split(' ')[0], sha256(data.subarray(10 * PIECE, 11 * PIECE)), 'the rest of A\'s copy is kept and reads right on A')
+  t.equal(await held.read(bad * PIECE, PIECE), 'error 5', 'the file held open on A since before: reading the bad piece fails with EIO too')
+  t.equal(await held.read(10 * PIECE, PIECE), `ok ${sha256(data.subarray(10 * PIECE, 11 * PIECE))}`, '... and piece 10 still reads right through it')
 })
+
+/** Reads `off len` per line of stdin through one descriptor (O_DIRECT); answers `ok <sha256>` or `error <errno>`. */
+const HOLD_OPEN = `
+import hashlib, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 1 << 20)
+for line in sys.stdin:
+    off, n = map(int, line.split())
+    try:
+        got = os.preadv(fd, [memoryview(buf)[:n]], off)
+        print('ok', hashlib.sha256(buf[:got]).hexdigest(), flush=True)
+    except OSError as e:
+        print('error', e.errno, flush=True)
+`
+
+/** A process holding `file` open, to read it through the same descriptor later; ended at teardown. */
+async function holdOpen (t: Test, file: string): Promise<{ read: (offset: number, length: number) => Promise<string> }> {
+  const child = spawn('python3', ['-u', '-c', HOLD_OPEN, file], { stdio: ['pipe', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const lines: string[] = []
+  let waiting: (() => void) | null = null
+  let buffered = ''
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    buffered += d
+    const parts = buffered.split('\n')
+    buffered = parts.pop() ?? ''
+    lines.push(...parts)
+    waiting?.()
+  })
+  child.once('close', () => waiting?.())
+  return {
+    read: async (offset, length) => {
+      child.stdin.write(`${offset} ${length}\n`)
+      while (lines.length === 0) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the reader holding ${file} exited: ${stderr}`)
+        await new Promise<void>(resolve => { waiting = resolve })
+      }
+      return lines.shift() as string
+    }
+  }
+}
 
 t.test('two holders, one with bad pieces: the reader gets the right bytes, the bad copy is fetched again', async t => {
   const c = await runningCluster(t, 'rot', 3)
