@@ -34,8 +34,19 @@ export class UserError extends SwarmError {
   }
 }
 
+/**
+ * The answer a POSIX caller gets for a path (a missing name, an existing one, a non-empty
+ * directory...): not a fault, so no stack is captured. Shells and git meet these by the thousand,
+ * and the capture was most of the cost of answering one.
+ */
 export function fsError (code: Errno, path: string, what = ''): FsError {
-  return new FsError(code, `${code}: ${what ? what + ' ' : ''}${path}`, { path })
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new FsError(code, `${code}: ${what ? what + ' ' : ''}${path}`, { path })
+  } finally {
+    Error.stackTraceLimit = limit
+  }
 }
 
 export function isErrno (err: unknown, code: string): boolean {
