@@ -122,8 +122,9 @@ async function runNode (disk: string, mountPoint: string | null | undefined, log
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
-    node.onStopRequested = () => {
+    node.onStopRequested = why => {
       signals++
+      if (why === 'unmounted') process.stderr.write(`swarmfs: ${mounted ?? 'the mount'} was unmounted; stopping (finishing writes)...\n`)
       node.stop().then(done, err => {
         process.stderr.write(`swarmfs: stop failed: ${(err as Error).message}\n`)
         process.exit(1)

@@ -192,7 +192,17 @@ export interface Mounted {
   unmount (): Promise<void>
 }
 
-export async function mountVolume (mountPoint: string, disk: string, vfs: VolumeFs, log: Logger): Promise<Mounted> {
+/**
+ * How often the mount is looked for in mountinfo: an unmount from outside (`umount`, `fusermount
+ * -u`, a shutdown) ends libfuse's loop without a word to this process.
+ */
+const MOUNT_CHECK_MS = 1000
+
+/**
+ * Mounts the volume. `onGone` is called once if the mount is unmounted from outside (as a FUSE
+ * filesystem's process ends when its mount goes, the node then stops).
+ */
+export async function mountVolume (mountPoint: string, disk: string, vfs: VolumeFs, log: Logger, onGone: () => void = () => {}): Promise<Mounted> {
   await clearStaleMount(mountPoint, log)
   checkMountPoint(mountPoint, disk)
   const resolved = safeRealpath(mountPoint)
@@ -201,12 +211,29 @@ export async function mountVolume (mountPoint: string, disk: string, vfs: Volume
   // A tuning only: nothing in it may fail the mount (without root, sysfs refuses the write).
   await raiseReadAhead(resolved, log).catch(err => log.debug('the mount keeps the kernel\'s read-ahead', { err: (err as Error).message }))
   let mounted = true
+  let goneFromOutside = false
+  // The mount can show in mountinfo a moment after libfuse says it is up (see raiseReadAhead).
+  let ours = fuseDeviceAt(resolved)
+  const watch = setInterval(() => {
+    if (!mounted) return
+    const now = fuseDeviceAt(resolved)
+    if (ours === null) ours = now
+    if (now === ours) return
+    goneFromOutside = true
+    clearInterval(watch)
+    log.info('the mount was unmounted from outside', { mountPoint })
+    onGone()
+  }, MOUNT_CHECK_MS)
+  watch.unref()
   return {
     unmount: async () => {
       if (!mounted) return
       mounted = false
+      clearInterval(watch)
+      // fuse-native's unmount also ends its thread and handles, so it runs even when the kernel
+      // has unmounted already; fusermount then fails, as expected.
       await new Promise<void>((resolve) => fuse.unmount(err => {
-        if (err) log.warn('unmount failed; trying a lazy unmount', { err })
+        if (err && !goneFromOutside) log.warn('unmount failed; trying a lazy unmount', { err })
         resolve()
       }))
       if (mountsAt(mountPoint)) await run('fusermount', ['-uz', mountPoint]).catch(() => {})

@@ -55,8 +55,8 @@ export class SwarmNode {
   syncer: Syncer | null = null
   replicator: Replicator | null = null
   private mountPoint: string | null = null
-  /** Called when the node wants its process to stop (a retired disk is drained). */
-  onStopRequested: () => void = () => {}
+  /** Called when the node wants its process to stop: its disk is drained (retired), or its mount was unmounted from outside. */
+  onStopRequested: (why: 'retired' | 'unmounted') => void = () => {}
   /** Contents reads on this node completed (a cache): told to peers so they trim no copy in their favour. */
   private readonly cachedByReads: CachedByReads
   /** swarmfs scrub: checks every complete copy on this disk (lib/replicate/scrub.ts). */
@@ -118,7 +118,7 @@ export class SwarmNode {
         await node.startSync(opts)
         const mountPoint = opts.mountPoint !== undefined ? opts.mountPoint : config.mountPoint
         if (mountPoint !== null) {
-          node.mounted = await mountVolume(mountPoint, opts.disk, vfs, log)
+          node.mounted = await mountVolume(mountPoint, opts.disk, vfs, log, () => node.onStopRequested('unmounted'))
           node.mountPoint = mountPoint
           log.info('mounted', { mountPoint })
         }
@@ -344,7 +344,7 @@ export class SwarmNode {
     this.config.retired = true
     writeConfig(this.disk, this.config)
     this.log.warn('retired: every content of this disk has enough copies on other disks; stopping')
-    this.onStopRequested()
+    this.onStopRequested('retired')
   }
 
   /** The node's JSON API besides status: holdings for peers; volume settings and retire for the CLI. */

@@ -207,6 +207,8 @@ export interface Volume {
   readonly pid: number
   /** Everything the current node printed so far. */
   readonly output: { stdout: string, stderr: string }
+  /** The exit of the node now running. */
+  readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
   /** SIGTERM, wait for the exit; asserts a clean exit (0) and that the mount is gone. */
   stop (): Promise<void>
   /** SIGKILL, wait for the exit; the mount stays behind, stale, as after a crash. */
@@ -272,6 +274,7 @@ export async function startVolume (t: Test, opts: VolumeOptions = {}): Promise<V
     invite,
     get pid () { return current().pid },
     get output () { return { stdout: current().stdout, stderr: current().stderr } },
+    get exited () { return current().exited },
     async stop () {
       const n = current()
       const r = await n.signalAndWait('SIGTERM')
