@@ -773,6 +773,11 @@ export class TorrentService {
         return false
       }
     }
+    if (claimed()) return
+    // The cache gives room before the replicator is asked to drop a copy (as a read's makeRoom
+    // does): otherwise pieces arriving after the room ran out had a copy the volume keeps here
+    // dropped while a partial content nothing uses stayed.
+    await this.evictInactivePartials(bytes + EVICT_BATCH)
     if (await this.roomWithin(claimed, Date.now() + ROOM_WAIT_MS)) return
     space.guard.claim(bytes)
   }
@@ -813,11 +818,19 @@ export class TorrentService {
   }
 
   /**
-   * Partial contents whose pieces nothing needs now, least recently used first: those not active
-   * (by their bitfield's mtime: when it was last written, or when the content was last deactivated
-   * after a read), then active ones no read or copy uses.
+   * Partial contents whose pieces nothing needs now, least recently used first: those not active,
+   * then active ones no read or copy uses.
    */
   private async idlePartials (except: Entry): Promise<string[]> {
+    const idle = [...this.active.values()].filter(e => e !== except && e.kind === 'partial' && e.pins === 0 && !e.completing && !e.keepAll)
+    return [...await this.inactivePartials(), ...idle.map(e => e.infohash)]
+  }
+
+  /**
+   * Partial contents with no torrent, least recently used first: by their bitfield's mtime (when it
+   * was last written, or when the content was last deactivated after a read).
+   */
+  private async inactivePartials (): Promise<string[]> {
     const names = await fsp.readdir(this.opts.partialDir).catch(() => [] as string[])
     const inactive: Array<{ ih: string, at: number }> = []
     for (const name of names) {
@@ -826,9 +839,23 @@ export class TorrentService {
       const st = await fsp.stat(join(this.opts.partialDir, name)).catch(() => null)
       if (st !== null) inactive.push({ ih, at: st.mtimeMs })
     }
-    inactive.sort((x, y) => x.at - y.at)
-    const idle = [...this.active.values()].filter(e => e !== except && e.kind === 'partial' && e.pins === 0 && !e.completing && !e.keepAll)
-    return [...inactive.map(x => x.ih), ...idle.map(e => e.infohash)]
+    return inactive.sort((x, y) => x.at - y.at).map(x => x.ih)
+  }
+
+  /**
+   * Evicts partial contents with no torrent until `want` bytes are free above the floor. For a
+   * piece being written: it waits for no torrent (one closing may be waiting for that very write).
+   */
+  private async evictInactivePartials (want: number): Promise<void> {
+    const space = this.opts.space
+    if (space === undefined) return
+    for (const ih of await this.inactivePartials()) {
+      if (this.room() >= want) return
+      if (this.active.has(ih) || this.closing.has(ih)) continue
+      const freed = await this.evictPartial(ih)
+      space.guard.stale()
+      if (freed > 0) this.log.info('evicted a cached partial content to make room', { infohash: ih, bytes: freed })
+    }
   }
 
   /** Removes a partial content's files (deactivating it first); the bytes its file took. */

@@ -45,7 +45,7 @@ t.test('fetched pieces never take the room a small disk keeps free', async t => 
   fs.writeFileSync(join(a.mnt, 'other.bin'), other)
   smalls.forEach((bytes, i) => fs.writeFileSync(join(a.mnt, `c${i + 1}.bin`), bytes))
 
-  const b = await c.join('B', h2, invite, [], join(small, 'disk'))
+  const b = await c.join('B', h2, invite, ['--verbose'], join(small, 'disk'))
   t.teardown(() => { fs.writeFileSync('/tmp/b.log', outputOf(b.history[0]!).stderr) })
   const bigB = join(b.mnt, 'big.bin')
   const otherB = join(b.mnt, 'other.bin')
@@ -109,7 +109,10 @@ t.test('fetched pieces never take the room a small disk keeps free', async t => 
     const sum = await run('sha256sum', [join(b.mnt, `c${i + 1}.bin`)], { timeoutMs: 120_000 })
     t.equal(sum.stdout.split(' ')[0], sha256(smalls[i]!), `c${i + 1}.bin read whole on B`, { stderr: sum.stderr })
     if (i === 2) {
-      await until('c1-c3 complete on B', () => copiesOnB().length === 3, SETTLE_MS)
+      const complete = await until('c1-c3 complete on B', () => copiesOnB().length === 3, SETTLE_MS).then(() => true, () => false)
+      // B runs with --verbose: what it evicted, punched, dropped and completed tells why, should this fail.
+      const roomLog = outputOf(b.child!).stderr.split('\n').filter(l => /evicted|punched|dropped|content complete/.test(l))
+      t.ok(complete, 'c1-c3 stay complete on B: room for c3 came from the cache, not from dropping c1 or c2', { copies: copiesOnB().length, roomLog })
       // A completed content is renamed into content/ before its bitfield goes (after a directory
       // sync): wait for that last step rather than catch it half-way. big.bin's partial may stay or
       // have been evicted for c1-c3, depending on how many of its pieces the reads left.
