@@ -354,16 +354,23 @@ async function retire (disk: string): Promise<void> {
     try {
       status = await callLocalNode(disk, 'GET', '/replication', undefined, 5000) as ReplicationStatus
     } catch (err) {
-      // The node stops itself once drained; a refused connection then is the end, not an error.
-      if (lockHolder(disk) === null) break
+      // Once drained, the node marks the disk retired and stops itself: a retired disk or a
+      // refused connection then is the end, not an error.
+      if (lockHolder(disk) === null || readConfig(disk).retired === true) break
       throw err
     }
   }
   if (tty) process.stderr.write('\n')
   const config = readConfig(disk)
   if (config.retired !== true) throw new UserError(`the node of ${disk} stopped before it was drained; start it again and run "swarmfs retire --disk ${disk}" again`)
-  process.stdout.write(`swarmfs: retired ${disk}: every file it held has ${status.copies} copies on other disks; its node has stopped\n`)
+  const stopBy = Date.now() + RETIRED_STOP_WAIT_MS
+  while (lockHolder(disk) !== null && Date.now() < stopBy) await new Promise(resolve => setTimeout(resolve, 200))
+  const node = lockHolder(disk) === null ? 'its node has stopped' : 'its node is stopping'
+  process.stdout.write(`swarmfs: retired ${disk}: every file it held has ${status.copies} copies on other disks; ${node}\n`)
 }
+
+/** How long `retire` waits for the node of a drained disk to finish stopping. */
+const RETIRED_STOP_WAIT_MS = 60_000
 
 export async function main (argv: string[]): Promise<number> {
   const program = buildProgram()
