@@ -13,7 +13,7 @@ import { callLocalNode } from './local-node.js'
 import { formatBytes } from '../replicate/plan.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
 import type { ScrubStatus } from '../replicate/scrub.js'
-import { statusOf, formatStatus, progressBar } from './status.js'
+import { statusOf, formatStatus, progressBar, progressLine } from './status.js'
 
 const defaultDisk = process.env.SWARMFS_DISK ?? join(os.homedir(), '.local', 'share', 'swarmfs', 'disk')
 
@@ -306,14 +306,10 @@ type ScrubReport = ScrubStatus & { damagedPaths: string[] }
 
 /** Starts a scrub on the node of a disk (or follows the one under way) and prints what it found. */
 async function scrub (disk: string, json: boolean): Promise<void> {
-  const tty = process.stderr.isTTY
+  const progress = progressLine()
   let status = await callLocalNode(disk, 'POST', '/scrub') as ScrubReport
-  let lastLine = ''
   while (status.running) {
-    const line = `swarmfs: scrubbing: ${status.checked} of ${status.contents} contents checked, ${formatBytes(status.bytesChecked)} of ${formatBytes(status.bytes)} ${progressBar(status.bytes === 0 ? 1 : status.bytesChecked / status.bytes)}`
-    if (tty) process.stderr.write(`\r${line}\x1b[K`)
-    else if (line !== lastLine) process.stderr.write(line + '\n')
-    lastLine = line
+    progress.show(`swarmfs: scrubbing: ${status.checked} of ${status.contents} contents checked, ${formatBytes(status.bytesChecked)} of ${formatBytes(status.bytes)} ${progressBar(status.bytes === 0 ? 1 : status.bytesChecked / status.bytes)}`)
     await new Promise(resolve => setTimeout(resolve, 500))
     try {
       status = await callLocalNode(disk, 'GET', '/scrub', undefined, 5000) as ScrubReport
@@ -322,7 +318,7 @@ async function scrub (disk: string, json: boolean): Promise<void> {
       throw err
     }
   }
-  if (tty && lastLine !== '') process.stderr.write('\n')
+  progress.end()
   if (status.error !== null) throw new UserError(`the scrub of ${disk} stopped after ${status.checked} of ${status.contents} contents: ${status.error}; run "swarmfs scrub --disk ${disk}" again`)
   if (json) {
     process.stdout.write(JSON.stringify({ contents: status.contents, bytes: status.bytes, damaged: status.damagedPaths }) + '\n')
@@ -339,16 +335,12 @@ async function scrub (disk: string, json: boolean): Promise<void> {
 
 /** Asks the node of a disk to retire and follows it until every file has its copies elsewhere and the node stopped. */
 async function retire (disk: string): Promise<void> {
-  const tty = process.stderr.isTTY
+  const progress = progressLine()
   let status = await callLocalNode(disk, 'POST', '/retire') as ReplicationStatus
   const startBytes = Math.max(1, status.retireRemainingBytes ?? 0)
-  let lastLine = ''
   for (;;) {
     const left = status.retireRemainingBytes ?? 0
-    const line = `swarmfs: retiring: ${status.retireRemaining ?? '?'} files (${formatBytes(left)}) still need copies elsewhere ${progressBar(1 - left / startBytes)}`
-    if (tty) process.stderr.write(`\r${line}\x1b[K`)
-    else if (line !== lastLine) process.stderr.write(line + '\n')
-    lastLine = line
+    progress.show(`swarmfs: retiring: ${status.retireRemaining ?? '?'} files (${formatBytes(left)}) still need copies elsewhere ${progressBar(1 - left / startBytes)}`)
     if (lockHolder(disk) === null) break
     await new Promise(resolve => setTimeout(resolve, 1000))
     try {
@@ -360,7 +352,7 @@ async function retire (disk: string): Promise<void> {
       throw err
     }
   }
-  if (tty) process.stderr.write('\n')
+  progress.end()
   const config = readConfig(disk)
   if (config.retired !== true) throw new UserError(`the node of ${disk} stopped before it was drained; start it again and run "swarmfs retire --disk ${disk}" again`)
   const stopBy = Date.now() + RETIRED_STOP_WAIT_MS

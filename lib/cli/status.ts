@@ -116,6 +116,23 @@ export function formatStatus (s: Status): string {
   ].join('\n') + '\n'
 }
 
+/**
+ * A progress line on stderr: rewritten in place on a terminal; elsewhere (a log, a pipe) printed
+ * again only when it changes.
+ */
+export function progressLine (): { show: (line: string) => void, end: () => void } {
+  const tty = process.stderr.isTTY
+  let last = ''
+  return {
+    show: line => {
+      if (tty) process.stderr.write(`\r${line}\x1b[K`)
+      else if (line !== last) process.stderr.write(line + '\n')
+      last = line
+    },
+    end: () => { if (tty && last !== '') process.stderr.write('\n') }
+  }
+}
+
 /** `[#####.....]  50%` */
 export function progressBar (fraction: number, width = 20): string {
   const f = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0))

@@ -791,12 +791,7 @@ export class TorrentService {
   private async evictFor (entry: Entry, want: number, punchAll: boolean): Promise<void> {
     const space = this.opts.space
     if (space === undefined || this.room() >= want) return
-    for (const ih of await this.idlePartials(entry)) {
-      const freed = await this.evictPartial(ih)
-      space.guard.stale()
-      if (freed > 0) this.log.info('evicted a cached partial content to make room', { infohash: ih, bytes: freed })
-      if (this.room() >= want) return
-    }
+    if (await this.evictUntil(await this.idlePartials(entry), want)) return
     const reclaimable = space.reclaimable?.() ?? 0
     for (const e of [entry, ...[...this.active.values()].filter(e => e !== entry)]) {
       if (!punchAll && this.missingBytes(e) <= Math.max(0, this.room()) + reclaimable) continue
@@ -847,15 +842,21 @@ export class TorrentService {
    * piece being written: it waits for no torrent (one closing may be waiting for that very write).
    */
   private async evictInactivePartials (want: number): Promise<void> {
+    await this.evictUntil(await this.inactivePartials(), want, ih => this.active.has(ih) || this.closing.has(ih))
+  }
+
+  /** Evicts the partial contents `ihs` in turn (but those `skip` names now) until `want` bytes are free above the floor; whether they are. */
+  private async evictUntil (ihs: string[], want: number, skip: (ih: string) => boolean = () => false): Promise<boolean> {
     const space = this.opts.space
-    if (space === undefined) return
-    for (const ih of await this.inactivePartials()) {
-      if (this.room() >= want) return
-      if (this.active.has(ih) || this.closing.has(ih)) continue
+    if (space === undefined) return true
+    for (const ih of ihs) {
+      if (this.room() >= want) return true
+      if (skip(ih)) continue
       const freed = await this.evictPartial(ih)
       space.guard.stale()
       if (freed > 0) this.log.info('evicted a cached partial content to make room', { infohash: ih, bytes: freed })
     }
+    return this.room() >= want
   }
 
   /** Removes a partial content's files (deactivating it first); the bytes its file took. */
