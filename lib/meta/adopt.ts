@@ -4,10 +4,10 @@
 // old commit (dirty nodes) and files open for writing are never overwritten: the step reports them,
 // and the caller commits its own changes and merges again, so the merge rules decide.
 import { DIR_MARKER, fromGitName } from './names.js'
-import { applyLinkAttrs, type GitStore } from './git-store.js'
+import { adoptMarkerInode, applyLinkAttrs, type GitStore } from './git-store.js'
 import type { DirMarker } from './entry-codec.js'
 import type { TreeEntry } from './objects.js'
-import { collectData, LinkJoiner, type Attrs, type ContentRef, type DirNode, type Node } from './nodes.js'
+import { collectData, inodesBelow, isVolumeInode, LinkJoiner, type Attrs, type ContentRef, type DirNode, type Node } from './nodes.js'
 import { newerSettings } from './volume-settings.js'
 
 type Change =
@@ -64,6 +64,8 @@ export interface Adoption {
   /** Contents and staged ids nothing refers to any more; contents that now are. */
   released: { contents: string[], staged: string[] }
   added: ContentRef[]
+  /** The inode numbers of every node placed (the only ones that can now be shared; see separateInodes). */
+  placedInodes: Set<number>
 }
 
 /**
@@ -71,7 +73,7 @@ export interface Adoption {
  * replaced (files open for writing, bytes staged but not yet sealed).
  */
 export function applyAdoption (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, conflictName: ConflictNamer): Adoption {
-  const result: Adoption = { kept: [], released: { contents: [], staged: [] }, added: [] }
+  const result: Adoption = { kept: [], released: { contents: [], staged: [] }, added: [], placedInodes: new Set() }
   applyDir(dir, plan, busy, conflictName, result, new LinkJoiner())
   return result
 }
@@ -84,6 +86,7 @@ export function applyAdoption (dir: DirNode, plan: DirPlan, busy: (node: Node) =
 function placeNew (dir: DirNode, name: string, node: Node, links: LinkJoiner, out: Adoption): void {
   const placed = node.kind === 'file' ? links.join(node) : node
   dir.place(name, placed)
+  inodesBelow(placed, out.placedInodes)
   if (placed !== node) return
   if (node.kind === 'file') {
     if (node.content !== null) out.added.push(node.content)
@@ -124,12 +127,22 @@ function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, c
     }
     // (Deleted here and changed there falls through: the change is kept.)
     if (current !== undefined) {
+      // As on a load: a name read again keeps its number, unless its entry holds one.
+      if (change.kind === 'set' && change.node.kind === current.kind && !isVolumeInode(change.node.inode)) change.node.inode = current.inode
       dir.unplace(name)
       collectData(current, out.released.contents, out.released.staged)
     }
     if (change.kind === 'set') placeNew(dir, name, change.node, links, out)
   }
-  if (plan.marker !== null) applyLinkAttrs(dir, plan.marker.links)
+  if (plan.marker !== null) {
+    applyLinkAttrs(dir, plan.marker.links)
+    // A marker may have given the directory or its symlinks their stored numbers.
+    out.placedInodes.add(dir.inode)
+    for (const name of plan.marker.links.keys()) {
+      const child = dir.children.get(name)
+      if (child !== undefined) out.placedInodes.add(child.inode)
+    }
+  }
   if (wasClean && out.kept.length === keptBefore) {
     // The directory is now exactly the new tree; what is above it is settled by the caller.
     dir.oid = plan.newOid
@@ -140,6 +153,7 @@ function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, c
 
 function adoptMarker (dir: DirNode, marker: DirMarker): void {
   dir.attrs = marker.attrs
+  adoptMarkerInode(dir, marker.ino)
   // Settings changed here while the merge ran are newer than either head's: they stay, and the
   // root, touched by that change, is committed with them.
   if (dir.isRoot) dir.volume = newerSettings(dir.volume, marker.volume)

@@ -3,7 +3,7 @@
 // in its marker blob; a symlink is a git symlink. Decoding checks everything, since a tree may come
 // from a peer.
 import { isInfoHash, isValidInfo, infoHash } from '../content/torrent-info.js'
-import { S_IFLNK, SPECIAL_TYPES, subMsNs, type Attrs, type ContentRef, type DirNode, type FileNode, type Special } from './nodes.js'
+import { isVolumeInode, S_IFLNK, SPECIAL_TYPES, subMsNs, type Attrs, type ContentRef, type DirNode, type FileNode, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings, type VolumeSettings } from './volume-settings.js'
 
 export interface FileEntry {
@@ -13,12 +13,15 @@ export interface FileEntry {
   special: Special | null
   /** The id the names of a hard-linked file share; null when absent or malformed. */
   linkId: string | null
+  /** Its volume-wide inode number; null when absent (an older release's entry) or malformed. */
+  ino: number | null
 }
 
 export function encodeFile (file: FileNode): string {
   const { perm, uid, gid, mtime, ctime } = file.attrs
   const entry: Record<string, unknown> = { v: 1, size: file.size, perm, uid, gid, mtime, ctime }
   putFineTimes(entry, file.attrs)
+  putInode(entry, file)
   if (file.by !== null) entry.by = file.by
   // A release before this one reads every name as a file of its own, with the same content.
   if (file.linkId !== null) entry.linkId = file.linkId
@@ -40,6 +43,7 @@ export function encodeDirMarker (dir: DirNode): string {
   const { perm, uid, gid, mtime, ctime } = dir.attrs
   const marker: Record<string, unknown> = { v: 1, perm, uid, gid, mtime, ctime }
   putFineTimes(marker, dir.attrs)
+  putInode(marker, dir)
   // A git symlink holds only its target, so the times and owner of the directory's symlinks
   // live here, or a restart or a peer would show them with its own clock.
   const links: Record<string, number[]> = {}
@@ -47,9 +51,11 @@ export function encodeDirMarker (dir: DirNode): string {
   for (const [name, child] of dir.children) {
     if (child.kind !== 'symlink') continue
     const { mtime, ctime, uid, gid, atime, mtimeNs = 0, atimeNs = 0 } = child.attrs
-    links[name] = mtimeNs !== 0 || atimeNs !== 0
-      ? [mtime, ctime, uid, gid, atime, mtimeNs, atimeNs]
-      : atime === mtime ? [mtime, ctime, uid, gid] : [mtime, ctime, uid, gid, atime]
+    links[name] = isVolumeInode(child.inode)
+      ? [mtime, ctime, uid, gid, atime, mtimeNs, atimeNs, child.inode]
+      : mtimeNs !== 0 || atimeNs !== 0
+        ? [mtime, ctime, uid, gid, atime, mtimeNs, atimeNs]
+        : atime === mtime ? [mtime, ctime, uid, gid] : [mtime, ctime, uid, gid, atime]
     any = true
   }
   if (any) marker.links = links
@@ -72,16 +78,27 @@ function putFineTimes (entry: Record<string, unknown>, attrs: Attrs): void {
   }
 }
 
+/**
+ * Only a volume-wide number is written: one of this process's own range means nothing to another
+ * node, and an entry without one keeps the bytes an older release wrote for it.
+ */
+function putInode (entry: Record<string, unknown>, node: Node): void {
+  if (isVolumeInode(node.inode)) entry.ino = node.inode
+}
+
 /** The settings as a marker holds them: these three fields in this order, so equal settings are equal bytes. */
 function settingsField (s: VolumeSettings): VolumeSettings {
   return { copies: s.copies, graceMs: s.graceMs, at: s.at }
 }
 
-export type MarkerLinks = Map<string, Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid' | 'atime' | 'mtimeNs' | 'atimeNs'>>
+/** A symlink's attributes, and its volume-wide inode number where the marker holds one. */
+export type MarkerLinks = Map<string, { attrs: Pick<Attrs, 'mtime' | 'ctime' | 'uid' | 'gid' | 'atime' | 'mtimeNs' | 'atimeNs'>, ino: number | null }>
 
 /** Everything a directory's marker holds, read with one parse. */
 export interface DirMarker {
   attrs: Attrs
+  /** The directory's volume-wide inode number; null when absent or malformed. */
+  ino: number | null
   links: MarkerLinks
   /** Meaningful in the root's marker only; null when absent or malformed. */
   volume: VolumeSettings | null
@@ -91,6 +108,7 @@ export function decodeMarker (text: string, fallback: Attrs): DirMarker {
   const e = parseJson(text)
   return {
     attrs: e === null ? fallback : decodeAttrs(e, fallback),
+    ino: inodeOf(e?.ino),
     links: linksOf(e?.links),
     volume: parseVolumeSettings(e?.volume)
   }
@@ -118,13 +136,18 @@ function linksOf (raw: unknown): MarkerLinks {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return links
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
     // A fifth number is the atime, where it differs from the mtime; a sixth and seventh the
-    // nanoseconds past the mtime's and the atime's millisecond, where either is not 0.
-    if (!Array.isArray(v) || (v.length !== 4 && v.length !== 5 && v.length !== 7) || !v.every(n => typeof n === 'number' && Number.isFinite(n))) continue
-    const [mtime, ctime, uid, gid, atime, mtimeNs, atimeNs] = v as number[]
+    // nanoseconds past the mtime's and the atime's millisecond, where either is not 0; an eighth
+    // the symlink's volume-wide inode number (the five before it then all there).
+    if (!Array.isArray(v) || ![4, 5, 7, 8].includes(v.length) || !v.every(n => typeof n === 'number' && Number.isFinite(n))) continue
+    const [mtime, ctime, uid, gid, atime, mtimeNs, atimeNs, ino] = v as number[]
     if (!Number.isSafeInteger(uid) || uid < 0 || !Number.isSafeInteger(gid) || gid < 0) continue
-    links.set(name, withFineTimes({ mtime, ctime, uid, gid, atime: atime ?? mtime }, subMsNs(mtimeNs), subMsNs(atimeNs)))
+    links.set(name, { attrs: withFineTimes({ mtime, ctime, uid, gid, atime: atime ?? mtime }, subMsNs(mtimeNs), subMsNs(atimeNs)), ino: inodeOf(ino) })
   }
   return links
+}
+
+function inodeOf (v: unknown): number | null {
+  return isVolumeInode(v) ? v : null
 }
 
 function isTime (v: unknown): v is number {
@@ -175,6 +198,7 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
   const attrs = decodeAttrs(e, fallback)
   // A malformed id only unlinks the name from the others: the file itself is sound.
   const linkId = typeof e.linkId === 'string' && ID16.test(e.linkId) ? e.linkId : null
+  const ino = inodeOf(e.ino)
   if (e.type !== undefined) {
     const type = [...ENTRY_TYPES].find(([, name]) => name === e.type)?.[0]
     if (type === undefined) return 'type is not fifo, socket, char, block or symlink'
@@ -183,17 +207,17 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
     if (size !== 0 || e.infohash !== undefined) return 'a special file has content'
     if (type !== S_IFLNK) {
       if (e.target !== undefined) return 'only a symlink has a target'
-      return { size: 0, attrs, content: null, special: { type, rdev: rdev as number }, linkId }
+      return { size: 0, attrs, content: null, special: { type, rdev: rdev as number }, linkId, ino }
     }
     if (!isSymlinkTarget(e.target)) return 'symlink target is not a non-empty string without NUL'
     if (rdev !== 0) return 'a symlink has no device number'
-    return { size: 0, attrs, content: null, special: { type, rdev: 0, target: e.target }, linkId }
+    return { size: 0, attrs, content: null, special: { type, rdev: 0, target: e.target }, linkId, ino }
   }
-  if (size === 0) return { size: 0, attrs, content: null, special: null, linkId }
+  if (size === 0) return { size: 0, attrs, content: null, special: null, linkId, ino }
   if (!isInfoHash(e.infohash)) return 'infohash is not 40 hex characters'
   if (!isValidInfo(e.info) || e.info.length !== size) return 'torrent info is malformed'
   if (verifyInfoHash && infoHash(e.info) !== e.infohash) return 'infohash does not match the torrent info'
-  return { size: size as number, attrs, content: { infohash: e.infohash, info: e.info }, special: null, linkId }
+  return { size: size as number, attrs, content: { infohash: e.infohash, info: e.info }, special: null, linkId, ino }
 }
 
 export function decodeDirMarker (text: string, fallback: Attrs): Attrs {

@@ -7,7 +7,7 @@ import type { Logger } from '../log/index.js'
 import { ObjectReader, ObjectWriter, type TreeEntry } from './objects.js'
 import { decodeFile, decodeMarker, decodeWriter, encodeDirMarker, encodeFile, isSymlinkTarget, type DirMarker, type MarkerLinks } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
-import { DirNode, FileNode, SymlinkNode, type Attrs, type Node } from './nodes.js'
+import { DirNode, FileNode, isVolumeInode, ROOT_INODE, SymlinkNode, type Attrs, type Node } from './nodes.js'
 
 export const BRANCH = 'refs/heads/main'
 const MODE_FILE = '100644'
@@ -74,7 +74,7 @@ export class GitStore {
   async load (commit: string | null, defaults: Attrs, reuse?: DirNode): Promise<DirNode> {
     const root = new DirNode({ ...defaults })
     root.isRoot = true
-    if (reuse !== undefined) root.inode = reuse.inode
+    root.inode = ROOT_INODE
     if (commit === null) return root
     await this.loadDir(root, await this.treeOf(commit), '', defaults, reuse)
     return root
@@ -98,6 +98,7 @@ export class GitStore {
       if (entry.path === DIR_MARKER) {
         const marker = await this.readMarker(entry.oid, dir.attrs)
         dir.attrs = marker.attrs
+        adoptMarkerInode(dir, marker.ino)
         links = marker.links
         // Settings in any other directory's marker mean nothing (a peer may have put them there).
         if (dir.isRoot) dir.volume = marker.volume
@@ -107,8 +108,9 @@ export class GitStore {
       const old = reuse?.children.get(name)
       if (old !== undefined && old.oid === entry.oid && old.kind !== 'dir' && entry.type === 'blob') return old
       const node = await this.loadEntry(entry, path, defaults, old?.kind === 'dir' ? old : undefined)
-      // A name read again keeps its inode number: what changed is its content, not which file it is.
-      if (node !== null && old !== undefined && old.kind === node.kind) node.inode = old.inode
+      // A name read again keeps its inode number, unless its entry holds one: what changed is its
+      // content, not which file it is.
+      if (node !== null && old !== undefined && old.kind === node.kind && !isVolumeInode(node.inode)) node.inode = old.inode
       return node
     }))
     for (const node of nodes) {
@@ -170,6 +172,7 @@ export class GitStore {
       file.by = decodeWriter(text)
       file.special = decoded.special
       file.linkId = decoded.linkId
+      if (decoded.ino !== null) file.inode = decoded.ino
       node = file
     } else {
       this.log.warn('refused tree entry: unsupported type', { path: where, mode: entry.mode })
@@ -257,8 +260,15 @@ export type { MarkerLinks }
 
 /** Gives a directory's symlinks the times and owner its marker holds for them. */
 export function applyLinkAttrs (dir: DirNode, links: MarkerLinks): void {
-  for (const [name, attrs] of links) {
+  for (const [name, { attrs, ino }] of links) {
     const child = dir.children.get(name)
-    if (child?.kind === 'symlink') child.attrs = { ...child.attrs, ...attrs }
+    if (child?.kind !== 'symlink') continue
+    child.attrs = { ...child.attrs, ...attrs }
+    if (ino !== null) child.inode = ino
   }
+}
+
+/** The root's number is the same on every node without being stored, so a marker cannot move it. */
+export function adoptMarkerInode (dir: DirNode, ino: number | null): void {
+  if (ino !== null && !dir.isRoot) dir.inode = ino
 }

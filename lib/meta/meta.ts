@@ -8,7 +8,7 @@ import type { Logger } from '../log/index.js'
 import { GitStore, type Signature } from './git-store.js'
 import { Journal } from './journal.js'
 import { applyOp, lookup, mustLookup, type Op, type Released } from './ops.js'
-import { LinkJoiner, newInode, stagedTimes, type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
+import { drawVolumeInode, LinkJoiner, separateInodes, stagedTimes, type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
 import { loadSnapshot, saveSnapshot } from './snapshot.js'
 import { applyAdoption, planAdoption, type ConflictNamer } from './adopt.js'
 import { compareSettings, effectiveSettings, isValidCopies, isValidGraceMs, MAX_COPIES, MIN_COPIES, type VolumeSettings } from './volume-settings.js'
@@ -87,12 +87,7 @@ export class Meta {
     const root = snapshot !== null && snapshot.head === head ? snapshot.root : await git.load(head, defaults, snapshot?.root)
     const { journal, records } = Journal.open(opts.journalDir, committedSeq)
     const meta = new Meta(opts, git, journal, root, head, committedSeq)
-    // Names of one file share an inode number in the snapshot; should they not be joined again (their
-    // entries differ), each file gets a number of its own.
-    const inodes = new Set<number>()
     new LinkJoiner().joinBelow(root, file => {
-      if (inodes.has(file.inode)) file.inode = newInode()
-      inodes.add(file.inode)
       meta.countRef(file)
       if (file.staged !== null) meta.stagedFiles.add(file)
     })
@@ -103,12 +98,19 @@ export class Meta {
         opts.log.warn('journal record no longer applies', { op: op.op, err })
       }
     }
+    meta.separateInodes()
     if (records.length > 0) {
       opts.log.info('replayed journal', { records: records.length })
       meta.dirty = true
       await meta.commitNow()
     }
     return meta
+  }
+
+  /** See nodes.ts: files that a merge or a chance left with one inode number get one each. */
+  private separateInodes (suspects?: ReadonlySet<number>): void {
+    const changed = separateInodes(this.root, suspects)
+    if (changed > 0) this.opts.log.debug('gave files that shared an inode number their own', { changed })
   }
 
   lookup (path: string): Node | undefined {
@@ -122,6 +124,8 @@ export class Meta {
   /** Applies a change and journals it; throws an FsError when POSIX forbids it. */
   apply (op: Op): void {
     if (this.closed) throw new Error('metadata is closed')
+    // Drawn here, once, so the record carries it: a replay after a crash makes the same node.
+    if ((op.op === 'mkdir' || op.op === 'create' || op.op === 'symlink') && op.ino === undefined) op = { ...op, ino: drawVolumeInode() }
     this.applyLocal(op)
     this.journal.append(op)
     this.scheduleCommit()
@@ -280,6 +284,7 @@ export class Meta {
     const plan = await planAdoption(this.git, oursTree, newTree, '', defaultAttrs())
     const settingsBefore = this.volumeSettings()
     const adoption = applyAdoption(this.root, plan, this.busy, conflictName)
+    this.separateInodes(adoption.placedInodes)
     this.applyReleased({ contents: adoption.released.contents, staged: adoption.released.staged, added: adoption.added })
     // State first, then the ref, as for a local commit: the journal after committedSeq holds only
     // local changes, which a restart replays on top of the new HEAD.

@@ -5,6 +5,12 @@
 /** The entry in every git tree that holds the directory's own mode and mtime. */
 export const DIR_MARKER = '.swarmfs-dir'
 const ESCAPE_PREFIX = '.swarmfs~'
+/** What a merge puts between a name's stem and the rest of a conflict copy's name. */
+export const CONFLICT_INFIX = '.sync-conflict-'
+
+export function isConflictCopyName (name: string): boolean {
+  return name.indexOf(CONFLICT_INFIX) > 0
+}
 
 function needsEscape (name: string): boolean {
   const lower = name.toLowerCase()

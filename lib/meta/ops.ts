@@ -3,14 +3,15 @@
 // it, and replayed from the journal after a crash.
 import { fsError } from '../errors/index.js'
 import { isSafeName, splitPath } from './names.js'
-import { collectData, DirNode, FileNode, S_IFLNK, stampModified, subMsNs, SymlinkNode, type Attrs, type ContentRef, type Node, type Special, type Staged } from './nodes.js'
+import { collectData, DirNode, FileNode, isVolumeInode, S_IFLNK, stampModified, subMsNs, SymlinkNode, type Attrs, type ContentRef, type Node, type Special, type Staged } from './nodes.js'
 import { compareSettings, effectiveSettings, parseVolumeSettings } from './volume-settings.js'
 
+/** `ino`, the new node's volume-wide inode number, is missing from records journaled by an older release. */
 export type Op =
-  | { op: 'mkdir', path: string, attrs: Attrs }
+  | { op: 'mkdir', path: string, attrs: Attrs, ino?: number }
   /** `special`: a FIFO, socket or device rather than a regular file. */
-  | { op: 'create', path: string, attrs: Attrs, special?: Special }
-  | { op: 'symlink', path: string, target: string, attrs: Attrs }
+  | { op: 'create', path: string, attrs: Attrs, special?: Special, ino?: number }
+  | { op: 'symlink', path: string, target: string, attrs: Attrs, ino?: number }
   | { op: 'setattr', path: string, attrs: Partial<Attrs> }
   /** `ctime` is missing from records journaled by an older release, which stamped both with `mtime`; `mtimeNs` is there when not 0. */
   | { op: 'stage', path: string, staged: Staged, mtime: number, mtimeNs?: number, ctime?: number }
@@ -82,19 +83,24 @@ function fresh (attrs: Attrs): Attrs {
   return { ...attrs, atime: attrs.atime ?? attrs.mtime }
 }
 
+function numbered<N extends Node> (node: N, ino: number | undefined): N {
+  if (isVolumeInode(ino)) node.inode = ino
+  return node
+}
+
 export function applyOp (root: DirNode, op: Op): Released {
   switch (op.op) {
     case 'mkdir':
-      addNew(root, op.path, new DirNode(fresh(op.attrs)))
+      addNew(root, op.path, numbered(new DirNode(fresh(op.attrs)), op.ino))
       return none()
     case 'create': {
-      const file = new FileNode(fresh(op.attrs))
+      const file = numbered(new FileNode(fresh(op.attrs)), op.ino)
       file.special = op.special ?? null
       addNew(root, op.path, file)
       return none()
     }
     case 'symlink':
-      addNew(root, op.path, new SymlinkNode(fresh(op.attrs), op.target))
+      addNew(root, op.path, numbered(new SymlinkNode(fresh(op.attrs), op.target), op.ino))
       return none()
     case 'setattr': {
       const node = mustLookup(root, op.path)

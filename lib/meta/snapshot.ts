@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import { join } from 'node:path'
 import v8 from 'node:v8'
-import { DirNode, FileNode, reserveInodes, SymlinkNode, type Attrs, type Node, type Special } from './nodes.js'
+import { DirNode, FileNode, isVolumeInode, reserveInodes, ROOT_INODE, SymlinkNode, type Attrs, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings } from './volume-settings.js'
 
 const FILE = 'index-snapshot.v8'
@@ -42,11 +42,14 @@ function toRow (node: Node, name: string): Row {
   return ['d', name, attrsRow(node.attrs), node.oid, [...node.children].map(([childName, child]) => toRow(child, childName)), node.inode]
 }
 
-/** Gives every node its inode number from the snapshot, or a new one (an older snapshot); returns the highest. */
+/**
+ * Gives every node its inode number from the snapshot, or a new one (an older snapshot); returns
+ * the highest of this process's own range (volume-wide numbers are drawn, not counted).
+ */
 function restoreInodes (row: Row, node: Node): number {
   const saved = row[0] === 'f' ? row[9] : row[5]
   if (Number.isSafeInteger(saved) && (saved as number) > 0) node.inode = saved as number
-  let max = node.inode
+  let max = isVolumeInode(node.inode) ? 0 : node.inode
   if (row[0] === 'd' && node.kind === 'dir') {
     for (const childRow of row[4]) max = Math.max(max, restoreInodes(childRow, node.children.get(childRow[1]) as Node))
   }
@@ -104,6 +107,7 @@ export function loadSnapshot (dir: string): { head: string, root: DirNode } | nu
   // The numbers the nodes were given while being made here are replaced by the saved ones; nodes made
   // next (read from git, created) are numbered above every saved one, so no two nodes share one.
   reserveInodes(restoreInodes(data.root, root))
+  root.inode = ROOT_INODE
   root.isRoot = true
   root.volume = parseVolumeSettings(data.volume)
   return { head: data.head, root }

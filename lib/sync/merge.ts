@@ -14,7 +14,7 @@ import git, { type CommitObject } from 'isomorphic-git'
 import { SwarmError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../log/index.js'
 import { decodeDirMarker, decodeFile, decodeMarkerVolume, decodeWriter, isSymlinkTarget, withMarkerVolume } from '../meta/entry-codec.js'
-import { DIR_MARKER, fromGitName, isSafeName, toGitName } from '../meta/names.js'
+import { CONFLICT_INFIX, DIR_MARKER, fromGitName, isSafeName, toGitName } from '../meta/names.js'
 import { ObjectWriter, readLooseObject } from '../meta/objects.js'
 import type { Attrs } from '../meta/nodes.js'
 import { compareSettings, effectiveSettings, newerSettings, type VolumeSettings } from '../meta/volume-settings.js'
@@ -37,8 +37,6 @@ const MAX_BASE_MERGES = 64
 
 // ---------------------------------------------------------------------------------------------
 // Conflict copies
-
-const CONFLICT_INFIX = '.sync-conflict-'
 
 /** What names the copies of one version of one name share: the name's stem, mode and object. */
 function copyKeyOf (name: string, entry: { mode: string, oid: string }): string {

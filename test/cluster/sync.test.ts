@@ -417,6 +417,13 @@ t.test('concurrent writes to the same names on two nodes converge and keep every
     if (names.length >= 2) t.same(await hardLinks(a, names), { links: names.map(() => String(names.length)), inodes: 1 }, `linked: its names are one file on A (${names.join(', ')})`)
   }
   t.same(linked.filter(e => e.size !== 1111 && e.size !== 222).map(e => e.path), [], 'linked: no other version')
+  t.equal((await hardLinks(a, linked.map(e => e.path))).inodes, 2, 'linked: the two versions are two files, with a number each')
+  // Both versions of a file changed on two nodes at once came from one file, with one number: the
+  // conflict copy gets one of its own, or mv, cp and diff would take the two for one file.
+  for (const n of all) {
+    const shared = (await onMount(t, n, "find . \\( -type d -o -links 1 \\) -printf '%i %p\\n' | sort -n | awk '$1 == last { print prev; print } { last = $1; prev = $0 }'")).stdout
+    t.equal(shared, '', `no two files share an inode number on ${n.label}`)
+  }
   const es = everything.filter(e => e.path !== 'linked' && !e.path.startsWith('linked/'))
   if (process.env.SYNC_DEBUG_DIR !== undefined) {
     const keep = join(process.env.SYNC_DEBUG_DIR, `run-${Date.now()}`)

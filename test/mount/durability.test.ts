@@ -186,7 +186,9 @@ t.test('inode numbers are the same after a clean restart, so git finds no file c
   // git keeps each file's inode number in its index: a changed one makes every file look modified,
   // and git status then reads them all again (over the network, for contents held elsewhere).
   t.equal((await sh(t, 'git diff-files --name-only', { cwd: join(vol.mnt, 'repo') })).stdout, '', 'git sees no file changed')
-  await sh(t, 'printf new > d/new && mkdir d/newdir', { cwd: vol.mnt })
+  await sh(t, 'printf new > d/new && mkdir d/newdir && ln -s new d/newsym', { cwd: vol.mnt })
+  const MADE = 'stat -c %i d/new d/newdir d/newsym'
+  const made = (await sh(t, MADE, { cwd: vol.mnt })).stdout
   const all = (await sh(t, "find . \\( -type d -o -links 1 \\) -printf '%i\\n' | sort | uniq -d", { cwd: vol.mnt })).stdout
   t.equal(all, '', 'nodes made after the restart have numbers of their own')
   // Committed before the kill, so the restart reads the changed directories from git, not the journal.
@@ -199,6 +201,7 @@ t.test('inode numbers are the same after a clean restart, so git finds no file c
   await vol.restart()
   const afterCrash = (await sh(t, LIST, { cwd: vol.mnt })).stdout.split('\n')
   t.same(before.split('\n').filter(line => !afterCrash.includes(line)), [], 'after a kill -9, the names made before the last clean stop keep their numbers, a changed file too')
+  t.equal((await sh(t, MADE, { cwd: vol.mnt })).stdout, made, '... and those made after it')
   const twice = (await sh(t, "find . \\( -type d -o -links 1 \\) -printf '%i\\n' | sort | uniq -d", { cwd: vol.mnt })).stdout
   t.equal(twice, '', 'and no two nodes share one')
 })

@@ -11,11 +11,10 @@ import Fuse from 'fuse-native'
 import { silentLogger } from '../../lib/log/index.js'
 import { decodeDirMarker, decodeFile, decodeMarker, encodeDirMarker, encodeFile } from '../../lib/meta/entry-codec.js'
 import { GitStore } from '../../lib/meta/git-store.js'
-import { Meta } from '../../lib/meta/meta.js'
 import { DirNode, FileNode, SymlinkNode, type Attrs } from '../../lib/meta/nodes.js'
 import { applyOp, mustLookup } from '../../lib/meta/ops.js'
 import { loadSnapshot, saveSnapshot } from '../../lib/meta/snapshot.js'
-import { conflictName, gitObjectStore, mergeHeads } from '../../lib/sync/merge.js'
+import { openMeta, pullInto } from '../helpers/meta.js'
 
 type Tt = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -39,15 +38,15 @@ t.test('a file entry holds its atime only where it differs from its mtime', asyn
   const same = encodeFile(file)
   t.notOk('atime' in JSON.parse(same), 'atime = mtime: not written')
   t.equal(same, JSON.stringify({ v: 1, size: 0, perm: 0o644, uid: 1000, gid: 100, mtime: T0, ctime: T0 + 9 }) + '\n', 'the bytes an older release writes')
-  t.same(decodeFile(same, attrs(0)), { size: 0, attrs: attrs(T0), content: null, special: null, linkId: null })
+  t.same(decodeFile(same, attrs(0)), { size: 0, attrs: attrs(T0), content: null, special: null, linkId: null, ino: null })
 
   file.attrs = attrs(T0, T0 - 5000)
   const apart = encodeFile(file)
   t.equal(JSON.parse(apart).atime, T0 - 5000)
-  t.same(decodeFile(apart, attrs(0)), { size: 0, attrs: attrs(T0, T0 - 5000), content: null, special: null, linkId: null })
+  t.same(decodeFile(apart, attrs(0)), { size: 0, attrs: attrs(T0, T0 - 5000), content: null, special: null, linkId: null, ino: null })
 
   file.attrs = attrs(-315619200000, -1000)
-  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: attrs(-315619200000, -1000), content: null, special: null, linkId: null }, 'times before 1970')
+  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: attrs(-315619200000, -1000), content: null, special: null, linkId: null, ino: null }, 'times before 1970')
 })
 
 t.test('an entry without an atime, or with one that is not a time, reads as atime = mtime', async t => {
@@ -73,8 +72,8 @@ t.test('a directory marker holds its atime, and its symlinks\' atimes as a fifth
   t.same(json.links, { plain: [T0 + 1, T0 + 9, 1000, 100], touched: [T0 + 2, T0 + 9, 1000, 100, -1000] }, 'four numbers where atime = mtime, as before')
   const decoded = decodeMarker(text, attrs(0))
   t.same(decoded.attrs, attrs(T0, T0 - 1))
-  t.same(decoded.links.get('plain'), { mtime: T0 + 1, ctime: T0 + 9, uid: 1000, gid: 100, atime: T0 + 1 })
-  t.same(decoded.links.get('touched'), { mtime: T0 + 2, ctime: T0 + 9, uid: 1000, gid: 100, atime: -1000 })
+  t.same(decoded.links.get('plain')?.attrs, { mtime: T0 + 1, ctime: T0 + 9, uid: 1000, gid: 100, atime: T0 + 1 })
+  t.same(decoded.links.get('touched')?.attrs, { mtime: T0 + 2, ctime: T0 + 9, uid: 1000, gid: 100, atime: -1000 })
 
   const odd = decodeMarker(JSON.stringify({ v: 1, links: { six: [1, 2, 3, 4, 5, 6], bad: [1, 2, 3, 4, 'x'], three: [1, 2, 3] } }), attrs(0))
   t.same([...odd.links.keys()], [], 'other shapes are refused')
@@ -113,13 +112,13 @@ t.test('nanoseconds past the millisecond: written only where not 0, read back, a
   file.attrs.mtimeNs = 123456
   const fine = encodeFile(file)
   t.same([JSON.parse(fine).mtimeNs, 'atime' in JSON.parse(fine)], [123456, true], 'atime = mtime to the millisecond only: atime written (its nanoseconds are 0)')
-  t.same(decodeFile(fine, attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456 }, content: null, special: null, linkId: null })
+  t.same(decodeFile(fine, attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456 }, content: null, special: null, linkId: null, ino: null })
   file.attrs.atimeNs = 123456
   const same = JSON.parse(encodeFile(file))
   t.same([same.mtimeNs, same.atime, same.atimeNs], [123456, undefined, undefined], 'atime = mtime to the nanosecond: neither atime field')
-  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456, atimeNs: 123456 }, content: null, special: null, linkId: null })
+  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456, atimeNs: 123456 }, content: null, special: null, linkId: null, ino: null })
   file.attrs = { ...attrs(T0, T0 - 1), atimeNs: 999999 }
-  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0, T0 - 1), atimeNs: 999999 }, content: null, special: null, linkId: null }, 'atime apart, only its nanoseconds')
+  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0, T0 - 1), atimeNs: 999999 }, content: null, special: null, linkId: null, ino: null }, 'atime apart, only its nanoseconds')
 
   const entry = (extra: Record<string, unknown>): string => JSON.stringify({ v: 1, size: 0, perm: 0o600, uid: 0, gid: 0, mtime: T0, ctime: T0, atime: T0, ...extra })
   for (const ns of [-1, 1_000_000, 1.5, '7', null, [1], 2 ** 53]) {
@@ -131,9 +130,9 @@ t.test('nanoseconds past the millisecond: written only where not 0, read back, a
   const link = new SymlinkNode({ ...attrs(T0 + 1), mtimeNs: 1 }, 'x')
   dir.add('l', link)
   t.same(JSON.parse(encodeDirMarker(dir)).links.l, [T0 + 1, T0 + 9, 1000, 100, T0 + 1, 1, 0], 'a symlink\'s: seven numbers')
-  t.same(decodeMarker(encodeDirMarker(dir), attrs(0)).links.get('l'), { mtime: T0 + 1, ctime: T0 + 9, uid: 1000, gid: 100, atime: T0 + 1, mtimeNs: 1 })
+  t.same(decodeMarker(encodeDirMarker(dir), attrs(0)).links.get('l')?.attrs, { mtime: T0 + 1, ctime: T0 + 9, uid: 1000, gid: 100, atime: T0 + 1, mtimeNs: 1 })
   const odd = decodeMarker(JSON.stringify({ v: 1, links: { six: [1, 2, 3, 4, 5, 6], bad: [1, 2, 3, 4, 5, -1, 1e6] } }), attrs(0))
-  t.same([[...odd.links.keys()], odd.links.get('bad')], [['bad'], { mtime: 1, ctime: 2, uid: 3, gid: 4, atime: 5 }], 'six numbers are refused; malformed nanoseconds read as 0')
+  t.same([[...odd.links.keys()], odd.links.get('bad')?.attrs], [['bad'], { mtime: 1, ctime: 2, uid: 3, gid: 4, atime: 5 }], 'six numbers are refused; malformed nanoseconds read as 0')
 
   const snap = tempDir(t)
   const r = root()
@@ -170,15 +169,6 @@ t.test('a journal record of an older release (no atime) makes a node with atime 
   for (const p of ['/f', '/d', '/l']) t.equal(mustLookup(r, p).attrs.atime, T0, p)
 })
 
-/** A Meta on a new disk layout in `dir`, closed at the end of the test. */
-async function openMeta (tt: Tt, dir: string, nodeId: string): Promise<Meta> {
-  const gitdir = path.join(dir, 'meta')
-  await new GitStore(gitdir, silentLogger).init()
-  const meta = await Meta.open({ gitdir, journalDir: path.join(dir, 'journal'), stateDir: path.join(dir, 'state'), nodeId, log: silentLogger, onReleased: () => {}, commitDelayMs: 5 })
-  tt.teardown(async () => await meta.close())
-  return meta
-}
-
 t.test('atimes set on one node reach another\'s index through a merge, as mtimes do', async t => {
   const [aDir, bDir] = [tempDir(t), tempDir(t)]
   const a = await openMeta(t, aDir, 'aaaaaaaaaaaaaaaa')
@@ -192,9 +182,7 @@ t.test('atimes set on one node reach another\'s index through a merge, as mtimes
   a.apply({ op: 'setattr', path: '/d/l', attrs: { atime: T0 - 5, ctime: T0 + 1 } })
   a.apply({ op: 'setattr', path: '/d', attrs: { atime: T0 - 7, ctime: T0 + 1 } })
   await a.commitNow()
-  fs.cpSync(path.join(aDir, 'meta', 'objects'), path.join(bDir, 'meta', 'objects'), { recursive: true })
-  const store = gitObjectStore(path.join(bDir, 'meta'))
-  const outcome = await b.integrate(a.head as string, async (o, th) => await mergeHeads(store, o, th, silentLogger), conflictName)
+  const outcome = await pullInto(a, aDir, b, bDir)
   t.equal(outcome.kind, 'merged')
   t.same(['/d', '/d/f', '/d/l'].map(p => b.lookup(p)?.attrs.atime), [T0 - 7, -1000, T0 - 5])
   t.equal((b.lookup('/') as DirNode).children.dirs, 2, 'the root counts the directory that came in')

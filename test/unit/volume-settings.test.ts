@@ -78,7 +78,7 @@ t.test('the root marker carries the settings; no other marker does', async t => 
   const text = encodeDirMarker(root)
   t.same(JSON.parse(text).volume, { copies: 3, graceMs: 1234, at: T0 })
   t.same(decodeMarkerVolume(text), s(3, 1234, T0))
-  t.same(decodeMarker(text, attrs), { attrs, links: new Map(), volume: s(3, 1234, T0) })
+  t.same(decodeMarker(text, attrs), { attrs, ino: null, links: new Map(), volume: s(3, 1234, T0) })
 
   const sub = new DirNode({ ...attrs })
   sub.volume = s(3, 1234, T0)

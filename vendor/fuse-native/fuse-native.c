@@ -275,14 +275,16 @@ static void add_sub_ms_ns (struct timespec* ts, uint32_t ns) {
   if (ns < 1000000) ts->tv_nsec += ns;
 }
 
+// swarmfs: the inode number's high 32 bits come last (index 21), after the nanoseconds.
 static void populate_stat (uint32_t *ints, struct stat* stat) {
+  stat->st_ino = ((uint64_t) ints[21] << 32) | ints[7];
   stat->st_mode = *ints++;
   stat->st_uid = *ints++;
   stat->st_gid = *ints++;
   stat->st_size = uint32s_to_uint64(&ints);
   stat->st_dev = *ints++;
   stat->st_nlink = *ints++;
-  stat->st_ino = *ints++;
+  ints++; // st_ino, set above
   stat->st_rdev = *ints++;
   stat->st_blksize = *ints++;
   stat->st_blocks = uint32s_to_uint64(&ints);

@@ -849,9 +849,10 @@ function subMsNs (ns) {
 }
 
 // swarmfs: after the three times in milliseconds, the nanoseconds past each millisecond
-// (stat.atimeNs, mtimeNs, ctimeNs: 0 to 999999; 0 when absent).
+// (stat.atimeNs, mtimeNs, ctimeNs: 0 to 999999; 0 when absent), then the high 32 bits of the
+// inode number, whose low 32 bits keep their place.
 function getStatArray (stat) {
-  const ints = new Uint32Array(21)
+  const ints = new Uint32Array(22)
 
   ints[0] = (stat && stat.mode) || 0
   ints[1] = (stat && stat.uid) || 0
@@ -859,7 +860,9 @@ function getStatArray (stat) {
   setDoubleInt(ints, 3, (stat && stat.size) || 0)
   ints[5] = (stat && stat.dev) || 0
   ints[6] = (stat && stat.nlink) || 1
-  ints[7] = (stat && stat.ino) || 0
+  const ino = (stat && stat.ino) || 0
+  ints[7] = ino % 4294967296
+  ints[21] = (ino - ints[7]) / 4294967296
   ints[8] = (stat && stat.rdev) || 0
   ints[9] = (stat && stat.blksize) || 0
   setDoubleInt(ints, 10, (stat && stat.blocks) || 0)
