@@ -302,7 +302,7 @@ export function buildProgram (): Command {
   return program
 }
 
-type ScrubReport = ScrubStatus & { damagedPaths: string[] }
+type ScrubReport = ScrubStatus & { damagedPaths: string[], skippedPaths: string[] }
 
 /** Starts a scrub on the node of a disk (or follows the one under way) and prints what it found. */
 async function scrub (disk: string, json: boolean): Promise<void> {
@@ -321,16 +321,20 @@ async function scrub (disk: string, json: boolean): Promise<void> {
   progress.end()
   if (status.error !== null) throw new UserError(`the scrub of ${disk} stopped after ${status.checked} of ${status.contents} contents: ${status.error}; run "swarmfs scrub --disk ${disk}" again`)
   if (json) {
-    process.stdout.write(JSON.stringify({ contents: status.contents, bytes: status.bytes, damaged: status.damagedPaths }) + '\n')
+    process.stdout.write(JSON.stringify({ contents: status.contents, bytes: status.bytes, partial: status.partial, damaged: status.damagedPaths, skipped: status.skippedPaths }) + '\n')
     return
   }
-  const what = `${status.contents} ${status.contents === 1 ? 'content' : 'contents'} (${formatBytes(status.bytes)})`
+  const partly = status.partial > 0 ? `, ${status.partial} of them partly: pieces kept from reads` : ''
+  const what = `${status.contents} ${status.contents === 1 ? 'content' : 'contents'} (${formatBytes(status.bytes)}${partly})`
   if (status.damagedPaths.length === 0) {
     process.stdout.write(`swarmfs: scrubbed ${what}: every copy on this disk is intact\n`)
-    return
+  } else {
+    process.stdout.write(`swarmfs: scrubbed ${what}: ${status.damaged.length} damaged on this disk; their bad pieces are set aside and fetched again from the other disks that hold them (pieces kept from reads: when next read; with no other holder, those parts read as EIO). Files:\n`)
+    for (const p of status.damagedPaths) process.stdout.write(`  ${p}\n`)
   }
-  process.stdout.write(`swarmfs: scrubbed ${what}: ${status.damaged.length} damaged on this disk; their bad pieces are set aside and fetched again from the other disks that hold them (with none, those parts read as EIO). Files:\n`)
-  for (const p of status.damagedPaths) process.stdout.write(`  ${p}\n`)
+  if (status.skippedPaths.length === 0) return
+  process.stdout.write(`swarmfs: ${status.skipped.length} partly held ${status.skipped.length === 1 ? 'content was' : 'contents were'} in use by a read or a copy and not checked; run "swarmfs scrub --disk ${disk}" again later. Files:\n`)
+  for (const p of status.skippedPaths) process.stdout.write(`  ${p}\n`)
 }
 
 /** Asks the node of a disk to retire and follows it until every file has its copies elsewhere and the node stopped. */

@@ -17,6 +17,10 @@ export function setPiece (bits: Uint8Array, index: number): void {
   bits[index >> 3] |= 128 >> (index & 7)
 }
 
+export function clearPiece (bits: Uint8Array, index: number): void {
+  bits[index >> 3] &= ~(128 >> (index & 7))
+}
+
 export function countPieces (bits: Uint8Array, pieces: number): number {
   let n = 0
   for (let i = 0; i < pieces; i++) if (hasPiece(bits, i)) n++

@@ -4,7 +4,7 @@
 // this is how a copy that went bad on the disk is found.
 import { createHash } from 'node:crypto'
 import fsp from 'node:fs/promises'
-import { bitfieldLength, setPiece } from './bitfield.js'
+import { bitfieldLength, hasPiece, setPiece } from './bitfield.js'
 import { readFully } from './piece-file.js'
 import { pieceCount, pieceDigest, type TorrentInfo } from './torrent-info.js'
 
@@ -54,4 +54,25 @@ export async function intactPieces (path: string, info: TorrentInfo, onBytes: (n
     await fh.close()
   }
   return { bits, bad }
+}
+
+/**
+ * The pieces that `bits` says the file at `path` holds (a partial content) but whose bytes do not
+ * match their hashes; `onBytes` hears of each present piece's bytes as they are checked.
+ */
+export async function failingPresentPieces (path: string, info: TorrentInfo, bits: Uint8Array, onBytes: (n: number) => void = () => {}): Promise<number[]> {
+  const pieces = pieceCount(info.length, info.pieceLength)
+  const bad: number[] = []
+  const buf = Buffer.allocUnsafe(info.pieceLength)
+  const fh = await fsp.open(path, 'r')
+  try {
+    for (let i = 0; i < pieces; i++) {
+      if (!hasPiece(bits, i)) continue
+      if (!await pieceMatches(fh.fd, info, i, buf)) bad.push(i)
+      onBytes(pieceSpan(info, i).length)
+    }
+  } finally {
+    await fh.close()
+  }
+  return bad
 }

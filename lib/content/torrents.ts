@@ -63,9 +63,9 @@ import { join } from 'node:path'
 import WebTorrent, { type Torrent, type TorrentBitfield, type Wire } from 'webtorrent'
 import { FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
-import { bitfieldLength, readBitfield, writeBitfield } from './bitfield.js'
+import { bitfieldLength, clearPiece, hasPiece, readBitfield, writeBitfield } from './bitfield.js'
 import { reserveHeapHeadroom } from './heap-headroom.js'
-import { intactPieces, pieceIsIntact } from './piece-check.js'
+import { failingPresentPieces, intactPieces, pieceIsIntact } from './piece-check.js'
 import { eio, PieceFile, readLocal, syncDir } from './piece-file.js'
 import { tuneSocket } from './socket-tuning.js'
 import type { SpaceGuard } from './space-guard.js'
@@ -1015,6 +1015,73 @@ export class TorrentService {
     const { bad } = found
     this.log.warn('this disk\'s copy of a content has pieces that fail their hash check: kept as a partial content until they are fetched again', { infohash, bad: bad.length, pieces: pieceCount(info.length, info.pieceLength), first: bad[0] })
     this.opts.onCopyDamaged?.(infohash, info, bad)
+    return 'damaged'
+  }
+
+  /**
+   * The partial contents on this disk (pieces kept from reads, copies under way) whose info is
+   * known, each with the bytes of the pieces its bitfield says it holds: what scrub checks of them.
+   */
+  async partialContents (): Promise<Array<{ infohash: string, bytes: number }>> {
+    const names = await fsp.readdir(this.opts.partialDir).catch(() => [] as string[])
+    const found: Array<{ infohash: string, bytes: number }> = []
+    for (const name of names) {
+      const ih = name.endsWith('.bitfield') ? name.slice(0, -'.bitfield'.length) : ''
+      const info = isInfoHash(ih) ? this.infoOf(ih) : null
+      if (info === null) continue
+      const pieces = pieceCount(info.length, info.pieceLength)
+      const bits = this.active.get(ih)?.bitfield?.buffer ?? await readBitfield(this.bitfieldPath(ih), pieces)
+      if (bits === null) continue
+      let bytes = 0
+      for (let i = 0; i < pieces; i++) if (hasPiece(bits, i)) bytes += Math.min(info.pieceLength, info.length - i * info.pieceLength)
+      if (bytes > 0) found.push({ infohash: ih, bytes })
+    }
+    return found
+  }
+
+  /**
+   * Checks the pieces a partial content holds (swarmfs scrub). They were checked when they
+   * arrived, but a disk can rot them since, and a read serves them as they are. A bad one is
+   * dropped from the bitfield, so the next read of it fetches it again from a holder. A content
+   * that a read, a copy or its completion is using is left alone ('in use'): taking it away from
+   * them would fail their reads; a later scrub checks it.
+   */
+  async checkPartial (infohash: string, onBytes?: (n: number) => void): Promise<CopyCheck | 'in use'> {
+    const info = this.infoOf(infohash)
+    if (info === null || this.checking.has(infohash)) return 'not held'
+    if (this.destroyed) throw eio('torrent service stopped')
+    const entry = this.active.get(infohash)
+    if (entry !== undefined && (entry.kind !== 'partial' || entry.pins > 0 || entry.completing || entry.keepAll)) return entry.kind === 'partial' ? 'in use' : 'not held'
+    // Registered as the content's closing, as checkWhole does: an activation meanwhile (a read, a
+    // peer asking) waits for the check and opens the bitfield it leaves.
+    const before = entry !== undefined ? this.deactivate(entry) : this.closing.get(infohash)
+    const check = (async (): Promise<number[] | null> => {
+      await before?.catch(() => {})
+      const bits = await readBitfield(this.bitfieldPath(infohash), pieceCount(info.length, info.pieceLength))
+      if (bits === null) return null
+      let bad: number[]
+      try {
+        bad = await failingPresentPieces(this.partialPath(infohash), info, bits, onBytes)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+        throw err
+      }
+      if (bad.length === 0) return bad
+      for (const i of bad) clearPiece(bits, i)
+      await writeBitfield(this.bitfieldPath(infohash), bits)
+      return bad
+    })()
+    const checked = check.then(() => {}, () => {})
+    this.closing.set(infohash, checked)
+    let bad: number[] | null
+    try {
+      bad = await check
+    } finally {
+      if (this.closing.get(infohash) === checked) this.closing.delete(infohash)
+    }
+    if (bad === null) return 'not held'
+    if (bad.length === 0) return 'intact'
+    this.log.warn('pieces kept from reads fail their hash check: dropped, to be fetched again when read', { infohash, bad: bad.length, first: bad[0] })
     return 'damaged'
   }
 

@@ -72,7 +72,11 @@ export class SwarmNode {
     private readonly log: Logger
   ) {
     this.cachedByReads = new CachedByReads(join(layout(disk).state, 'cached-by-reads.json'), layout(disk).content, log)
-    this.scrub = new Scrub(async (ih, onBytes) => await (this.torrents?.checkCopy(ih, onBytes) ?? Promise.reject(new Error('the node is stopping'))), log)
+    this.scrub = new Scrub(async (c, onBytes) => {
+      const torrents = this.torrents
+      if (torrents === null) throw new Error('the node is stopping')
+      return c.partial ? await torrents.checkPartial(c.infohash, onBytes) : await torrents.checkCopy(c.infohash, onBytes)
+    }, log)
   }
 
   /** Creates the repository of a new volume on a disk whose node.json was just written. */
@@ -291,10 +295,12 @@ export class SwarmNode {
     )
   }
 
-  /** A scrub's status with the paths of the files whose copies it found damaged. */
-  private scrubReport (status: ScrubStatus): ScrubStatus & { damagedPaths: string[] } {
-    const paths = status.damaged.length === 0 ? new Map<string, string[]>() : contentPaths(this.meta.root, new Set(status.damaged))
-    return { ...status, damagedPaths: status.damaged.flatMap(ih => paths.get(ih) ?? [`(no file now: content ${ih})`]) }
+  /** A scrub's status with the paths of the files whose copies it found damaged, or left unchecked. */
+  private scrubReport (status: ScrubStatus): ScrubStatus & { damagedPaths: string[], skippedPaths: string[] } {
+    const named = [...status.damaged, ...status.skipped]
+    const paths = named.length === 0 ? new Map<string, string[]>() : contentPaths(this.meta.root, new Set(named))
+    const pathsOf = (ihs: string[]): string[] => ihs.flatMap(ih => paths.get(ih) ?? [`(no file now: content ${ih})`])
+    return { ...status, damagedPaths: pathsOf(status.damaged), skippedPaths: pathsOf(status.skipped) }
   }
 
   /** Copies of contents held by too few disks, made by this node when the plan picks it (lib/replicate). */
@@ -354,8 +360,9 @@ export class SwarmNode {
     if (call.path === '/holdings' && call.method === 'GET') return { status: 200, body: await r.holdings(call.query.get('have')) }
     if (call.path === '/replication' && call.method === 'GET') return { status: 200, body: r.status() }
     if (call.path === '/scrub' && call.method === 'POST') {
-      const held = [...this.meta.contentInfo].filter(([ih]) => this.content.has(ih)).map(([infohash, info]) => ({ infohash, length: info.length }))
-      return { status: 200, body: this.scrubReport(this.scrub.start(held)) }
+      const held = [...this.meta.contentInfo].filter(([ih]) => this.content.has(ih)).map(([infohash, info]) => ({ infohash, length: info.length, partial: false }))
+      const partial = (await this.torrents?.partialContents() ?? []).filter(p => !this.content.has(p.infohash)).map(p => ({ infohash: p.infohash, length: p.bytes, partial: true }))
+      return { status: 200, body: this.scrubReport(this.scrub.start([...held, ...partial])) }
     }
     if (call.path === '/scrub' && call.method === 'GET') return { status: 200, body: this.scrubReport(this.scrub.status()) }
     if (call.path === '/bad-piece' && call.method === 'POST') {

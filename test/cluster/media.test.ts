@@ -410,9 +410,33 @@ t.test('swarmfs scrub finds a copy gone bad that nobody reads, and it is fetched
   await until('A says its copy is whole again', () => /a damaged copy is whole again/.test(logA()), 120_000)
   t.equal(sha256(fs.readFileSync(storedA)), sha256(one), 'A holds a right copy again (its bad piece came from C)')
   const again = await scrub('a', '--json')
-  t.same(JSON.parse(again.stdout), { contents: 2, bytes: one.length + two.length, damaged: [] }, 'a second scrub on A finds nothing (--json)')
+  t.same(JSON.parse(again.stdout), { contents: 2, bytes: one.length + two.length, partial: 0, damaged: [], skipped: [] }, 'a second scrub on A finds nothing (--json)')
   const onC = await scrub('c')
   t.equal(onC.stdout, 'swarmfs: scrubbed 2 contents (11.0 MiB): every copy on this disk is intact\n', 'C\'s copies were never touched')
+
+  // B reads one piece of one.bin (O_DIRECT: no page cache of B's mount answers the second read)
+  // and keeps it, with the pieces read ahead, as a partial content. That piece rots on B's disk.
+  const piece = 3
+  const readPieceOnB = async (): Promise<string> => (await run('sh', ['-c', `dd if="${join(c.mnt('b'), 'films', 'one.bin')}" bs=${PIECE} skip=${piece} count=1 iflag=direct status=none | sha256sum`], { timeoutMs: 120_000 })).stdout.split(' ')[0]!
+  const wanted = sha256(one.subarray(piece * PIECE, (piece + 1) * PIECE))
+  await listed(c, 'b', 'films/one.bin', one.length)
+  t.equal(await readPieceOnB(), wanted, 'B reads a piece of one.bin')
+  const partialB = join(c.disk('b'), 'partial', ih)
+  const heldOnB = (): boolean => fs.existsSync(`${partialB}.bitfield`) && (fs.readFileSync(`${partialB}.bitfield`)[piece >> 3]! & (128 >> (piece & 7))) !== 0
+  await until('B\'s bitfield says it holds the piece', heldOnB)
+  const fdB = fs.openSync(partialB, 'r+')
+  try {
+    fs.writeSync(fdB, Buffer.from([one[piece * PIECE + 11]! ^ 0x01]), 0, 1, piece * PIECE + 11)
+    fs.fsyncSync(fdB)
+  } finally {
+    fs.closeSync(fdB)
+  }
+  const onB = await scrub('b')
+  t.equal(onB.code, 0, 'scrub on B exits 0', { stderr: onB.stderr })
+  t.match(onB.stdout, /^swarmfs: scrubbed \d+ contents? \([^)]*, 1 of them partly: pieces kept from reads\): 1 damaged on this disk/, 'scrub on B checks the pieces B kept from its read, and finds the bad one', { stdout: onB.stdout })
+  t.same(onB.stdout.split('\n').filter(l => l.startsWith('  ')).sort(), ['  /films/one.bin', '  /one-again.bin'], '... naming every path of that file')
+  t.notOk(heldOnB(), 'the bad piece is no longer in B\'s bitfield')
+  t.equal(await readPieceOnB(), wanted, 'B reads the piece right again: fetched anew, not served from its rotten copy')
 })
 
 /**

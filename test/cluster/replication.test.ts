@@ -11,7 +11,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { Cluster, type SNode } from '../helpers/cluster.js'
-import { until } from '../helpers/netns.js'
+import { outputOf, until } from '../helpers/netns.js'
 import { run, sh } from '../helpers/volume.js'
 
 /** Replication reaching its target: bounds a hang only. */
@@ -196,7 +196,8 @@ t.test('copies cached by reads are dropped when a disk is below its reserve, nev
   await until(`after a restart, B's status still counts ${held(b).size} copies cached by reads`, async () => await cachedOnB() === held(b).size, REPLICATED_MS)
   t.ok(exactly([a, cc], 6, 2), 'A and C hold every film after B\'s restart', describe([a, b, cc]))
   const again = await run('sh', ['-c', `cd "${b.mnt}/films" && sha256sum f*.bin`], { timeoutMs: 120_000 })
-  t.equal(again.stdout, sums, 'B still reads every film right (a dropped one comes from the others again)')
+  const logB = b.child === null ? '' : outputOf(b.child).stderr.slice(-3000)
+  t.equal(again.stdout, sums, 'B still reads every film right (a dropped one comes from the others again)', { stderr: again.stderr, logB })
 })
 
 t.test('a full disk: ENOSPC to the writer, the node keeps running, what was stored stays intact', async t => {

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { intactPieces, pieceIsIntact } from '../../lib/content/piece-check.js'
+import { failingPresentPieces, intactPieces, pieceIsIntact } from '../../lib/content/piece-check.js'
 import { buildInfo } from '../../lib/content/torrent-info.js'
 import type { Logger } from '../../lib/log/index.js'
 import { BadPieceReporter, parseBadPiece, type BadPiece } from '../../lib/replicate/bad-pieces.js'
@@ -56,6 +56,10 @@ t.test('a content file against its info', async t => {
   fs.closeSync(fd)
   t.same([await pieceIsIntact(file, info, 1), await pieceIsIntact(file, info, 2), await pieceIsIntact(file, info, 4)], [false, true, false], 'one flipped bit makes a piece bad, and only that piece')
   t.same(await intactPieces(file, info), { bits: Uint8Array.from([0b10110000]), bad: [1, 4] }, 'the bitfield leaves the bad pieces out')
+  const checked: number[] = []
+  t.same(await failingPresentPieces(file, info, Uint8Array.from([0b01101000]), n => checked.push(n)), [1, 4], 'of the pieces a partial content holds, the bad ones')
+  t.same(checked, [pieceLength, pieceLength, 100], '... and only those it holds are read')
+  t.same(await failingPresentPieces(file, info, Uint8Array.from([0b00100000])), [], 'none, when it holds only right ones')
   fs.truncateSync(file, 3 * pieceLength)
   t.same(await intactPieces(file, info), { bits: Uint8Array.from([0b10100000]), bad: [1, 3, 4] }, 'pieces a truncated file no longer has are bad, not an error')
   await t.rejects(pieceIsIntact(path.join(dir, 'missing'), info, 0), { code: 'ENOENT' }, 'a missing file is an error of its own')
@@ -67,16 +71,16 @@ t.test('a scrub checks each content once, counts its bytes, and keeps what it fo
   const seen: string[] = []
   let release: () => void = () => {}
   const gate = new Promise<void>(resolve => { release = resolve })
-  const scrub = new Scrub(async (ih, onBytes) => {
+  const scrub = new Scrub(async ({ infohash: ih }, onBytes) => {
     seen.push(ih)
     if (ih === 'b') await gate
     onBytes(ih === 'a' ? 10 : 5)
     return ih === 'b' ? 'damaged' : ih === 'c' ? 'not held' : 'intact'
   }, quietLog)
-  const first = scrub.start([{ infohash: 'a', length: 10 }, { infohash: 'b', length: 20 }, { infohash: 'c', length: 30 }])
-  t.same([first.running, first.contents, first.bytes, first.checked], [true, 3, 60, 0], 'a run starts over three contents, 60 bytes')
+  const first = scrub.start([{ infohash: 'a', length: 10, partial: false }, { infohash: 'b', length: 20, partial: false }, { infohash: 'c', length: 30, partial: true }])
+  t.same([first.running, first.contents, first.bytes, first.checked, first.partial], [true, 3, 60, 0, 1], 'a run starts over three contents, 60 bytes, one of them partly held')
   await new Promise(resolve => setImmediate(resolve))
-  t.same(scrub.start([{ infohash: 'z', length: 1 }]).contents, 3, 'a second start while one runs follows the first')
+  t.same(scrub.start([{ infohash: 'z', length: 1, partial: false }]).contents, 3, 'a second start while one runs follows the first')
   const mid = scrub.status()
   t.same([mid.checked, mid.bytesChecked, mid.running], [1, 10, true], 'one checked, its bytes counted')
   release()
@@ -84,19 +88,23 @@ t.test('a scrub checks each content once, counts its bytes, and keeps what it fo
   const done = scrub.status()
   t.same([done.checked, done.bytesChecked, done.damaged, done.error], [3, 60, ['b'], null], 'every content counted whole (one gone meanwhile too), the damaged one named')
   t.same(seen, ['a', 'b', 'c'], 'each checked once, in order')
-  const next = scrub.start([{ infohash: 'a', length: 10 }])
+  const next = scrub.start([{ infohash: 'a', length: 10, partial: false }])
   t.same([next.contents, next.damaged], [1, []], 'a new run starts afresh')
+  const busy = new Scrub(async ({ partial }) => partial ? 'in use' : 'intact', quietLog)
+  busy.start([{ infohash: 'p', length: 3, partial: true }, { infohash: 'q', length: 4, partial: false }])
+  while (busy.status().running) await new Promise(resolve => setImmediate(resolve))
+  t.same([busy.status().checked, busy.status().skipped, busy.status().damaged], [2, ['p'], []], 'a partly held content a read is using is named as left unchecked')
 })
 
 t.test('a scrub that fails or is stopped says so', async t => {
   const failing = new Scrub(async () => { throw new Error('disk read error') }, quietLog)
-  failing.start([{ infohash: 'a', length: 1 }])
+  failing.start([{ infohash: 'a', length: 1, partial: false }])
   while (failing.status().running) await new Promise(resolve => setImmediate(resolve))
   t.equal(failing.status().error, 'disk read error', 'a failed check ends the run with its reason')
   const stopped = new Scrub(async () => 'intact', quietLog)
-  stopped.start([{ infohash: 'a', length: 1 }, { infohash: 'b', length: 1 }])
+  stopped.start([{ infohash: 'a', length: 1, partial: false }, { infohash: 'b', length: 1, partial: false }])
   stopped.stop()
   while (stopped.status().running) await new Promise(resolve => setImmediate(resolve))
   t.same([stopped.status().checked, stopped.status().error], [1, 'the node stopped'], 'a stop ends the run after the content under way')
-  t.equal(stopped.start([{ infohash: 'c', length: 1 }]).running, false, 'and no run starts after a stop')
+  t.equal(stopped.start([{ infohash: 'c', length: 1, partial: false }]).running, false, 'and no run starts after a stop')
 })
