@@ -8,6 +8,10 @@
 // - A burst of 10,000 creates on A (SMALL: 1,000) from a child process, into 10 directories; a child
 //   counting B's entries every 100 ms reports when it lists them all. Time from the start of the
 //   burst; baseline: the burst itself on A (ratio = until all on B / burst).
+// - A git repository of 1,000 files of 20 KB (SMALL: 100) made and committed on A: the first
+//   `git status` on B, whose copies are all on A, once B lists the repository; baseline: `git
+//   status` on A right before. git trusts an index whose stat data (inode numbers included) match
+//   what it sees, so B reads no file (and fetches none) only where both nodes show the same numbers.
 import fs from 'node:fs'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
@@ -15,7 +19,7 @@ import { benchDist, node, SMALL } from './lib/env.js'
 import type { Context } from './lib/context.js'
 import { isMounted } from './lib/mounts.js'
 import { createNetwork, type Network } from './lib/netns.js'
-import { runOk, sleep, spawnTracked, stopChild, waitForLine } from './lib/proc.js'
+import { run, runOk, sleep, spawnTracked, stopChild, waitForLine } from './lib/proc.js'
 import { swarmfsQuiet } from './lib/quiet.js'
 import { startSwarmfsNode, type Server } from './lib/servers.js'
 import { median, type Row } from './lib/table.js'
@@ -23,6 +27,8 @@ import { median, type Row } from './lib/table.js'
 const CHANGES = 200
 const BURST = SMALL ? 1_000 : 10_000
 const BURST_DIRS = 10
+const GIT_FILES = SMALL ? 100 : 1_000
+const GIT = 'git -c user.email=bench@swarmfs -c user.name=bench -c gc.auto=0'
 /** Bounds a hang only. */
 const VISIBLE_TIMEOUT_MS = 60_000
 const BURST_TIMEOUT_MS = 15 * 60_000
@@ -98,6 +104,36 @@ async function burst (mntA: string, mntB: string): Promise<BurstResult> {
   }
 }
 
+interface GitResult { onA: number, onB: number, fetchedKiB: number }
+
+/** Kilobytes of contents on a disk, complete and partial. */
+async function contentKiB (disk: string): Promise<number> {
+  const r = await runOk('du', ['-sk', join(disk, 'content'), join(disk, 'partial')])
+  return r.stdout.trim().split('\n').reduce((sum, line) => sum + Number(line.split('\t')[0]), 0)
+}
+
+async function gitAcross (mntA: string, mntB: string, diskA: string, diskB: string): Promise<GitResult> {
+  await runOk('sh', ['-c', `git init -q repo && cd repo && mkdir d && for i in $(seq 1 ${GIT_FILES}); do head -c 20000 /dev/urandom > d/f$i; done && ${GIT} add -A && ${GIT} commit -qm bench`], { cwd: mntA, timeoutMs: 15 * 60_000 })
+  const timed = async (mnt: string): Promise<number> => {
+    const t0 = performance.now()
+    const r = await runOk('git', ['status', '--porcelain'], { cwd: join(mnt, 'repo'), timeoutMs: 15 * 60_000 })
+    if (r.stdout !== '') throw new Error(`git status in ${mnt} lists changes: ${r.stdout.slice(0, 500)}`)
+    return performance.now() - t0
+  }
+  const onA = await timed(mntA)
+  await swarmfsQuiet(diskA, 120_000)
+  const head = (await runOk('git', ['rev-parse', 'HEAD'], { cwd: join(mntA, 'repo') })).stdout
+  const since = performance.now()
+  while ((await run('git', ['rev-parse', 'HEAD'], { cwd: join(mntB, 'repo') })).stdout !== head || !fs.existsSync(join(mntB, 'repo', 'd', `f${GIT_FILES}`))) {
+    if (performance.now() - since > VISIBLE_TIMEOUT_MS) throw new Error(`A's repository did not reach B within ${VISIBLE_TIMEOUT_MS} ms`)
+    await sleep(100)
+  }
+  await swarmfsQuiet(diskB, 120_000)
+  const before = await contentKiB(diskB)
+  const onB = await timed(mntB)
+  return { onA, onB, fetchedKiB: await contentKiB(diskB) - before }
+}
+
 function countEntries (root: string): number {
   let n = 0
   for (let d = 0; d < BURST_DIRS; d++) n += fs.readdirSync(join(root, `d${d}`)).length
@@ -119,6 +155,7 @@ export async function syncBench (ctx: Context): Promise<Row[]> {
   let rtt: number[] = []
   let burstResult: BurstResult | null = null
   let firstDirMs = 0
+  let git: GitResult | null = null
   try {
     rtt = await httpRoundTrips(net, CHANGES)
 
@@ -157,6 +194,8 @@ export async function syncBench (ctx: Context): Promise<Row[]> {
     const onA = countEntries(join(mntA, 'burst'))
     const onB = countEntries(join(mntB, 'burst'))
     if (onA !== BURST || onB !== BURST) throw new Error(`after the burst A lists ${onA} and B ${onB} files, expected ${BURST}`)
+
+    git = await gitAcross(mntA, mntB, diskA, diskB)
   } finally {
     for (const s of [...servers].reverse()) {
       await s.stop()
@@ -179,9 +218,12 @@ export async function syncBench (ctx: Context): Promise<Row[]> {
   const b = burstResult!
   const k = BURST.toLocaleString('en-US')
   ctx.note(`sync burst: ${k} creates on A in ${BURST_DIRS} directories took ${fmt(b.burstMs)} ms (${(BURST / (b.burstMs / 1000)).toFixed(0)} files/s); all listed on B ${fmt(b.totalMs)} ms after the burst started (${fmt(b.totalMs - b.burstMs)} ms after it ended); B's count over time (ms after the counter started: entries): ${b.progress.map(([t, c]) => `${t}:${c}`).join(' ')}`)
+  const g = git!
+  ctx.note(`sync git: a repository of ${GIT_FILES.toLocaleString('en-US')} files of 20 KB committed on A; git status on A ${fmt(g.onA)} ms; the first on B ${fmt(g.onB)} ms, during which B's contents grew by ${g.fetchedKiB} KiB`)
   return [
     { measurement: `sync: close() on A → stat with new size on B, p50 of ${CHANGES}`, unit: 'ms', better: 'lower', value: p50, baseline: 'HTTP POST round trip A→B host, p50', baselineValue: rp50 },
     { measurement: `sync: close() on A → stat with new size on B, p99 of ${CHANGES}`, unit: 'ms', better: 'lower', value: p99, baseline: 'HTTP POST round trip A→B host, p99', baselineValue: rp99 },
-    { measurement: `sync: burst of ${k} creates on A → all listed on B`, unit: 'ms', better: 'lower', value: b.totalMs, baseline: 'the burst itself on A', baselineValue: b.burstMs }
+    { measurement: `sync: burst of ${k} creates on A → all listed on B`, unit: 'ms', better: 'lower', value: b.totalMs, baseline: 'the burst itself on A', baselineValue: b.burstMs },
+    { measurement: `sync: first git status on B of a repository of ${GIT_FILES.toLocaleString('en-US')} files committed on A`, unit: 'ms', better: 'lower', value: g.onB, baseline: 'git status on A', baselineValue: g.onA }
   ]
 }
