@@ -994,24 +994,13 @@ export class TorrentService {
     }
     if (found.bad.length === 0) return 'intact'
     if (this.destroyed) throw eio('torrent service stopped')
-    // Registered as the content's closing, so that a torrent started meanwhile (a peer asking)
-    // waits for the move and opens the partial file, never the bad copy as a seed.
-    const entry = this.active.get(infohash)
-    const before = entry !== undefined ? this.deactivate(entry) : this.closing.get(infohash)
-    const move = (async () => {
-      await before?.catch(() => {})
+    // A torrent started meanwhile (a peer asking) opens the partial file, never the bad copy as a seed.
+    await this.whileClosed(infohash, async () => {
       await fsp.rename(path, this.partialPath(infohash))
       await writeBitfield(this.bitfieldPath(infohash), found.bits)
       await syncDir(this.opts.contentDir)
       await syncDir(this.opts.partialDir)
-    })()
-    const moved = move.catch(() => {})
-    this.closing.set(infohash, moved)
-    try {
-      await move
-    } finally {
-      if (this.closing.get(infohash) === moved) this.closing.delete(infohash)
-    }
+    })
     const { bad } = found
     this.log.warn('this disk\'s copy of a content has pieces that fail their hash check: kept as a partial content until they are fetched again', { infohash, bad: bad.length, pieces: pieceCount(info.length, info.pieceLength), first: bad[0] })
     this.opts.onCopyDamaged?.(infohash, info, bad)
@@ -1052,37 +1041,47 @@ export class TorrentService {
     if (this.destroyed) throw eio('torrent service stopped')
     const entry = this.active.get(infohash)
     if (entry !== undefined && (entry.kind !== 'partial' || entry.pins > 0 || entry.completing || entry.keepAll)) return entry.kind === 'partial' ? 'in use' : 'not held'
-    // Registered as the content's closing, as checkWhole does: an activation meanwhile (a read, a
-    // peer asking) waits for the check and opens the bitfield it leaves.
-    const before = entry !== undefined ? this.deactivate(entry) : this.closing.get(infohash)
-    const check = (async (): Promise<number[] | null> => {
-      await before?.catch(() => {})
+    // An activation meanwhile (a read, a peer asking) opens the bitfield the check leaves.
+    const bad = await this.whileClosed(infohash, async (): Promise<number[] | null> => {
       const bits = await readBitfield(this.bitfieldPath(infohash), pieceCount(info.length, info.pieceLength))
       if (bits === null) return null
-      let bad: number[]
+      let failing: number[]
       try {
-        bad = await failingPresentPieces(this.partialPath(infohash), info, bits, onBytes)
+        failing = await failingPresentPieces(this.partialPath(infohash), info, bits, onBytes)
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
         throw err
       }
-      if (bad.length === 0) return bad
-      for (const i of bad) clearPiece(bits, i)
+      if (failing.length === 0) return failing
+      for (const i of failing) clearPiece(bits, i)
       await writeBitfield(this.bitfieldPath(infohash), bits)
-      return bad
-    })()
-    const checked = check.then(() => {}, () => {})
-    this.closing.set(infohash, checked)
-    let bad: number[] | null
-    try {
-      bad = await check
-    } finally {
-      if (this.closing.get(infohash) === checked) this.closing.delete(infohash)
-    }
+      return failing
+    })
     if (bad === null) return 'not held'
     if (bad.length === 0) return 'intact'
     this.log.warn('pieces kept from reads fail their hash check: dropped, to be fetched again when read', { infohash, bad: bad.length, first: bad[0] })
     return 'damaged'
+  }
+
+  /**
+   * Runs `work` on a content's files with no torrent of it open: its active torrent is deactivated
+   * first (or a closing under way awaited), and `work` is registered as the content's closing, so
+   * an activation meanwhile (a read, a peer asking) waits for it and opens what it leaves.
+   */
+  private async whileClosed<T> (infohash: string, work: () => Promise<T>): Promise<T> {
+    const entry = this.active.get(infohash)
+    const before = entry !== undefined ? this.deactivate(entry) : this.closing.get(infohash)
+    const running = (async () => {
+      await before?.catch(() => {})
+      return await work()
+    })()
+    const closing = running.then(() => {}, () => {})
+    this.closing.set(infohash, closing)
+    try {
+      return await running
+    } finally {
+      if (this.closing.get(infohash) === closing) this.closing.delete(infohash)
+    }
   }
 
   /** Stops seeding or fetching a content and forgets it (a removed content). With dropPartial, its partial files go too. */

@@ -98,7 +98,7 @@ export class Meta {
         opts.log.warn('journal record no longer applies', { op: op.op, err })
       }
     }
-    meta.separateInodes()
+    meta.separateSharedInodes()
     if (records.length > 0) {
       opts.log.info('replayed journal', { records: records.length })
       meta.dirty = true
@@ -108,7 +108,7 @@ export class Meta {
   }
 
   /** See nodes.ts: files that a merge or a chance left with one inode number get one each. */
-  private separateInodes (suspects?: ReadonlySet<number>): void {
+  private separateSharedInodes (suspects?: ReadonlySet<number>): void {
     const changed = separateInodes(this.root, suspects)
     if (changed > 0) this.opts.log.debug('gave files that shared an inode number their own', { changed })
   }
@@ -284,7 +284,7 @@ export class Meta {
     const plan = await planAdoption(this.git, oursTree, newTree, '', defaultAttrs())
     const settingsBefore = this.volumeSettings()
     const adoption = applyAdoption(this.root, plan, this.busy, conflictName)
-    this.separateInodes(adoption.placedInodes)
+    this.separateSharedInodes(adoption.placedInodes)
     this.applyReleased({ contents: adoption.released.contents, staged: adoption.released.staged, added: adoption.added })
     // State first, then the ref, as for a local commit: the journal after committedSeq holds only
     // local changes, which a restart replays on top of the new HEAD.
