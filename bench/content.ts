@@ -6,6 +6,8 @@
 //    (`dd bs=1M` to /dev/null), then stops and its disk is removed (so A stays the only holder).
 //    Baseline: raw TCP, a server on host 1 streaming the same number of bytes to a client on host
 //    2 (bench/lib/clients/tcp-stream.ts), in the same run. Target: >= 0.25x.
+//    1b. The same over a 1 Gbit/s link: tc shapes host 1's eth0 (tbf), so the link, not a memory
+//    copy between namespaces, sets the pace, as on a LAN. Baseline: raw TCP over that link.
 // 2. Two holders: node C on host 3 first reads file 1 completely (it then holds and seeds it);
 //    per repetition a fresh node on host 4 reads it (`dd bs=1M`), then stops. Same baseline.
 //    The bytes A and C sent meanwhile (their eth0 tx counters) show where the pieces came from.
@@ -32,6 +34,8 @@ const TTFB_READS = 50
 const TTFB_BYTES = 4096
 const TARGET_RATIO = 0.25
 const TARGET_TTFB_MS = 50
+/** Row 1b's link: gigabit Ethernet, a LAN's usual speed. */
+const LAN_RATE = '1gbit'
 /** Bounds a hang only. */
 const LISTED_TIMEOUT_MS = 120_000
 const READ_TIMEOUT_MS = 30 * 60_000
@@ -43,6 +47,15 @@ export const childEnv = (): NodeJS.ProcessEnv => {
 }
 
 const client = (name: string): string => join(benchDist, 'lib', 'clients', name)
+
+/** Limits what `host` sends to `rate` (tc tbf on its eth0), or lifts the limit (`null`). */
+async function shapeEgress (net: Network, host: NetHost, rate: string | null): Promise<void> {
+  const via = net.via(host)
+  const args = rate === null
+    ? ['qdisc', 'del', 'dev', 'eth0', 'root']
+    : ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', rate, 'burst', '1mb', 'latency', '20ms']
+  await runOk(via[0], [...via.slice(1), 'tc', ...args])
+}
 
 /** Bytes sent by a host's eth0 so far. */
 async function txBytes (host: NetHost): Promise<number> {
@@ -147,10 +160,27 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
     if (r.code !== 0) throw new Error(`${what}: ${file} differs from the bytes written on A: ${(r.stdout + r.stderr).trim().slice(0, 500)}`)
   }
 
+  /** Row 1 and 1b: a fresh node on host 2 reads file 1 (A the only holder), `reps` times. */
+  const readOnFreshNodes = async (invite: string, peerA: string, what: string): Promise<Array<{ mbs: number, ms: number, joinMs: number }>> => {
+    const out: Array<{ mbs: number, ms: number, joinMs: number }> = []
+    for (let rep = 0; rep < reps; rep++) {
+      const b = await joinFresh(h2, 'B', invite, [peerA])
+      await until('file1.bin listed on B', () => listedWithSize(join(b.mnt, 'file1.bin'), bytes))
+      const r = await ddRead(join(b.mnt, 'file1.bin'))
+      out.push({ ...r, joinMs: b.joinMs })
+      if (rep === 0) await verify(join(b.mnt, 'file1.bin'), what)
+      await stopNode(b.server)
+      if (!isMounted(b.mnt)) fs.rmSync(b.disk, { recursive: true, force: true })
+    }
+    return out
+  }
+
   let webtorrentMs: number[] = []
   let streamMs: number[] = []
+  let lanStreamMs: number[] = []
+  let lan: Array<{ mbs: number, ms: number, joinMs: number }> = []
   let blockMs: number[] = []
-  const one: Array<{ mbs: number, ms: number, joinMs: number }> = []
+  let one: Array<{ mbs: number, ms: number, joinMs: number }> = []
   const two: Array<{ mbs: number, ms: number, joinMs: number, txA: number, txC: number }> = []
   let cRead = { mbs: 0, ms: 0 }
   let ttfb: number[] = []
@@ -183,15 +213,13 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
     ctx.note(`content: network ${net.subnet} (A ${peerA} in ${h1.name}; reader of row 1 and 3 in ${h2.name}, C in ${h3.name}, two-holder reader in ${h4.name}); A init → running ${fmt(a.readyMs)} ms; ` +
       `writes on A's mount: file1 ${fmt(mbps(bytes, w1.ms))} MB/s, file2 ${fmt(mbps(bytes, w2.ms))} MB/s (dd bs=1M conv=fsync)`)
 
-    // Row 1: one holder (A), a fresh reader on host 2 per repetition.
-    for (let rep = 0; rep < reps; rep++) {
-      const b = await joinFresh(h2, 'B', invite, [peerA])
-      await until('file1.bin listed on B', () => listedWithSize(join(b.mnt, 'file1.bin'), bytes))
-      const r = await ddRead(join(b.mnt, 'file1.bin'))
-      one.push({ ...r, joinMs: b.joinMs })
-      if (rep === 0) await verify(join(b.mnt, 'file1.bin'), 'row 1')
-      await stopNode(b.server)
-      if (!isMounted(b.mnt)) fs.rmSync(b.disk, { recursive: true, force: true })
+    one = await readOnFreshNodes(invite, peerA, 'row 1')
+    await shapeEgress(net, h1, LAN_RATE)
+    try {
+      lanStreamMs = (await tcpBaselines(net, h1, h2, bytes, reps, 1)).streamMs
+      lan = await readOnFreshNodes(invite, peerA, 'row 1b')
+    } finally {
+      await shapeEgress(net, h1, null)
     }
 
     // Row 2: C reads file 1 completely, then fresh readers on host 4 find two holders.
@@ -263,6 +291,8 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
   const list = (xs: number[]): string => xs.map(fmt).join(', ')
   ctx.note(`content baseline: raw TCP ${size} host 1 → host 2, ${reps} reps: ${list(tcpMbs)} MB/s`)
   ctx.note(`content baseline: plain webtorrent (two clients as swarmfs configures them) ${size} host 1 → host 2, ${reps} reps: ${list(webtorrentMs.map(ms => mbps(bytes, ms)))} MB/s`)
+  const lanTcpMbs = lanStreamMs.map(ms => mbps(bytes, ms))
+  ctx.note(`content row 1b: host 1's eth0 shaped to ${LAN_RATE} (tc tbf); raw TCP over it, ${reps} reps: ${list(lanTcpMbs)} MB/s; swarmfs per rep: ${lan.map(r => `${fmt(r.mbs)} MB/s (${fmt(r.ms)} ms)`).join('; ')}`)
   ctx.note(`content row 1 (one holder), per rep (fresh node each): ${one.map(r => `${fmt(r.mbs)} MB/s (${fmt(r.ms)} ms; join ${fmt(r.joinMs)} ms)`).join('; ')}`)
   ctx.note(`content row 2 (holders A and C), per rep (fresh node each): ${two.map(r => `${fmt(r.mbs)} MB/s (${fmt(r.ms)} ms; A sent ${(r.txA / MiB).toFixed(0)} MiB, C sent ${(r.txC / MiB).toFixed(0)} MiB)`).join('; ')}`)
   const tt = median(ttfb)
@@ -272,6 +302,7 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
   ctx.note(`content TTFB baseline: TCP connect + request + 4 KiB response host 2 → host 1, ${blockMs.length} after 10 warm-up: min ${fmt(Math.min(...blockMs))}, median ${fmt(median(blockMs))}, max ${fmt(Math.max(...blockMs))} ms`)
   return [
     { measurement: `content: remote sequential read of ${size}, one holder (dd bs=1M on a fresh node)`, unit: 'MB/s', better: 'higher', value: median(one.map(r => r.mbs)), baseline: 'raw TCP stream host 1 → host 2', baselineValue: tcp, target: TARGET_RATIO, samples: { value: one.map(r => r.mbs), baseline: tcpMbs } },
+    { measurement: `content: row 1 over a ${LAN_RATE.replace('gbit', ' Gbit/s')} link (tc on host 1's eth0), one holder`, unit: 'MB/s', better: 'higher', value: median(lan.map(r => r.mbs)), baseline: 'raw TCP over the same link', baselineValue: median(lanTcpMbs), samples: { value: lan.map(r => r.mbs), baseline: lanTcpMbs } },
     { measurement: `content: remote sequential read of ${size}, two holders (dd bs=1M on a fresh node)`, unit: 'MB/s', better: 'higher', value: median(two.map(r => r.mbs)), baseline: 'raw TCP stream host 1 → host 2', baselineValue: tcp, target: TARGET_RATIO, samples: { value: two.map(r => r.mbs), baseline: tcpMbs } },
     { measurement: `content: row 1's read against the dependency alone (webtorrent client → client, no FUSE, no swarmfs)`, unit: 'MB/s', better: 'higher', value: median(one.map(r => r.mbs)), baseline: 'plain webtorrent host 1 → host 2', baselineValue: median(webtorrentMs.map(ms => mbps(bytes, ms))), samples: { value: one.map(r => r.mbs), baseline: webtorrentMs.map(ms => mbps(bytes, ms)) } },
     { measurement: `content: first byte of a 4 KiB read at a random offset of a remote ${size} file, median of ${ttfb.length}`, unit: 'ms', better: 'lower', value: tt, baseline: 'TCP connect + 4 KiB response, median', baselineValue: median(blockMs) }
