@@ -1,0 +1,111 @@
+// The syncer between two real indexes over the real peer HTTP server: a notice that arrives while
+// a fetch is under way is not lost. Listens on 127.0.0.1 only; run inside `unshare --net`.
+import t from 'tap'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { silentLogger } from '../../lib/log/index.js'
+import type { Attrs } from '../../lib/meta/nodes.js'
+import { PeerServer } from '../../lib/http/peer-server.js'
+import { conflictName, gitObjectStore, mergeHeads } from '../../lib/sync/merge.js'
+import { Syncer } from '../../lib/sync/syncer.js'
+import { openMeta, tempDir } from '../helpers/meta.js'
+
+const KEY = 'k3y-' + 'x'.repeat(40)
+const A = 'aaaaaaaaaaaaaaaa'
+const B = 'bbbbbbbbbbbbbbbb'
+const T0 = 1_700_000_000_000
+const attrs = (): Attrs => ({ perm: 0o755, uid: 1000, gid: 100, mtime: T0, ctime: T0, atime: T0 })
+
+/**
+ * A pass-through proxy in front of a peer server that holds the first pack request (the second
+ * step of a fetch, after the refs were read) until `release()`: the window in which a notice
+ * can arrive during a fetch, made wide.
+ */
+async function holdingProxy (target: number): Promise<{ port: number, held: Promise<void>, release: () => void, close: () => Promise<void> }> {
+  let release = (): void => {}
+  const released = new Promise<void>(resolve => { release = resolve })
+  let onHeld = (): void => {}
+  const held = new Promise<void>(resolve => { onHeld = resolve })
+  let holding = true
+  const server = http.createServer((req, res) => {
+    const forward = (): void => {
+      const up = http.request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers }, upRes => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers)
+        upRes.pipe(res)
+      })
+      up.on('error', () => res.destroy())
+      req.pipe(up)
+    }
+    if (holding && req.method === 'POST' && req.url?.endsWith('/git-upload-pack') === true) {
+      holding = false
+      req.pause()
+      onHeld()
+      void released.then(forward)
+    } else {
+      forward()
+    }
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as AddressInfo).port,
+    held,
+    release,
+    close: () => new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => resolve()) })
+  }
+}
+
+t.test('a notice that arrives during a fetch is fetched after it, not left for the next poll', async t => {
+  const [aDir, bDir] = [tempDir(t), tempDir(t)]
+  const a = await openMeta(t, aDir, A)
+  const b = await openMeta(t, bDir, B)
+  // A node always has a head of its own (a joining node's is a copy of a peer's).
+  b.apply({ op: 'mkdir', path: '/b', attrs: attrs() })
+  await b.commitNow()
+  a.apply({ op: 'mkdir', path: '/one', attrs: attrs() })
+  await a.commitNow()
+  const first = a.head as string
+
+  const server = new PeerServer({ gitdir: join(aDir, 'meta'), volumeKey: KEY, host: '127.0.0.1', port: 0, log: silentLogger, onNotify: () => {}, status: () => ({ ok: true }) })
+  const serverPort = await server.start()
+  t.teardown(() => server.stop())
+  const proxy = await holdingProxy(serverPort)
+  t.teardown(proxy.close)
+
+  const gitdirB = join(bDir, 'meta')
+  const store = gitObjectStore(gitdirB)
+  const syncer = new Syncer({
+    gitdir: gitdirB,
+    nodeId: B,
+    volumeKey: KEY,
+    meta: b,
+    store,
+    merge: async (ours, theirs) => await mergeHeads(store, ours, theirs, silentLogger),
+    conflictName,
+    ports: () => ({ httpPort: 1, torrentPort: 0 }),
+    log: silentLogger,
+    // Never polled within the test: only the notices can bring A's commits.
+    pollMs: 3_600_000
+  })
+  t.teardown(async () => {
+    syncer.stop()
+    await syncer.settle()
+  })
+  const notice = (head: string): void => syncer.notified({ nodeId: A, head, httpPort: proxy.port, torrentPort: 0 }, '127.0.0.1')
+
+  notice(first)
+  await proxy.held
+  // The fetch read A's refs (`first`) and waits for its pack; A commits again and says so.
+  a.apply({ op: 'mkdir', path: '/two', attrs: attrs() })
+  await a.commitNow()
+  const second = a.head as string
+  t.not(second, first)
+  notice(second)
+  proxy.release()
+
+  const deadline = Date.now() + 20_000
+  while (b.lookup('/two') === undefined && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+  t.ok(b.lookup('/one'), 'B has the change the held fetch brought')
+  t.ok(b.lookup('/two'), 'B has the change the notice during the fetch told of')
+  t.equal(syncer.peers.get(A)?.head, second, 'A\'s head as B knows it is the newer one')
+})
