@@ -8,6 +8,9 @@
 //    2 (bench/lib/clients/tcp-stream.ts), in the same run. Target: >= 0.25x.
 //    1b. The same over a 1 Gbit/s link: tc shapes host 1's eth0 (tbf), so the link, not a memory
 //    copy between namespaces, sets the pace, as on a LAN. Baseline: raw TCP over that link.
+//    1c. Row 1 against its per-byte work alone (bench/lib/clients/piece-pipeline.ts): the holder reads
+//    the file in 1 MiB pieces onto a TCP socket; the reader hashes each (SHA-1), writes it into a
+//    partial file, and pipes it to `dd`. No BitTorrent, no FUSE, one thread each side.
 // 2. Two holders: node C on host 3 first reads file 1 completely (it then holds and seeds it);
 //    per repetition a fresh node on host 4 reads it (`dd bs=1M`), then stops. Same baseline.
 //    The bytes A and C sent meanwhile (their eth0 tx counters) show where the pieces came from.
@@ -47,6 +50,30 @@ export const childEnv = (): NodeJS.ProcessEnv => {
 }
 
 const client = (name: string): string => join(benchDist, 'lib', 'clients', name)
+
+/** The per-byte work alone: `file` served on `from`, fetched on `to` through a partial file in `dir` into `dd`, `reps` times; the ms of each. */
+async function pipelineBaseline (net: Network, from: NetHost, to: NetHost, file: string, dir: string, reps: number): Promise<number[]> {
+  fs.mkdirSync(dir, { recursive: true })
+  const size = fs.statSync(file).size
+  const server = net.spawn(from, node, [client('piece-pipeline.js'), 'serve', from.address, file], { env: childEnv() })
+  try {
+    const { port } = JSON.parse(await waitForLine(server, /"port"/, 30_000)) as { port: number }
+    const out: number[] = []
+    for (let i = 0; i < reps; i++) {
+      const partial = join(dir, 'partial')
+      const fetch = `${node} ${client('piece-pipeline.js')} fetch ${from.address} ${port} ${partial} | dd of=/dev/null bs=1M status=none`
+      const r = await net.exec(to, 'sh', ['-c', fetch], { env: childEnv(), timeoutMs: READ_TIMEOUT_MS })
+      const got = r.code === 0 ? (JSON.parse(r.stderr.trim().split('\n').pop() ?? '{}') as { bytes?: number }).bytes : undefined
+      if (got !== size) throw new Error(`piece pipeline fetch: exit ${r.code ?? r.signal}, ${got ?? '?'} of ${size} bytes: ${r.stderr.trim().slice(-2000)}`)
+      out.push(r.ms)
+      fs.rmSync(partial, { force: true })
+    }
+    return out
+  } finally {
+    await stopChild(server, 10_000)
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 /** Limits what `host` sends to `rate` (tc tbf on its eth0), or lifts the limit (`null`). */
 async function shapeEgress (net: Network, host: NetHost, rate: string | null): Promise<void> {
@@ -176,6 +203,7 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
   }
 
   let webtorrentMs: number[] = []
+  let pipelineMs: number[] = []
   let streamMs: number[] = []
   let lanStreamMs: number[] = []
   let lan: Array<{ mbs: number, ms: number, joinMs: number }> = []
@@ -190,6 +218,7 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
     streamMs = base.streamMs
     blockMs = base.blockMs
     webtorrentMs = await webtorrentBaseline(net, h1, h2, src, join(w, 'webtorrent'), reps)
+    pipelineMs = await pipelineBaseline(net, h1, h2, src, join(w, 'pipeline'), reps)
 
     // A and its two files (file 2 differs from file 1 in its first MiB: another content).
     const diskA = join(w, 'disk-a')
@@ -292,6 +321,8 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
   ctx.note(`content baseline: raw TCP ${size} host 1 → host 2, ${reps} reps: ${list(tcpMbs)} MB/s`)
   ctx.note(`content baseline: plain webtorrent (two clients as swarmfs configures them) ${size} host 1 → host 2, ${reps} reps: ${list(webtorrentMs.map(ms => mbps(bytes, ms)))} MB/s`)
   const lanTcpMbs = lanStreamMs.map(ms => mbps(bytes, ms))
+  const pipelineMbs = pipelineMs.map(ms => mbps(bytes, ms))
+  ctx.note(`content baseline: the per-byte work alone (piece-pipeline: disk read, TCP, SHA-1, pwrite, pipe to dd) ${size} host 1 → host 2, ${reps} reps: ${list(pipelineMbs)} MB/s`)
   ctx.note(`content row 1b: host 1's eth0 shaped to ${LAN_RATE} (tc tbf); raw TCP over it, ${reps} reps: ${list(lanTcpMbs)} MB/s; swarmfs per rep: ${lan.map(r => `${fmt(r.mbs)} MB/s (${fmt(r.ms)} ms)`).join('; ')}`)
   ctx.note(`content row 1 (one holder), per rep (fresh node each): ${one.map(r => `${fmt(r.mbs)} MB/s (${fmt(r.ms)} ms; join ${fmt(r.joinMs)} ms)`).join('; ')}`)
   ctx.note(`content row 2 (holders A and C), per rep (fresh node each): ${two.map(r => `${fmt(r.mbs)} MB/s (${fmt(r.ms)} ms; A sent ${(r.txA / MiB).toFixed(0)} MiB, C sent ${(r.txC / MiB).toFixed(0)} MiB)`).join('; ')}`)
@@ -305,6 +336,7 @@ export async function contentBench (ctx: Context): Promise<Row[]> {
     { measurement: `content: row 1 over a ${LAN_RATE.replace('gbit', ' Gbit/s')} link (tc on host 1's eth0), one holder`, unit: 'MB/s', better: 'higher', value: median(lan.map(r => r.mbs)), baseline: 'raw TCP over the same link', baselineValue: median(lanTcpMbs), samples: { value: lan.map(r => r.mbs), baseline: lanTcpMbs } },
     { measurement: `content: remote sequential read of ${size}, two holders (dd bs=1M on a fresh node)`, unit: 'MB/s', better: 'higher', value: median(two.map(r => r.mbs)), baseline: 'raw TCP stream host 1 → host 2', baselineValue: tcp, target: TARGET_RATIO, samples: { value: two.map(r => r.mbs), baseline: tcpMbs } },
     { measurement: `content: row 1's read against the dependency alone (webtorrent client → client, no FUSE, no swarmfs)`, unit: 'MB/s', better: 'higher', value: median(one.map(r => r.mbs)), baseline: 'plain webtorrent host 1 → host 2', baselineValue: median(webtorrentMs.map(ms => mbps(bytes, ms))), samples: { value: one.map(r => r.mbs), baseline: webtorrentMs.map(ms => mbps(bytes, ms)) } },
+    { measurement: `content: row 1's read against its per-byte work alone (disk read, TCP, SHA-1, pwrite, pipe to dd; no BitTorrent, no FUSE)`, unit: 'MB/s', better: 'higher', value: median(one.map(r => r.mbs)), baseline: 'piece pipeline host 1 → host 2', baselineValue: median(pipelineMbs), samples: { value: one.map(r => r.mbs), baseline: pipelineMbs } },
     { measurement: `content: first byte of a 4 KiB read at a random offset of a remote ${size} file, median of ${ttfb.length}`, unit: 'ms', better: 'lower', value: tt, baseline: 'TCP connect + 4 KiB response, median', baselineValue: median(blockMs) }
   ]
 }
