@@ -3,6 +3,7 @@
 // round asks every peer for its head, which catches up whatever a notice missed.
 import type { Logger } from '../log/index.js'
 import type { Meta, MergeOutcome } from '../meta/meta.js'
+import { unpackPacks } from '../meta/unpack-packs.js'
 import type { ObjectStore } from './merge.js'
 import { fetchPeer, getPeerStatus, notifyPeer, PeerError } from './peer-client.js'
 
@@ -38,6 +39,11 @@ export interface SyncerOptions {
 }
 
 const HEX40 = /^[0-9a-f]{40}$/
+/** The key of the unpacking of fetched packs among the syncs under way (never a node id). */
+const UNPACK = 'unpack'
+const UNPACK_IDLE_MS = 1_000
+/** Fetches after which the packs are unpacked even if syncing never pauses (~1 s of work). */
+const UNPACK_EVERY = 256
 const NODE_ID = /^[0-9a-f]{16}$/
 
 export class Syncer {
@@ -47,6 +53,8 @@ export class Syncer {
   private readonly busy = new Map<string, Promise<void>>()
   private readonly again = new Set<string>()
   private timer: NodeJS.Timeout | null = null
+  private unpackTimer: NodeJS.Timeout | null = null
+  private packsSinceUnpack = 0
   private stopped = false
   private chain: Promise<void> = Promise.resolve()
   private readonly keyHolders = new Set<string>()
@@ -66,6 +74,7 @@ export class Syncer {
   stop (): void {
     this.stopped = true
     if (this.timer !== null) clearTimeout(this.timer)
+    if (this.unpackTimer !== null) clearTimeout(this.unpackTimer)
   }
 
   /** Waits for fetches and merges under way (for a clean stop). */
@@ -156,7 +165,7 @@ export class Syncer {
     if (heard !== null && (heard === meta.head || await this.contains(meta.head, heard))) return
     const theirs = heard !== null && await this.has(heard)
       ? heard
-      : await fetchPeer({ gitdir: this.opts.gitdir, host: p.host, port: p.httpPort, key: this.opts.volumeKey, peerId: p.nodeId })
+      : await this.fetch(p)
     p.lastSeen = Date.now()
     p.lastError = null
     this.authenticated(p)
@@ -168,6 +177,43 @@ export class Syncer {
     if (theirs === meta.head || await this.contains(meta.head, theirs)) return
     const outcome = await meta.integrate(theirs, this.opts.merge, this.opts.conflictName)
     this.opts.log.debug('synced', { peer: nodeId, kind: outcome.kind, head: outcome.commit })
+  }
+
+  /** A peer's head, with the objects it needs stored loose (unpack-packs.ts says why). */
+  private async fetch (p: PeerState): Promise<string | null> {
+    const head = await fetchPeer({ gitdir: this.opts.gitdir, host: p.host, port: p.httpPort, key: this.opts.volumeKey, peerId: p.nodeId })
+    this.unpackSoon()
+    return head
+  }
+
+  /**
+   * Each fetch leaves a pack; they become loose objects (unpack-packs.ts) once syncing has been
+   * quiet for a moment, or after UNPACK_EVERY fetches with no pause. Not after each fetch: the two
+   * git processes take ~30 ms here, and a change that arrives meanwhile waits for them. Nor every
+   * 32 fetches: writing their ~700 objects took about a second, which the change waited for.
+   */
+  private unpackSoon (): void {
+    if (this.unpackTimer !== null) clearTimeout(this.unpackTimer)
+    this.unpackTimer = null
+    if (++this.packsSinceUnpack >= UNPACK_EVERY) {
+      this.unpackNow()
+      return
+    }
+    this.unpackTimer = setTimeout(() => { this.unpackTimer = null; this.unpackNow() }, UNPACK_IDLE_MS)
+  }
+
+  private unpackNow (): void {
+    if (this.stopped || this.busy.has(UNPACK)) return
+    this.packsSinceUnpack = 0
+    const run = this.exclusive(async () => {
+      const t0 = performance.now()
+      const packs = await unpackPacks(this.opts.gitdir)
+      this.opts.log.debug('fetched packs unpacked', { packs, ms: Math.round(performance.now() - t0) })
+    })
+      // Packed, the objects still read, only slower.
+      .catch(err => this.opts.log.warn('fetched objects stay packed', { err: (err as Error).message }))
+      .finally(() => this.busy.delete(UNPACK))
+    this.busy.set(UNPACK, run)
   }
 
   private async has (oid: string): Promise<boolean> {

@@ -1,6 +1,8 @@
 // The syncer between two real indexes over the real peer HTTP server: a notice that arrives while
-// a fetch is under way is not lost. Listens on 127.0.0.1 only; run inside `unshare --net`.
+// a fetch is under way is not lost, and fetched packs become loose objects once syncing pauses.
+// Listens on 127.0.0.1 only; run inside `unshare --net`.
 import t from 'tap'
+import fs from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -108,4 +110,11 @@ t.test('a notice that arrives during a fetch is fetched after it, not left for t
   t.ok(b.lookup('/one'), 'B has the change the held fetch brought')
   t.ok(b.lookup('/two'), 'B has the change the notice during the fetch told of')
   t.equal(syncer.peers.get(A)?.head, second, 'A\'s head as B knows it is the newer one')
+
+  const packs = (): string[] => fs.readdirSync(join(gitdirB, 'objects', 'pack')).filter(n => n.endsWith('.pack'))
+  t.ok(packs().length > 0, 'the fetches left packs')
+  const quiet = Date.now() + 20_000
+  while (packs().length > 0 && Date.now() < quiet) await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(packs(), [], 'once syncing paused, the packs became loose objects')
+  t.ok(b.lookup('/two'), 'and the tree reads as before')
 })
