@@ -15,7 +15,7 @@
 // filesystem commits metadata changes in the order they were made, so the removal of a pack is
 // never on the disk without the renames before it. (An fsync of each directory instead took
 // 1.2 s for the ~80 directories that 31 fetches' objects fall into.)
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { basename, join } from 'node:path'
 
@@ -83,22 +83,19 @@ export function oidsOfIndex (idx: Buffer, name = 'pack index'): string[] {
 
 /** Writes `oids` (read from the repository) as loose objects into `objectDir`, synced. */
 async function copyLoose (gitdir: string, oids: string[], objectDir: string): Promise<void> {
-  // No delta search and no compression: the stream only carries the objects to the other process.
-  const packer = spawn('git', ['--git-dir', gitdir, 'pack-objects', '--stdout', '-q', '--window=0', '--compression=0'], { stdio: ['pipe', 'pipe', 'pipe'] })
-  const unpacker = spawn('git', ['--git-dir', gitdir, '-c', 'core.fsync=loose-object', '-c', 'core.fsyncMethod=batch', 'unpack-objects', '-q'], {
-    stdio: [packer.stdout, 'ignore', 'pipe'],
-    env: { ...process.env, GIT_OBJECT_DIRECTORY: objectDir, GIT_ALTERNATE_OBJECT_DIRECTORIES: '' }
-  })
-  packer.stdin?.on('error', () => {})
-  packer.stdin?.end(oids.join('\n') + '\n')
-  await Promise.all([exited(packer, 'pack-objects'), exited(unpacker, 'unpack-objects')])
-}
-
-function exited (child: ChildProcess, what: string): Promise<void> {
+  // A shell pipe between the two: handed a child's stdout as its stdin, Node's own end of that
+  // pipe would start reading too and could take bytes meant for unpack-objects. pack-objects
+  // does no delta search and no compression: the stream only carries the objects across.
+  const pipeline = 'git --git-dir "$1" pack-objects --stdout -q --window=0 --compression=0 | ' +
+    'GIT_OBJECT_DIRECTORY="$2" GIT_ALTERNATE_OBJECT_DIRECTORIES= git --git-dir "$1" -c core.fsync=loose-object -c core.fsyncMethod=batch unpack-objects -q'
+  const child = spawn('sh', ['-c', pipeline, 'sh', gitdir, objectDir], { stdio: ['pipe', 'ignore', 'pipe'] })
   let err = ''
-  child.stderr?.on('data', (c: Buffer) => { err += c.toString() })
-  return new Promise<void>((resolve, reject) => {
+  child.stderr.on('data', (c: Buffer) => { err += c.toString() })
+  child.stdin.on('error', () => {})
+  child.stdin.end(oids.join('\n') + '\n')
+  await new Promise<void>((resolve, reject) => {
     child.on('error', reject)
-    child.on('exit', code => code === 0 ? resolve() : reject(new Error(`git ${what} failed (${code}): ${err.trim().slice(0, 500)}`)))
+    // unpack-objects fails on a stream pack-objects cut short or never began.
+    child.on('exit', code => code === 0 ? resolve() : reject(new Error(`git pack-objects | unpack-objects failed (${code}): ${err.trim().slice(0, 500)}`)))
   })
 }
