@@ -6,11 +6,10 @@ import { createHash } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import { bitfieldLength, hasPiece, setPiece } from './bitfield.js'
 import { readFully } from './piece-file.js'
-import { pieceCount, pieceDigest, type TorrentInfo } from './torrent-info.js'
+import { pieceBytes, pieceCount, pieceDigest, type TorrentInfo } from './torrent-info.js'
 
 function pieceSpan (info: TorrentInfo, index: number): { offset: number, length: number } {
-  const offset = index * info.pieceLength
-  return { offset, length: Math.min(info.pieceLength, info.length - offset) }
+  return { offset: index * info.pieceLength, length: pieceBytes(info, index) }
 }
 
 /** Whether piece `index` of the open file has the bytes its hash says; a file too short has not. */

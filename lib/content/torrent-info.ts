@@ -18,6 +18,11 @@ export function pieceCount (size: number, pieceLength: number): number {
   return Math.ceil(size / pieceLength)
 }
 
+/** Bytes of piece `index` (the last one may be shorter). */
+export function pieceBytes (info: TorrentInfo, index: number): number {
+  return Math.min(info.pieceLength, info.length - index * info.pieceLength)
+}
+
 export interface TorrentInfo {
   name: string
   length: number

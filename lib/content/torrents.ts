@@ -69,7 +69,7 @@ import { failingPresentPieces, intactPieces, pieceIsIntact } from './piece-check
 import { eio, PieceFile, readLocal, syncDir } from './piece-file.js'
 import { tuneSocket } from './socket-tuning.js'
 import type { SpaceGuard } from './space-guard.js'
-import { encodeInfo, infoHash, isInfoHash, isValidInfo, pieceCount, type TorrentInfo } from './torrent-info.js'
+import { encodeInfo, infoHash, isInfoHash, isValidInfo, pieceBytes, pieceCount, type TorrentInfo } from './torrent-info.js'
 
 const DEFAULT_MAX_ACTIVE = 64
 const DEFAULT_MAX_READ_AHEAD = 32 << 20
@@ -806,9 +806,8 @@ export class TorrentService {
   private missingBytes (entry: Entry): number {
     const t = entry.torrent
     if (t === null || entry.kind !== 'partial') return 0
-    const pl = entry.info.pieceLength
     let bytes = 0
-    for (let i = 0; i < entry.pieces; i++) if (!t.bitfield.get(i)) bytes += Math.min(pl, entry.info.length - i * pl)
+    for (let i = 0; i < entry.pieces; i++) if (!t.bitfield.get(i)) bytes += pieceBytes(entry.info, i)
     return bytes
   }
 
@@ -1022,7 +1021,7 @@ export class TorrentService {
       const bits = this.active.get(ih)?.bitfield?.buffer ?? await readBitfield(this.bitfieldPath(ih), pieces)
       if (bits === null) continue
       let bytes = 0
-      for (let i = 0; i < pieces; i++) if (hasPiece(bits, i)) bytes += Math.min(info.pieceLength, info.length - i * info.pieceLength)
+      for (let i = 0; i < pieces; i++) if (hasPiece(bits, i)) bytes += pieceBytes(info, i)
       if (bytes > 0) found.push({ infohash: ih, bytes })
     }
     return found
@@ -1146,7 +1145,7 @@ export class TorrentService {
       while (entry.punching !== null) await entry.punching
       const missing: number[] = []
       for (let i = first; i <= last; i++) if (!torrent.bitfield.get(i)) missing.push(i)
-      const missingBytes = missing.reduce((sum, i) => sum + Math.min(pl, info.length - i * pl), 0)
+      const missingBytes = missing.reduce((sum, i) => sum + pieceBytes(info, i), 0)
       let selection: Selection | null = null
       if (missing.length > 0) {
         await this.makeRoom(entry, missingBytes, deadline)
