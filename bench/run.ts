@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, then one table. Each row is a swarmfs measurement, a baseline
 // measured in the same run, and their ratio. Runs inside `unshare --net` (see package.json).
-// Env: SWARMFS_BENCH_SMALL=1 (sizes / 10), SWARMFS_BENCH_ONLY=seq,small,start,stat,content,sync,replicate,
+// Env: SWARMFS_BENCH_SMALL=1 (sizes / 10), SWARMFS_BENCH_ONLY=seq,small,start,stat,content,sync,replicate,encryption,
 // SWARMFS_BENCH_REPS=n (default 3), SWARMFS_BENCH_PROFILE=<dir> (--cpu-prof for swarmfs nodes),
 // SWARMFS_BENCH_OUT=<dir> (server logs, results.json), SWARMFS_BENCH_TMP=<dir> (scratch).
 import fs from 'node:fs'
@@ -18,6 +18,7 @@ import { statLoad } from './stat-load.js'
 import { syncBench } from './sync.js'
 import { contentBench } from './content.js'
 import { replicateBench } from './replicate.js'
+import { encryptionBench } from './encryption.js'
 
 const benchmarks: Array<[string, Benchmark]> = [
   ['seq', seqIo],
@@ -26,7 +27,8 @@ const benchmarks: Array<[string, Benchmark]> = [
   ['stat', statLoad],
   ['content', contentBench],
   ['sync', syncBench],
-  ['replicate', replicateBench]
+  ['replicate', replicateBench],
+  ['encryption', encryptionBench]
 ]
 
 /** Scratch directories of this run, removed at the end. */

@@ -15,6 +15,8 @@ command -v ffprobe >/dev/null 2>&1 || need="$need ffmpeg"
 # rc interface, dummy audio/video outputs: all in vlc-plugin-base).
 command -v mpv >/dev/null 2>&1 || need="$need mpv"
 command -v cvlc >/dev/null 2>&1 || need="$need vlc-bin vlc-plugin-base"
+# test/cluster/stranger.test.ts listens on the test network's switch.
+command -v tcpdump >/dev/null 2>&1 || need="$need tcpdump"
 # fuse-native is built from source at install (vendor/fuse-native carries fixes): node-gyp needs these.
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v g++ >/dev/null 2>&1 || need="$need g++"

@@ -93,7 +93,7 @@ export async function startSwarmfs (disk: string, mountPoint: string, opts: { pr
  * Runs any swarmfs command that ends up running a mounted node (`start`, `init`, `join`) as a
  * child, through `via` if given (e.g. `nsenter --net=... --`); resolves at its "running" line.
  */
-export async function startSwarmfsNode (swarmfsArgs: string[], mountPoint: string, opts: { profile?: boolean, env?: NodeJS.ProcessEnv, via?: string[], label?: string } = {}): Promise<Server> {
+export async function startSwarmfsNode (swarmfsArgs: string[], mountPoint: string, opts: { profile?: boolean, env?: NodeJS.ProcessEnv, via?: string[], label?: string, bin?: string } = {}): Promise<Server> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env }
   delete env.NODE_OPTIONS
   // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the node command line of this child.
@@ -102,7 +102,7 @@ export async function startSwarmfsNode (swarmfsArgs: string[], mountPoint: strin
     fs.mkdirSync(profileDir, { recursive: true })
     profile.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`)
   }
-  return await startServer(opts.label ?? 'swarmfs', [...profile, swarmfsBin, ...swarmfsArgs], mountPoint, /running/, env, 600_000, opts.via)
+  return await startServer(opts.label ?? 'swarmfs', [...profile, opts.bin ?? swarmfsBin, ...swarmfsArgs], mountPoint, /running/, env, 600_000, opts.via)
 }
 
 /** The passthrough baseline of `backing`, mounted at `mountPoint` with swarmfs's options. */

@@ -33,7 +33,8 @@ export interface Status {
 }
 
 interface LivePeer { nodeId: string, host: string, httpPort: number, head: string | null, lastSeen: number | null, lastError: string | null }
-interface LiveStatus { head: string | null, inSync: boolean, peers: LivePeer[], mountPoint?: string | null, replication?: ReplicationStatus | null }
+interface RefusedHost { host: string, port: number | null, nodeId: string | null, at: number, reason: string }
+interface LiveStatus { head: string | null, inSync: boolean, peers: LivePeer[], refused?: RefusedHost[], mountPoint?: string | null, replication?: ReplicationStatus | null }
 
 export async function statusOf (disk: string): Promise<Status> {
   const config = readConfig(disk)
@@ -166,6 +167,11 @@ function liveLines (s: Status): string[] {
   for (const p of s.live.peers) {
     const seen = p.lastSeen !== null ? new Date(p.lastSeen).toISOString() : 'never'
     lines.push(`  peer ${p.nodeId} ${p.host}:${p.httpPort} head ${p.head?.slice(0, 12) ?? '?'} last seen ${seen}${p.lastError !== null ? ` (error: ${p.lastError})` : ''}`)
+  }
+  // Hosts that announced the volume, were named with --peer, or connected, without the key.
+  for (const r of s.live.refused ?? []) {
+    const where = r.port === null ? r.host : `${r.host}:${r.port}`
+    lines.push(`  refused ${where}${r.nodeId !== null ? ` (claims node ${r.nodeId})` : ''} at ${new Date(r.at).toISOString()}: did not prove the volume key`)
   }
   return lines
 }

@@ -9,9 +9,10 @@
 // cluster), `utp: false` (no uTP server on UDP: utp-native is installed here and would otherwise be
 // used; TCP only). Our info dicts carry no `announce`, `url-list` or `xs`, so nothing is fetched.
 //
-// Which peers may talk to us: the TCP server's connection listener is wrapped so a connection from
-// an address `allowedPeer` refuses is destroyed before a byte is read; outgoing connections go
-// through the client's `blocked` ip-set hook, which Torrent.addPeer consults.
+// Which peers may talk to us: those that prove the volume key on the connection itself. Every wire
+// is TLS with the volume's pre-shared key, both ways (secure-wires.ts), so a host without the key
+// never gets a BitTorrent handshake, and nothing of a piece crosses the network in clear. The
+// client listens only on the node's address when it was given one.
 //
 // Active torrents: webtorrent handles tens of torrents well and thousands badly, so at most
 // `maxActive` are in the client, in LRU order (a read, a seed, an upload to a peer count as a use;
@@ -67,8 +68,10 @@ import { bitfieldLength, clearPiece, hasPiece, readBitfield, writeBitfield } fro
 import { reserveHeapHeadroom } from './heap-headroom.js'
 import { failingPresentPieces, intactPieces, pieceIsIntact } from './piece-check.js'
 import { eio, PieceFile, readLocal, syncDir } from './piece-file.js'
+import { constructListeningOn, secureIncoming, secureOutgoing } from './secure-wires.js'
 import { tuneSocket } from './socket-tuning.js'
 import type { SpaceGuard } from './space-guard.js'
+import { volumeTls, type VolumeTls } from '../transport/volume-tls.js'
 import { encodeInfo, infoHash, isInfoHash, isValidInfo, pieceBytes, pieceCount, type TorrentInfo } from './torrent-info.js'
 
 const DEFAULT_MAX_ACTIVE = 64
@@ -100,8 +103,10 @@ export interface TorrentServiceOptions {
   volumeId: string
   /** TCP port for BitTorrent; 0 picks a free one (see `port`). */
   listenPort: number
-  /** Whether a peer at this IP address (IPv4 dotted, or IPv6) may exchange pieces with us. */
-  allowedPeer: (ip: string) => boolean
+  /** The address to listen on (every interface when absent). */
+  listenHost?: string
+  /** The volume key: wires are TLS with a key derived from it (transport/volume-tls.ts). */
+  volumeKey: string
   log: Logger
   /** Torrents kept in the client at once (LRU). Default 64. */
   maxActive?: number
@@ -143,7 +148,7 @@ export interface TorrentStats {
   piecesFetched: number
   /** Pieces received whose hash did not match (discarded). */
   hashFailures: number
-  /** Connections refused because allowedPeer said no. */
+  /** Connections that did not prove the volume key in their TLS handshake. */
   refused: number
 }
 
@@ -228,6 +233,7 @@ export class TorrentService {
   private readonly active = new Map<string, Entry>()
   /** Complete contents given to seed(): activated again when a peer asks. */
   private readonly known = new Map<string, TorrentInfo>()
+  private readonly tls: VolumeTls
   /** Infos already checked against their infohash. */
   private readonly checked = new WeakMap<TorrentInfo, string>()
   /** Peers of the cluster ("ip:port"), and peers known to hold a given content. */
@@ -251,7 +257,8 @@ export class TorrentService {
     this.maxReadAhead = Math.max(0, opts.maxReadAheadBytes ?? DEFAULT_MAX_READ_AHEAD)
     fs.mkdirSync(opts.contentDir, { recursive: true })
     fs.mkdirSync(opts.partialDir, { recursive: true })
-    this.client = new WebTorrent({
+    this.tls = volumeTls(opts.volumeKey)
+    this.client = constructListeningOn(opts.listenHost, () => new WebTorrent({
       torrentPort: opts.listenPort,
       dht: false,
       tracker: false,
@@ -262,7 +269,7 @@ export class TorrentService {
       webSeeds: false,
       utp: false,
       seedOutgoingConnections: false
-    })
+    }))
     this.guardConnections()
     this.client.on('error', (err: Error) => this.log.error('webtorrent client error', { err }))
     this.client.on('download', (n: number) => { this.counters.downloaded += n })
@@ -294,35 +301,15 @@ export class TorrentService {
   // -------------------------------------------------------------------------------------------
   // Peers
 
-  private allowed (address: string | undefined): boolean {
-    const ip = plainIp(address)
-    try {
-      return ip !== null && this.opts.allowedPeer(ip)
-    } catch (err) {
-      this.log.error('allowedPeer threw', { err })
-      return false
-    }
-  }
-
   private guardConnections (): void {
-    const allowed = (address: string | undefined): boolean => this.allowed(address)
-    // Outgoing: Torrent.addPeer drops an address this "ip-set" contains.
-    this.client.blocked = { contains: (ip: string) => !allowed(ip) }
-    // Incoming: decide before ConnPool sees the connection.
     const pool = this.client._connPool
     if (pool === null) throw new Error('webtorrent has no TCP connection pool')
-    const route = pool._onTCPConnectionBound
-    pool.tcpServer.removeListener('connection', route)
-    pool.tcpServer.on('connection', (conn: net.Socket) => {
-      if (!allowed(conn.remoteAddress)) {
+    secureIncoming(pool, this.tls, {
+      admitted: socket => tuneSocket(socket),
+      refused: (address, err) => {
         this.counters.refused++
-        this.log.warn('refused a BitTorrent connection from an address that is not a peer', { address: conn.remoteAddress })
-        conn.on('error', () => {})
-        conn.destroy()
-        return
+        this.log.warn('refused a BitTorrent connection that did not prove the volume key', { address, err: err.message })
       }
-      tuneSocket(conn)
-      route(conn)
     })
     // An incoming handshake is routed by client.get(infoHash): activate what we hold but have not active.
     const get = this.client.get.bind(this.client)
@@ -334,17 +321,7 @@ export class TorrentService {
   }
 
   /** Every wire of every torrent: checked again (a second line behind the two above), and given a pipeline floor. */
-  private readonly onWire = (wire: Wire, torrent: Torrent, addr: string | undefined): void => {
-    if (!this.allowed(wire.remoteAddress)) {
-      this.counters.refused++
-      this.log.warn('dropped a BitTorrent wire from an address that is not a peer', { address: wire.remoteAddress })
-      wire.destroy()
-      return
-    }
-    // Small messages (requests, haves) must not wait for Nagle and delayed ACKs (40 ms each here).
-    // Incoming sockets got this on accept; outgoing ones webtorrent connects itself.
-    const conn = addr !== undefined ? torrent._peers?.get(addr)?.conn : undefined
-    if (conn instanceof net.Socket) tuneSocket(conn)
+  private readonly onWire = (wire: Wire): void => {
     // The same meter records received bytes (called with a count): pass those through.
     const meter = wire.downloadSpeed
     wire.downloadSpeed = (delta?: number) => delta === undefined ? Math.max(meter(), MIN_WIRE_SPEED) : meter(delta)
@@ -353,16 +330,12 @@ export class TorrentService {
   /**
    * A peer to fetch from. With an infohash: a holder of that content; with null: a node of the
    * cluster, asked for any content this node reads. Partial torrents connect to them while a read
-   * waits for pieces; nothing connects to an address allowedPeer refuses.
+   * waits for pieces. Whoever is there must still prove the volume key on the connection.
    */
   addPeer (infohash: string | null, host: string, port: number): void {
     if (this.destroyed) return
     if (infohash !== null && !isInfoHash(infohash)) throw new FsError('EINVAL', `EINVAL: not an infohash: ${JSON.stringify(infohash)}`)
     if (net.isIP(host) === 0 || !Number.isInteger(port) || port <= 0 || port > 65535) throw new FsError('EINVAL', `EINVAL: not a peer address: ${host}:${port}`)
-    if (!this.allowed(host)) {
-      this.log.warn('not adding a BitTorrent peer that is not allowed', { host, port })
-      return
-    }
     const addr = peerAddr(host, port)
     if (infohash === null) {
       this.clusterPeers.add(addr)
@@ -387,21 +360,6 @@ export class TorrentService {
     for (const entry of this.active.values()) {
       const t = entry.torrent
       if (t !== null && !t.destroyed) t.removePeer(addr)
-    }
-    this.dropDisallowed()
-  }
-
-  /** Closes every wire from an address allowedPeer now refuses (call it when the set of peers shrinks). */
-  dropDisallowed (): void {
-    for (const entry of this.active.values()) {
-      const t = entry.torrent
-      if (t === null || t.destroyed) continue
-      for (const wire of [...t.wires]) {
-        if (!this.allowed(wire.remoteAddress)) {
-          this.log.info('closing a BitTorrent wire of an address that is no longer a peer', { address: wire.remoteAddress })
-          wire.destroy()
-        }
-      }
     }
   }
 
@@ -498,6 +456,7 @@ export class TorrentService {
       alwaysChokeSeeders: true,
       path: this.opts.partialDir
     })
+    secureOutgoing(torrent, this.tls, socket => tuneSocket(socket), this.log)
     entry.torrent = torrent
     torrent.on('error', (err: Error) => {
       this.log.error('torrent error', { infohash: ih, err })
@@ -529,7 +488,7 @@ export class TorrentService {
       }
     })
     torrent.on('done', () => { if (entry.kind === 'partial') this.complete(entry) })
-    torrent.on('wire', (wire: Wire, addr?: string) => this.onWire(wire, torrent, addr))
+    torrent.on('wire', (wire: Wire) => this.onWire(wire))
     torrent.on('upload', () => {
       const now = Date.now()
       if (now - entry.lastUploadTouch > 1_000) {

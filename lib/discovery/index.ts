@@ -52,6 +52,11 @@ interface MdnsOptions {
 
 const NODE_ID = /^[0-9a-f]{16}$/
 const PORT = /^[0-9]{1,5}$/
+/**
+ * Services of our volume reported at once. Anyone on the LAN can announce any number of records
+ * with our volume id (it is public): beyond this, new ones are dropped until some go away.
+ */
+const MAX_REPORTED = 256
 
 function parsePort (value: unknown): number | null {
   if (typeof value !== 'string' || !PORT.test(value)) return null
@@ -215,15 +220,24 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     const fqdn = service.fqdn
     const peer = this.peerOf(service)
     const before = this.reported.get(fqdn)
-    if (peer === null) {
+    if (peer === null || (before === undefined && this.reported.size >= MAX_REPORTED)) {
       // A service we reported changed into one we must not use: it is gone for our purposes.
       if (before !== undefined) this.forget(fqdn, before)
+      // bonjour-service keeps every service it hears in a list it searches for each packet: a
+      // flood of records of other volumes (or junk) would grow it without end. Only ours stay.
+      this.dropFromBrowser(fqdn)
       return
     }
     if (before !== undefined && samePeer(before, peer)) return
     this.reported.set(fqdn, peer)
     this.log.debug('peer', { peer: peer.nodeId, host: peer.host, httpPort: peer.httpPort, torrentPort: peer.torrentPort })
     this.later(() => this.emit('peer', peer))
+  }
+
+  private dropFromBrowser (fqdn: string): void {
+    const browser = this.browser as unknown as { removeService?: (fqdn: string) => void } | null
+    // Its 'down' event comes back to onDown, which ignores what was never reported.
+    process.nextTick(() => browser?.removeService?.(fqdn))
   }
 
   private onDown (service: Service): void {

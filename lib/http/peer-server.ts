@@ -1,6 +1,8 @@
-// The node's HTTP server: the git endpoint peers and stock git clients fetch the metadata from,
-// change notices from peers, and the status document. Every request must prove it holds the volume
-// key before anything else is looked at, so a stranger learns nothing, not even which paths exist.
+// The node's peer server: the git endpoint peers fetch the metadata from, change notices from
+// peers, the status document and the rest of the peer API. It speaks HTTPS with the volume's
+// pre-shared key only (transport/volume-tls.ts): a client that cannot finish that handshake never
+// gets to send a request, so a stranger learns nothing, not even which paths exist. (Stock git
+// cannot do TLS-PSK; it clones the metadata from the disk itself, see the README.)
 //
 // The git endpoint is the system's `git http-backend` run as a CGI child per request, rather than
 // packs built with isomorphic-git's packObjects: it negotiates haves (a fetch after one commit sends
@@ -10,11 +12,13 @@
 // with loose objects and about 0.2 s once repacked; packObjects alone took 6.5 to 16 s for the
 // same objects, on this thread, before any negotiation.
 import http from 'node:http'
+import https from 'node:https'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { basename, dirname, resolve } from 'node:path'
 import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import type { Logger } from '../log/index.js'
+import { volumeTls } from '../transport/volume-tls.js'
 
 export interface NotifyMessage {
   nodeId: string
@@ -30,8 +34,8 @@ export interface PeerServerOptions {
   port?: number
   log: Logger
   onNotify: (msg: NotifyMessage, remoteAddress: string) => void
-  /** Every request that carried the volume key, by address: that host holds the key. */
-  onAuthenticated?: (remoteAddress: string) => void
+  /** A connection whose TLS handshake failed: that host does not hold the volume key. */
+  onRefused?: (remoteAddress: string) => void
   status: () => unknown
   /** The rest of the node's JSON API (holdings, retire, volume settings): null for a path it does not serve. */
   api?: (call: ApiCall) => Promise<ApiAnswer | null>
@@ -43,6 +47,13 @@ export type ApiAnswer = { status: 200, body: unknown } | { status: number, body:
 
 const NOTIFY_LIMIT = 64 * 1024
 const CGI_HEADER_LIMIT = 64 * 1024
+/**
+ * An upload-pack request lists the commits the client has; git sends them in rounds of at most
+ * 256 lines of ~50 bytes. A body beyond this is no honest negotiation.
+ */
+export const UPLOAD_PACK_REQUEST_LIMIT = 16 << 20
+/** Connections at once: every peer keeps a few; more are refused by the kernel's backlog. */
+const MAX_CONNECTIONS = 512
 const GIT_PREFIX = '/meta.git/'
 
 /** Git settings forced on http-backend through the command-line scope (GIT_CONFIG_COUNT), which
@@ -64,22 +75,6 @@ function gitConfigEnv (gitdir: string): Record<string, string> {
     env[`GIT_CONFIG_VALUE_${i}`] = v
   })
   return env
-}
-
-/** Digests make the comparison constant-time whatever the lengths of the two strings. */
-function digest (s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest()
-}
-
-/** The key presented as Basic (any user, password = key) or Bearer; null when there is none. */
-export function presentedKey (authorization: string | undefined): string | null {
-  if (authorization === undefined) return null
-  const m = /^(Basic|Bearer)\s+(\S+)\s*$/i.exec(authorization)
-  if (m === null) return null
-  if (m[1].toLowerCase() === 'bearer') return m[2]
-  const decoded = Buffer.from(m[2], 'base64').toString('utf8')
-  const colon = decoded.indexOf(':')
-  return colon < 0 ? null : decoded.slice(colon + 1)
 }
 
 export function validateNotify (body: unknown): NotifyMessage | string {
@@ -159,34 +154,43 @@ function findHeadEnd (buf: Buffer): [number, number] | null {
 
 export class PeerServer {
   private readonly gitdir: string
-  private readonly keyDigest: Buffer
   private readonly host: string
   private readonly wantedPort: number
   private readonly log: Logger
-  private readonly server: http.Server
+  private readonly server: https.Server
   private readonly children = new Set<ChildProcess>()
   private readonly sockets = new Set<Socket>()
   private boundPort = 0
 
   constructor (private readonly opts: PeerServerOptions) {
     this.gitdir = resolve(opts.gitdir)
-    this.keyDigest = digest(opts.volumeKey)
     this.host = opts.host ?? '0.0.0.0'
     this.wantedPort = opts.port ?? 0
     this.log = opts.log.child({ part: 'peer-server' })
     // Short limits on receiving a request (not on sending a clone back) bound what a stranger
     // trickling bytes can hold open.
-    this.server = http.createServer({ headersTimeout: 10_000, requestTimeout: 60_000 }, (req, res) => this.handle(req, res))
+    this.server = https.createServer({ ...volumeTls(opts.volumeKey).server, headersTimeout: 10_000, requestTimeout: 60_000 }, (req, res) => this.handle(req, res))
+    this.server.maxConnections = MAX_CONNECTIONS
     this.server.on('clientError', (err, socket) => {
       this.log.debug('bad request from client', { err })
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       else socket.destroy()
     })
-    this.server.on('connection', socket => {
+    this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket)
       socket.on('close', () => this.sockets.delete(socket))
     })
+    this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      const from = normalizeAddress(socket.remoteAddress)
+      this.refusedCount++
+      this.log.debug('refused a connection that did not prove the volume key', { from, err: err.message })
+      this.opts.onRefused?.(from)
+      socket.destroy()
+    })
   }
+
+  /** Connections refused in the TLS handshake since start. */
+  refusedCount = 0
 
   get port (): number {
     return this.boundPort
@@ -229,26 +233,8 @@ export class PeerServer {
     })
   }
 
-  private authorized (req: http.IncomingMessage): boolean {
-    const key = presentedKey(req.headers.authorization)
-    const ok = key !== null && timingSafeEqual(digest(key), this.keyDigest)
-    if (ok) this.opts.onAuthenticated?.(normalizeAddress(req.socket.remoteAddress))
-    return ok
-  }
-
-  /** The same answer whatever was asked, so it reveals nothing about paths or methods. */
-  private refuse (req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.log.info('refused a request without the volume key', { from: normalizeAddress(req.socket.remoteAddress) })
-    // A request body left unread would be drained to keep the connection alive: close instead.
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
-    sendText(res, 401, '', { 'WWW-Authenticate': 'Basic realm="swarmfs"', ...(hasBody ? { Connection: 'close' } : {}) })
-  }
-
+  /** Every request here came over a connection whose handshake proved the volume key. */
   private async route (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (!this.authorized(req)) {
-      this.refuse(req, res)
-      return
-    }
     const url = new URL(req.url ?? '/', 'http://peer')
     const method = req.method ?? 'GET'
     if (url.pathname.startsWith(GIT_PREFIX)) {
@@ -303,6 +289,12 @@ export class PeerServer {
   }
 
   private runHttpBackend (req: http.IncomingMessage, res: http.ServerResponse, rest: string, query: string): void {
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (declared > UPLOAD_PACK_REQUEST_LIMIT) {
+      this.log.warn('refused an upload-pack request larger than its limit', { from: normalizeAddress(req.socket.remoteAddress), bytes: declared, limit: UPLOAD_PACK_REQUEST_LIMIT })
+      sendText(res, 413, `request larger than ${UPLOAD_PACK_REQUEST_LIMIT} bytes`, { Connection: 'close' })
+      return
+    }
     const child = spawn('git', ['http-backend'], { env: this.cgiEnv(req, rest, query), stdio: ['pipe', 'pipe', 'pipe'] })
     this.children.add(child)
     let stderr = ''
@@ -318,6 +310,16 @@ export class PeerServer {
     // A client that goes away mid-clone must not leave a pack-objects running.
     res.on('close', () => { if (!res.writableFinished && child.exitCode === null) child.kill('SIGTERM') })
     child.stdin.on('error', err => this.log.debug('http-backend stdin closed early', { err }))
+    let received = 0
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length
+      if (received <= UPLOAD_PACK_REQUEST_LIMIT) return
+      this.log.warn('refused an upload-pack request larger than its limit', { from: normalizeAddress(req.socket.remoteAddress), limit: UPLOAD_PACK_REQUEST_LIMIT })
+      req.unpipe(child.stdin)
+      child.kill('SIGTERM')
+      if (!res.headersSent) sendText(res, 413, `request larger than ${UPLOAD_PACK_REQUEST_LIMIT} bytes`, { Connection: 'close' })
+      req.socket.destroy()
+    })
     req.pipe(child.stdin)
     this.relayCgiOutput(child, res)
   }

@@ -143,7 +143,7 @@ export class SwarmNode {
     const { config, log } = this
     const paths = layout(this.disk)
     const store = gitObjectStore(paths.meta)
-    const torrents = await this.startTorrents()
+    const torrents = await this.startTorrents(opts.address)
     const syncer = new Syncer({
       gitdir: paths.meta,
       nodeId: config.nodeId,
@@ -154,6 +154,7 @@ export class SwarmNode {
       conflictName,
       ports: () => ({ httpPort: this.server?.port ?? 0, torrentPort: torrents.port }),
       peerReady: p => { if (p.torrentPort > 0) torrents.addPeer(null, p.host, p.torrentPort) },
+      peerLost: p => { if (p.torrentPort > 0) torrents.removePeer(p.host, p.torrentPort) },
       log
     })
     this.syncer = syncer
@@ -164,7 +165,7 @@ export class SwarmNode {
       port,
       log,
       onNotify: (msg, from) => syncer.notified(msg, from),
-      onAuthenticated: from => syncer.hostAuthenticated(from),
+      onRefused: from => syncer.refusedConnection(from),
       status: () => this.status(),
       api: async call => await this.api(call)
     })
@@ -200,7 +201,7 @@ export class SwarmNode {
    * The BitTorrent client: seeds what this disk holds (activated when a peer asks), fetches what
    * a read needs from the peers that proved they hold the volume key.
    */
-  private async startTorrents (): Promise<TorrentService> {
+  private async startTorrents (listenHost: string | undefined): Promise<TorrentService> {
     const { config, log, meta } = this
     const paths = layout(this.disk)
     const create = async (port: number): Promise<TorrentService> => await TorrentService.create({
@@ -208,7 +209,8 @@ export class SwarmNode {
       partialDir: paths.partial,
       volumeId: config.volumeId,
       listenPort: port,
-      allowedPeer: ip => this.syncer?.isAuthenticatedHost(ip) ?? false,
+      listenHost,
+      volumeKey: config.volumeKey,
       lookupInfo: ih => meta.contentInfo.get(ih) ?? null,
       onComplete: (ih, _info, byReads) => {
         if (byReads) this.cachedByReads.add(ih)
@@ -399,7 +401,7 @@ export class SwarmNode {
 
   /** What GET /status answers and `swarmfs status` shows. */
   status (): Record<string, unknown> {
-    const sync = this.syncer?.report() ?? { peers: [], inSync: true }
+    const sync = this.syncer?.report() ?? { peers: [], inSync: true, refused: [] }
     return {
       nodeId: this.config.nodeId,
       volumeName: this.config.volumeName,
@@ -408,6 +410,7 @@ export class SwarmNode {
       torrentPort: this.torrents?.port ?? 0,
       mountPoint: this.mountPoint,
       peers: sync.peers,
+      refused: sync.refused,
       inSync: sync.inSync
     }
   }

@@ -1,11 +1,14 @@
 // The client side of the peer HTTP API: fetching a peer's metadata head with isomorphic-git, a first
-// copy of the repository for a joining node, change notices and status. Every request carries the
-// volume key; a peer answering 401 holds another key, and the error says so.
+// copy of the repository for a joining node, change notices and status. Every request goes over
+// TLS with the volume's pre-shared key (transport/volume-tls.ts): a peer that cannot finish that
+// handshake holds another key, or none, is sent nothing else, and the error says it was refused.
 import fs from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import git from 'isomorphic-git'
 import gitHttp from 'isomorphic-git/http/node'
 import { SwarmError } from '../errors/index.js'
+import { isHandshakeRefusal, volumeTls } from '../transport/volume-tls.js'
 
 export type PeerErrorCode =
   | 'SWARMFS_PEER_KEY_REFUSED'
@@ -28,6 +31,11 @@ export interface NotifyPeerOptions extends PeerAddress { body: NotifyBody, timeo
 export interface PeerStatusOptions extends PeerAddress { timeoutMs?: number }
 
 const BRANCH = 'refs/heads/main'
+/**
+ * The largest response a fetch takes (isomorphic-git holds a whole pack in memory to index it). A
+ * first copy of a volume of a million files is ~150 MB of pack; a peer sending more is refused.
+ */
+export const FETCH_LIMIT = 1 << 30
 const NOTIFY_TIMEOUT_MS = 2000
 const STATUS_TIMEOUT_MS = 5000
 const STATUS_LIMIT = 1024 * 1024
@@ -44,16 +52,30 @@ function where (a: PeerAddress): string {
 
 function baseUrl (a: PeerAddress): string {
   if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer port ${a.port}`)
-  return `http://${where(a)}`
+  return `https://${where(a)}`
 }
 
-function authHeader (key: string): string {
-  return 'Basic ' + Buffer.from(`swarmfs:${key}`, 'utf8').toString('base64')
+/** One keep-alive agent per volume key: a handshake per peer, not per request. */
+const agents = new Map<string, https.Agent>()
+
+function agentFor (key: string): https.Agent {
+  let agent = agents.get(key)
+  if (agent === undefined) {
+    agent = new https.Agent({ ...volumeTls(key).client, keepAlive: true, keepAliveMsecs: 1000, maxSockets: 8, maxFreeSockets: 4, timeout: FETCH_IDLE_TIMEOUT_MS })
+    agents.set(key, agent)
+  }
+  return agent
+}
+
+/** Closes the idle connections of every agent (a node stopping, a test ending). */
+export function closePeerConnections (): void {
+  for (const agent of agents.values()) agent.destroy()
+  agents.clear()
 }
 
 function keyRefused (a: PeerAddress): PeerError {
   return new PeerError('SWARMFS_PEER_KEY_REFUSED',
-    `peer ${where(a)} refused the volume key (HTTP 401): it serves another volume, or this node's key is wrong`,
+    `peer ${where(a)} did not prove it holds the volume key (TLS handshake refused): it serves another volume, or is no node at all`,
     { host: a.host, port: a.port })
 }
 
@@ -61,7 +83,7 @@ function keyRefused (a: PeerAddress): PeerError {
 function peerFailure (a: PeerAddress, what: string, err: unknown): PeerError {
   if (err instanceof PeerError) return err
   const e = err as { code?: string, message?: string, data?: { statusCode?: number } }
-  if (e.code === 'HttpError' && e.data?.statusCode === 401) return keyRefused(a)
+  if (isHandshakeRefusal(err)) return keyRefused(a)
   const data = { host: a.host, port: a.port, cause: e.code ?? e.message }
   if (e.code === 'HttpError') {
     return new PeerError('SWARMFS_PEER_BAD_RESPONSE', `${what} from ${where(a)} failed: HTTP ${e.data?.statusCode}`, data)
@@ -75,11 +97,29 @@ function peerFailure (a: PeerAddress, what: string, err: unknown): PeerError {
   return new PeerError('SWARMFS_PEER_BAD_RESPONSE', `${what} from ${where(a)} failed: ${e.message ?? String(err)}`, data)
 }
 
-// isomorphic-git's node client, with an idle timeout and no redirects: a peer has no reason to
-// send us elsewhere, and following one could carry the key to another host.
-const peerHttp = {
-  request: (req: Parameters<typeof gitHttp.request>[0]) =>
-    gitHttp.request({ ...req, fetchOptions: { followRedirects: false, timeout: FETCH_IDLE_TIMEOUT_MS } })
+type GitRequest = Parameters<typeof gitHttp.request>[0]
+type GitResponse = Awaited<ReturnType<typeof gitHttp.request>>
+
+/**
+ * isomorphic-git's node client over the volume's TLS, with an idle timeout, no redirects (a peer
+ * has no reason to send us elsewhere) and a bound on the bytes of an answer.
+ */
+function peerHttp (key: string): { request: (req: GitRequest) => Promise<GitResponse> } {
+  return {
+    request: async (req: GitRequest) => {
+      const res = await gitHttp.request({ ...req, agent: agentFor(key), fetchOptions: { followRedirects: false, timeout: FETCH_IDLE_TIMEOUT_MS } })
+      return { ...res, body: res.body === undefined ? undefined : bounded(res.body, FETCH_LIMIT) }
+    }
+  }
+}
+
+async function * bounded (body: AsyncIterableIterator<Uint8Array>, limit: number): AsyncIterableIterator<Uint8Array> {
+  let size = 0
+  for await (const chunk of body) {
+    size += chunk.byteLength
+    if (size > limit) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `the peer's answer is larger than ${limit} bytes`)
+    yield chunk
+  }
 }
 
 // isomorphic-git's setConfig rewrites the whole config file in place. Writes to one gitdir go one at
@@ -136,15 +176,14 @@ async function fetchMain (gitdir: string, a: PeerAddress, remote: string): Promi
   try {
     const res = await git.fetch({
       fs,
-      http: peerHttp,
+      http: peerHttp(a.key),
       gitdir,
       url: `${baseUrl(a)}/meta.git`,
       remote,
       ref: 'main',
       remoteRef: 'main',
       singleBranch: false,
-      tags: false,
-      headers: { Authorization: authHeader(a.key) }
+      tags: false
     })
     return res.fetchHead ?? null
   } catch (err) {
@@ -204,9 +243,9 @@ interface SimpleResponse { status: number, body: Buffer }
 /** One small request with a deadline for the whole exchange; bodies larger than `limit` fail. */
 function request (a: PeerAddress, method: string, path: string, body: Buffer | null, timeoutMs: number, limit: number): Promise<SimpleResponse> {
   return new Promise((resolve, reject) => {
-    const headers: http.OutgoingHttpHeaders = { Authorization: authHeader(a.key) }
+    const headers: http.OutgoingHttpHeaders = {}
     if (body !== null) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': body.length })
-    const req = http.request(`${baseUrl(a)}${path}`, { method, headers, signal: AbortSignal.timeout(timeoutMs) }, res => {
+    const req = https.request(`${baseUrl(a)}${path}`, { method, headers, agent: agentFor(a.key), signal: AbortSignal.timeout(timeoutMs) }, res => {
       const chunks: Buffer[] = []
       let size = 0
       res.on('data', (c: Buffer) => {
@@ -242,7 +281,6 @@ export async function notifyPeer (opts: NotifyPeerOptions): Promise<void> {
     throw peerFailure(opts, 'notify', err)
   }
   if (res.status === 204) return
-  if (res.status === 401) throw keyRefused(opts)
   throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `notify to ${where(opts)} rejected: HTTP ${res.status} ${firstLine(res.body)}`.trim(), { status: res.status })
 }
 
@@ -265,7 +303,6 @@ export async function peerJson (opts: PeerJsonOptions, method: 'GET' | 'POST', p
   } catch (err) {
     throw peerFailure(opts, what, err)
   }
-  if (res.status === 401) throw keyRefused(opts)
   if (res.status !== 200) {
     throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `${what} at ${where(opts)}: HTTP ${res.status} ${firstLine(res.body)}`.trim(), { status: res.status, body: firstLine(res.body) })
   }

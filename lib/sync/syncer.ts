@@ -1,6 +1,12 @@
 // Keeps this node's tree in step with its peers: learns peers (mDNS, --peer, notices), tells them
 // of every new HEAD at once, fetches a peer's head when it is new to us and merges it. A periodic
 // round asks every peer for its head, which catches up whatever a notice missed.
+//
+// Who is a peer: only a host that finished the TLS handshake of the volume's key (peer-client.ts).
+// Anyone on the LAN can announce our volume id over mDNS; such a record is only a place to try.
+// A record that fails the handshake is kept as refused (shown by status, never as a peer), and a
+// record naming a node already proven at another address moves it only once the new address has
+// proven the key and answered with that node id, so a stranger cannot steer a peer away.
 import type { Logger } from '../log/index.js'
 import type { Meta, MergeOutcome } from '../meta/meta.js'
 import { unpackPacks } from '../meta/unpack-packs.js'
@@ -17,8 +23,20 @@ export interface PeerState {
   lastSeen: number | null
   lastError: string | null
   manual: boolean
-  /** It answered a request that needs the volume key (or sent us one): it holds the key. */
+  /** It finished the volume's TLS handshake and answered: it holds the key. */
   authenticated: boolean
+  /** Its last answer was a failed handshake: whatever is there does not hold the key. */
+  refused: boolean
+}
+
+/** A host that announced the volume (or was named with --peer, or connected to us) and failed the handshake. */
+export interface RefusedHost {
+  host: string
+  port: number | null
+  /** The node id it claimed, if it claimed one. */
+  nodeId: string | null
+  at: number
+  reason: string
 }
 
 export interface SyncerOptions {
@@ -33,6 +51,8 @@ export interface SyncerOptions {
   ports: () => { httpPort: number, torrentPort: number }
   /** A peer proved it holds the key (or its torrent port changed): content may flow with it. */
   peerReady?: (peer: PeerState) => void
+  /** A peer that had proven the key no longer answers as one (refused, or left): stop content with it. */
+  peerLost?: (peer: PeerState) => void
   log: Logger
   /** How often every peer is asked for its head. */
   pollMs?: number
@@ -45,6 +65,14 @@ const UNPACK_IDLE_MS = 1_000
 /** Fetches after which the packs are unpacked even if syncing never pauses (~1 s of work). */
 const UNPACK_EVERY = 256
 const NODE_ID = /^[0-9a-f]{16}$/
+/**
+ * Bounds on what strangers can make this node remember: mDNS records of our volume id that never
+ * proved the key, and refused hosts. Proven peers are bounded by MAX_PEERS.
+ */
+const MAX_PEERS = 1024
+const MAX_UNPROVEN = 32
+const MAX_REFUSED = 64
+const PROBE_TIMEOUT_MS = 3000
 
 export class Syncer {
   readonly peers = new Map<string, PeerState>()
@@ -57,7 +85,10 @@ export class Syncer {
   private packsSinceUnpack = 0
   private stopped = false
   private chain: Promise<void> = Promise.resolve()
-  private readonly keyHolders = new Set<string>()
+  /** Refused hosts by host:port (or host alone, for connections to us), oldest first. */
+  private readonly refusedHosts = new Map<string, RefusedHost>()
+  /** Addresses being checked before a proven peer moves there. */
+  private readonly moving = new Set<string>()
 
   constructor (private readonly opts: SyncerOptions) {}
 
@@ -87,33 +118,91 @@ export class Syncer {
     void this.pollManual(host, port)
   }
 
-  /** A peer announced by mDNS (or re-announced with new ports). */
-  peerSeen (p: { nodeId: string, host: string, httpPort: number, torrentPort: number }, manual = false): void {
+  /**
+   * A peer announced by mDNS (or re-announced with new ports): a place to try. `proven`: the
+   * record comes over a connection that finished the volume's handshake (a notice, a status).
+   */
+  peerSeen (p: { nodeId: string, host: string, httpPort: number, torrentPort: number }, manual = false, proven = false): void {
     if (p.nodeId === this.opts.nodeId) return
     const known = this.peers.get(p.nodeId)
     if (known !== undefined) {
-      const moved = known.host !== p.host || known.torrentPort !== p.torrentPort
+      const moved = known.host !== p.host || known.httpPort !== p.httpPort
+      if (moved && !proven && known.authenticated && !known.refused && known.lastError === null) {
+        // A proven peer that still answers where it is moves only to an address that proves it.
+        this.verifyMove(known, p)
+        return
+      }
+      const changed = moved || known.torrentPort !== p.torrentPort
       Object.assign(known, { host: p.host, httpPort: p.httpPort, torrentPort: p.torrentPort, manual: known.manual || manual })
-      if (moved && known.authenticated) this.opts.peerReady?.(known)
+      if (moved && !proven) {
+        // Not proven at the new address yet: whatever was proven was about the old one.
+        if (known.authenticated) this.opts.peerLost?.(known)
+        known.authenticated = false
+        known.refused = false
+      } else if (changed && known.authenticated) {
+        this.opts.peerReady?.(known)
+      }
     } else {
-      this.peers.set(p.nodeId, { ...p, head: null, lastSeen: null, lastError: null, manual, authenticated: false })
+      if (this.peers.size >= MAX_PEERS || (!proven && this.unprovenCount() >= MAX_UNPROVEN)) {
+        this.opts.log.debug('not taking another unproven peer record', { peer: p.nodeId, host: p.host })
+        return
+      }
+      this.peers.set(p.nodeId, { ...p, head: null, lastSeen: null, lastError: null, manual, authenticated: false, refused: false })
       this.opts.log.info('peer found', { peer: p.nodeId, host: p.host, port: p.httpPort })
     }
     this.schedule(p.nodeId)
+  }
+
+  private unprovenCount (): number {
+    let n = 0
+    for (const p of this.peers.values()) if (!p.authenticated) n++
+    return n
+  }
+
+  /** Moves a proven peer to `to` once `to` proved the key and answered with the peer's node id. */
+  private verifyMove (p: PeerState, to: { nodeId: string, host: string, httpPort: number, torrentPort: number }): void {
+    const where = `${to.host}:${to.httpPort}`
+    if (this.moving.has(where) || this.moving.size >= MAX_UNPROVEN) return
+    this.moving.add(where)
+    getPeerStatus({ host: to.host, port: to.httpPort, key: this.opts.volumeKey, timeoutMs: PROBE_TIMEOUT_MS })
+      .then(status => {
+        const id = (status as { nodeId?: unknown } | null)?.nodeId
+        if (id !== p.nodeId) throw new PeerError('SWARMFS_PEER_INVALID', `it answers as node ${String(id)}`)
+        this.opts.log.info('peer moved', { peer: p.nodeId, from: p.host, to: to.host })
+        this.peerSeen(to, false, true)
+      })
+      .catch(err => {
+        this.opts.log.warn('an mDNS record names a known peer at another address that does not prove it; the peer stays where it is', { peer: p.nodeId, at: p.host, claimed: where, err: (err as Error).message })
+        this.refuse({ host: to.host, port: to.httpPort, nodeId: to.nodeId, reason: (err as Error).message })
+      })
+      .finally(() => this.moving.delete(where))
+  }
+
+  /** A connection to our server from `ip` failed the handshake. */
+  refusedConnection (ip: string): void {
+    this.refuse({ host: ip.startsWith('::ffff:') ? ip.slice(7) : ip, port: null, nodeId: null, reason: 'connected without proving the volume key' })
+  }
+
+  private refuse (r: Omit<RefusedHost, 'at'>): void {
+    const id = r.port === null ? r.host : `${r.host}:${r.port}`
+    this.refusedHosts.delete(id)
+    this.refusedHosts.set(id, { ...r, at: Date.now() })
+    while (this.refusedHosts.size > MAX_REFUSED) this.refusedHosts.delete(this.refusedHosts.keys().next().value as string)
   }
 
   peerGone (nodeId: string): void {
     const p = this.peers.get(nodeId)
     if (p !== undefined && !p.manual) {
       this.peers.delete(nodeId)
+      if (p.authenticated) this.opts.peerLost?.(p)
       this.opts.log.info('peer left', { peer: nodeId })
     }
   }
 
-  /** A peer told us its new head. */
+  /** A peer told us its new head (over a connection that proved the key). */
   notified (msg: { nodeId: string, head: string, httpPort: number, torrentPort: number }, host: string): void {
     if (msg.nodeId === this.opts.nodeId) return
-    this.peerSeen({ nodeId: msg.nodeId, host, httpPort: msg.httpPort, torrentPort: msg.torrentPort })
+    this.peerSeen({ nodeId: msg.nodeId, host, httpPort: msg.httpPort, torrentPort: msg.torrentPort }, false, true)
     const p = this.peers.get(msg.nodeId)
     if (p !== undefined) {
       p.head = msg.head
@@ -248,7 +337,9 @@ export class Syncer {
 
   private async pollPeer (p: PeerState): Promise<void> {
     try {
-      const status = await getPeerStatus({ host: p.host, port: p.httpPort, key: this.opts.volumeKey, timeoutMs: 3000 })
+      const status = await getPeerStatus({ host: p.host, port: p.httpPort, key: this.opts.volumeKey, timeoutMs: PROBE_TIMEOUT_MS })
+      const id = (status as { nodeId?: unknown } | null)?.nodeId
+      if (id !== p.nodeId) throw new PeerError('SWARMFS_PEER_INVALID', `${p.host}:${p.httpPort} answers as node ${String(id)}, not ${p.nodeId}`)
       const head = headOf(status)
       p.lastSeen = Date.now()
       p.lastError = null
@@ -264,11 +355,12 @@ export class Syncer {
 
   private async pollManual (host: string, port: number): Promise<void> {
     try {
-      const status = await getPeerStatus({ host, port, key: this.opts.volumeKey, timeoutMs: 3000 }) as Record<string, unknown>
+      const status = await getPeerStatus({ host, port, key: this.opts.volumeKey, timeoutMs: PROBE_TIMEOUT_MS }) as Record<string, unknown>
       const nodeId = typeof status.nodeId === 'string' && NODE_ID.test(status.nodeId) ? status.nodeId : null
       if (nodeId === null) return
+      this.refusedHosts.delete(`${host}:${port}`)
       const torrentPort = Number.isInteger(status.torrentPort) ? status.torrentPort as number : 0
-      this.peerSeen({ nodeId, host, httpPort: port, torrentPort }, true)
+      this.peerSeen({ nodeId, host, httpPort: port, torrentPort }, true, true)
       const p = this.peers.get(nodeId)
       const head = headOf(status)
       if (p !== undefined && head !== undefined) {
@@ -277,45 +369,51 @@ export class Syncer {
       }
       if (p !== undefined) this.authenticated(p)
     } catch (err) {
+      if (isRefusal(err)) this.refuse({ host, port, nodeId: null, reason: (err as Error).message })
       this.opts.log.debug('manual peer unreachable', { peer: `${host}:${port}`, err: (err as Error).message })
     }
   }
 
   private authenticated (p: PeerState): void {
+    p.refused = false
     if (p.authenticated) return
     p.authenticated = true
+    this.refusedHosts.delete(`${p.host}:${p.httpPort}`)
     this.opts.peerReady?.(p)
-  }
-
-  /** A host that made a request with the volume key (a node joining fetches before it is a peer). */
-  hostAuthenticated (ip: string): void {
-    this.keyHolders.add(ip.startsWith('::ffff:') ? ip.slice(7) : ip)
-  }
-
-  /** Whether an address belongs to a peer or host that proved it holds the volume key. */
-  isAuthenticatedHost (ip: string): boolean {
-    const bare = ip.startsWith('::ffff:') ? ip.slice(7) : ip
-    if (this.keyHolders.has(bare)) return true
-    for (const p of this.peers.values()) if (p.authenticated && p.host === bare) return true
-    return false
   }
 
   private failed (p: PeerState, err: unknown): void {
     const message = (err as Error).message ?? String(err)
+    const refused = isRefusal(err)
     if (p.lastError !== message) {
-      const level = err instanceof PeerError && err.code === 'SWARMFS_PEER_KEY_REFUSED' ? 'warn' : 'info'
-      this.opts.log[level]('sync with a peer failed', { peer: p.nodeId, host: p.host, err: message })
+      this.opts.log[refused ? 'warn' : 'info']('sync with a peer failed', { peer: p.nodeId, host: p.host, err: message })
     }
     p.lastError = message
+    if (!refused) return
+    p.refused = true
+    this.refuse({ host: p.host, port: p.httpPort, nodeId: p.nodeId, reason: message })
+    if (p.authenticated) {
+      p.authenticated = false
+      this.opts.peerLost?.(p)
+    }
   }
 
-  /** Peers for `swarmfs status`, and whether every peer heard from has our HEAD. */
-  report (): { peers: PeerState[], inSync: boolean } {
-    const peers = [...this.peers.values()].map(p => ({ ...p }))
+  /**
+   * Peers for `swarmfs status` (only hosts not refused), and whether every peer heard from has our
+   * HEAD; refused: the hosts that failed the volume's handshake, newest first.
+   */
+  report (): { peers: PeerState[], inSync: boolean, refused: RefusedHost[] } {
+    const peers = [...this.peers.values()].filter(p => !p.refused).map(p => ({ ...p }))
     const head = this.opts.meta.head
     const inSync = !this.opts.meta.pendingChanges && peers.every(p => p.lastError !== null || p.head === head)
-    return { peers, inSync }
+    const refused = [...this.refusedHosts.values()].reverse().map(r => ({ ...r }))
+    return { peers, inSync, refused }
   }
+}
+
+/** A failed handshake, or an answer that cannot come from the node it claims to be. */
+function isRefusal (err: unknown): boolean {
+  return err instanceof PeerError && (err.code === 'SWARMFS_PEER_KEY_REFUSED' || err.code === 'SWARMFS_PEER_INVALID')
 }
 
 function headOf (status: unknown): string | null | undefined {

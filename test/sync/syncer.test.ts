@@ -3,7 +3,7 @@
 // Listens on 127.0.0.1 only; run inside `unshare --net`.
 import t from 'tap'
 import fs from 'node:fs'
-import http from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { silentLogger, type Logger } from '../../lib/log/index.js'
@@ -11,6 +11,7 @@ import type { Attrs } from '../../lib/meta/nodes.js'
 import { PeerServer } from '../../lib/http/peer-server.js'
 import { conflictName, gitObjectStore, mergeHeads } from '../../lib/sync/merge.js'
 import { Syncer } from '../../lib/sync/syncer.js'
+import { volumeTls } from '../../lib/transport/volume-tls.js'
 import { openMeta, tempDir } from '../helpers/meta.js'
 
 const KEY = 'k3y-' + 'x'.repeat(40)
@@ -30,9 +31,10 @@ async function holdingProxy (target: number): Promise<{ port: number, held: Prom
   let onHeld = (): void => {}
   const held = new Promise<void>(resolve => { onHeld = resolve })
   let holding = true
-  const server = http.createServer((req, res) => {
+  // It holds the key, as a peer would: both of its sides speak the volume's TLS.
+  const server = https.createServer(volumeTls(KEY).server, (req, res) => {
     const forward = (): void => {
-      const up = http.request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers }, upRes => {
+      const up = https.request({ ...volumeTls(KEY).client, agent: false, host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers }, upRes => {
         res.writeHead(upRes.statusCode ?? 502, upRes.headers)
         upRes.pipe(res)
       })
