@@ -16,7 +16,8 @@ import { CachedByReads } from '../replicate/cached-by-reads.js'
 import { BadPieceReporter, parseBadPiece } from '../replicate/bad-pieces.js'
 import { Scrub, type ScrubStatus } from '../replicate/scrub.js'
 import { Replicator } from '../replicate/replicator.js'
-import { peerJson } from '../sync/peer-client.js'
+import { closePeerConnections, peerJson } from '../sync/peer-client.js'
+import { stopFetchWorker } from '../sync/fetch-pool.js'
 import { Syncer } from '../sync/syncer.js'
 import { VolumeFs } from '../vfs/volume-fs.js'
 import { FsError, UserError } from '../errors/index.js'
@@ -427,6 +428,8 @@ export class SwarmNode {
       this.syncer?.stop()
       await this.discovery?.stop()
       await this.syncer?.settle()
+      await stopFetchWorker()
+      closePeerConnections()
       await this.vfs.settle()
       await this.meta.close()
       await this.server?.stop()

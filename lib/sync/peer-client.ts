@@ -9,6 +9,7 @@ import git from 'isomorphic-git'
 import gitHttp from 'isomorphic-git/http/node'
 import { SwarmError } from '../errors/index.js'
 import { isHandshakeRefusal, volumeTls } from '../transport/volume-tls.js'
+import { fetchInWorker } from './fetch-pool.js'
 
 export type PeerErrorCode =
   | 'SWARMFS_PEER_KEY_REFUSED'
@@ -173,6 +174,11 @@ async function ensureRefspec (gitdir: string, remote: string): Promise<void> {
  */
 async function fetchMain (gitdir: string, a: PeerAddress, remote: string): Promise<string | null> {
   await ensureRefspec(gitdir, remote)
+  return await fetchPack(gitdir, a, remote)
+}
+
+/** fetchMain once the refspec is there; what the fetch worker runs (fetch-worker.ts). */
+export async function fetchPack (gitdir: string, a: PeerAddress, remote: string): Promise<string | null> {
   try {
     const res = await git.fetch({
       fs,
@@ -194,9 +200,15 @@ async function fetchMain (gitdir: string, a: PeerAddress, remote: string): Promi
   }
 }
 
+/**
+ * A running node's fetch of a peer's head. isomorphic-git holds the pack in memory and indexes it
+ * in JavaScript: on the thread that serves FUSE, a fetch of thousands of objects would stall every
+ * file operation of the mount meanwhile, so the fetch runs in a worker thread (fetch-worker.ts).
+ */
 export async function fetchPeer (opts: FetchPeerOptions): Promise<string | null> {
   if (!isPeerId(opts.peerId)) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer id "${opts.peerId}": expected 16 hex characters`)
-  return await fetchMain(opts.gitdir, opts, opts.peerId)
+  await ensureRefspec(opts.gitdir, opts.peerId)
+  return await fetchInWorker({ gitdir: opts.gitdir, remote: opts.peerId, peer: { host: opts.host, port: opts.port, key: opts.key } })
 }
 
 async function localMain (gitdir: string): Promise<string | null> {
