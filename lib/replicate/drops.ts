@@ -43,9 +43,10 @@ export interface DropPlan {
 
 const pressed = (n: NodeView): boolean => n.free < n.reserve
 
-/** Order in which concurrent announcers of `ih` go ahead: short of room first, then the lowest rank. */
-function before (ih: string): (a: NodeView, b: NodeView) => number {
-  return (a, b) => Number(pressed(b)) - Number(pressed(a)) || (rank(ih, a.nodeId) < rank(ih, b.nodeId) ? -1 : 1)
+/** Where `me` stands among those who may drop `ih`: short of room first, then the lowest rank. */
+function place (ih: string, me: NodeView, rivals: NodeView[]): number {
+  const mine = rank(ih, me.nodeId)
+  return rivals.filter(n => n !== me && (pressed(n) !== pressed(me) ? pressed(n) : rank(ih, n.nodeId) < mine)).length
 }
 
 export function planDrops (input: DropInput): DropPlan {
@@ -71,10 +72,11 @@ export function planDrops (input: DropInput): DropPlan {
     const stay = kept.filter(n => n !== me && !n.dropping.has(ih) && typeof at === 'number' && n.heardAt > at)
     const drop = typeof at === 'number' && stay.length >= copies
     const extra = kept.length - copies
+    if (!drop && extra <= 0) continue
     // Who may announce it: those who do, and those who would (short of room too; for a trim any
     // holder), so that nodes seeing the same facts announce no more drops than there are extras.
-    const rivals = kept.filter(n => n === me || n.dropping.has(ih) || !short || pressed(n)).sort(before(ih))
-    if (drop || (extra > 0 && rivals.indexOf(me) < extra)) want.push({ ih, length: c.length, drop })
+    const rivals = kept.filter(n => n !== me && (n.dropping.has(ih) || !short || pressed(n)))
+    if (drop || place(ih, me, rivals) < extra) want.push({ ih, length: c.length, drop })
   }
   // Largest first for room (fewest drops for the bytes), then by infohash so the choice is stable;
   // for room, only as many as the disk is short of (the first one at least).
