@@ -25,6 +25,11 @@ export interface Holdings {
    */
   cached?: string[]
   copying: CopyProgress[]
+  /**
+   * Contents this node announced it will drop (drops.ts): peers do not count its copy of them
+   * toward a drop of their own. Absent from older nodes' holdings: none.
+   */
+  dropping?: string[]
   retiring: boolean
 }
 
@@ -35,6 +40,8 @@ const HEX40 = /^[0-9a-f]{40}$/
 const NODE_ID = /^[0-9a-f]{16}$/
 /** More contents than any volume of ours has; bounds what a peer can make us hold in memory. */
 const MAX_CONTENTS = 10_000_000
+/** A node announces at most MAX_DROPPING (drops.ts) drops at once; a longer list is refused with room to spare. */
+const MAX_DROPPING_LISTED = 1024
 
 const isInfohashList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= MAX_CONTENTS && v.every(ih => typeof ih === 'string' && HEX40.test(ih))
 const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
@@ -50,6 +57,7 @@ export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
   if (!isSize(r.total) || !isSize(r.free) || !isSize(r.reserve)) return 'bad disk sizes'
   if (!isInfohashList(r.complete)) return 'bad list of contents'
   if (r.cached !== undefined && !isInfohashList(r.cached)) return 'bad list of cached contents'
+  if (r.dropping !== undefined && !(isInfohashList(r.dropping) && r.dropping.length <= MAX_DROPPING_LISTED)) return 'bad list of drops'
   if (!Array.isArray(r.copying) || r.copying.length > MAX_CONTENTS) return 'bad list of copies'
   const copying: CopyProgress[] = []
   for (const c of r.copying as unknown[]) {
@@ -58,5 +66,5 @@ export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
     copying.push({ infohash: p.infohash, done: p.done, total: p.total, started: p.started })
   }
   if (typeof r.retiring !== 'boolean') return 'bad retiring flag'
-  return { v: 1, nodeId: r.nodeId, generation: r.generation, total: r.total, free: r.free, reserve: r.reserve, complete: r.complete, cached: r.cached ?? [], copying, retiring: r.retiring }
+  return { v: 1, nodeId: r.nodeId, generation: r.generation, total: r.total, free: r.free, reserve: r.reserve, complete: r.complete, cached: r.cached ?? [], copying, dropping: r.dropping ?? [], retiring: r.retiring }
 }

@@ -11,7 +11,8 @@
 // written do not change the order), then the rendezvous hash, which spreads contents evenly over
 // equal disks. A node announces a copy before it starts it (replicator.ts), so when two nodes
 // chose the same copy from different views, both see the two announcements and the same one
-// of them goes ahead.
+// of them goes ahead. Which copies may go is drops.ts's: a drop needs holders live now, a copy
+// needs holders that count.
 import { createHash } from 'node:crypto'
 
 /** Free space is compared in steps of this many bytes. */
@@ -37,6 +38,12 @@ export interface NodeView {
   up: boolean
   /** Up, or gone for less than the grace period: what it holds still counts. */
   counts: boolean
+  /** Contents it announced it will drop. */
+  dropping: ReadonlySet<string>
+  /** Answered in this round: live now (what a drop needs, drops.ts). */
+  live: boolean
+  /** When the request its last answer came from was sent (this node's monotonic clock, ms). */
+  heardAt: number
 }
 
 export interface ContentNeed {
@@ -47,10 +54,6 @@ export interface ContentNeed {
 export interface Plan {
   /** Contents this node should copy (or keep copying), in order (largest shortfall first, then infohash). */
   copy: string[]
-  /** Contents this node holds beyond the target (copies cached by reads not counted) as the lowest-ranked holder, nobody being short of room: a copy it made itself may go (a race's extra copy). */
-  trimmable: string[]
-  /** Contents this node (below its reserve) holds beyond the target and may drop to make room (largest first). */
-  droppable: string[]
   /** Contents with fewer complete copies (on nodes that count, retiring ones excluded) than the target. */
   underTarget: number
   /** Contents nobody that counts holds completely. */
@@ -82,8 +85,6 @@ function candidates (c: ContentNeed, nodes: NodeView[]): NodeView[] {
 
 export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], copies: number): Plan {
   const wanted: Array<{ ih: string, short: number }> = []
-  const trimmable: string[] = []
-  const droppable: Array<{ ih: string, length: number }> = []
   let underTarget = 0
   let lost = 0
   for (const c of contents) {
@@ -96,39 +97,21 @@ export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], 
       // have heard from the holders yet).
       if (have.length > 0 && candidates(c, nodes).slice(0, short).some(n => n.nodeId === self)) wanted.push({ ih: c.infohash, short })
     }
-    // Beyond the target, a holder short of room (below its reserve) may drop its copy: the
-    // lowest-ranked of those, one at a time, so two nodes dropping at once can never take a
-    // content below the target.
-    if (have.length > copies) {
-      const pressed = have.filter(n => n.free < n.reserve)
-      // With nobody short of room, the lowest-ranked holder may trim an extra copy; with somebody
-      // short of room, only they drop (so a trim and a drop never take the same content at once).
-      // Copies cached by reads are not counted for a trim: a reader's cache is the copy to go when
-      // its disk wants room, so trimming a copy made for the target in its favour would leave the
-      // reader holding one it can no longer drop, and its next reads without room.
-      const kept = have.filter(n => !n.cached.has(c.infohash))
-      if (pressed.length === 0 && kept.length > copies) {
-        const lowestHolder = kept.reduce((lo, n) => rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo)
-        if (lowestHolder.nodeId === self) trimmable.push(c.infohash)
-      }
-      const lowest = pressed.reduce<NodeView | null>((lo, n) => lo === null || rank(c.infohash, n.nodeId) < rank(c.infohash, lo.nodeId) ? n : lo, null)
-      if (lowest?.nodeId === self) droppable.push({ ih: c.infohash, length: c.length })
-    }
   }
   wanted.sort((a, b) => b.short - a.short || (a.ih < b.ih ? -1 : a.ih > b.ih ? 1 : 0))
-  droppable.sort((a, b) => b.length - a.length || (a.ih < b.ih ? -1 : 1))
-  return { copy: wanted.map(w => w.ih), trimmable, droppable: droppable.map(d => d.ih), underTarget, lost }
+  return { copy: wanted.map(w => w.ih), underTarget, lost }
 }
 
 /**
  * What a retiring node still waits for: contents it holds completely that do not yet have
- * `copies` complete copies on other nodes that are up and not retiring.
+ * `copies` complete copies on other nodes that are live now, not retiring and not announcing a
+ * drop of them (its leaving takes its copies away as a drop does: drops.ts).
  */
 export function retireRemaining (self: string, contents: ContentNeed[], nodes: NodeView[], copies: number): ContentNeed[] {
   const me = nodes.find(n => n.nodeId === self)
   if (me === undefined) return []
   return contents.filter(c => me.complete.has(c.infohash) &&
-    nodes.filter(n => n.nodeId !== self && n.up && !n.retiring && n.complete.has(c.infohash)).length < copies)
+    nodes.filter(n => n.nodeId !== self && n.live && !n.retiring && n.complete.has(c.infohash) && !n.dropping.has(c.infohash)).length < copies)
 }
 
 /** Why a node cannot retire now (null when it can try): too few other nodes, or too little room on them. */

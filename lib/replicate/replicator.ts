@@ -9,12 +9,17 @@
 //      same copy from an older view has withdrawn (plan.ts ranks announced copies first); a copy
 //      made anyway beyond the target (views that disagreed) is dropped again by its maker;
 //   5. when the disk is below its reserve, or reads on this node want room their cache of fetched
-//      pieces cannot give (short()), drops a copy the volume has beyond its target.
+//      pieces cannot give (short()), or a copy it made turned out extra, announces drops of
+//      copies the volume has beyond its target, and makes those that peers heard in this round,
+//      asked after the announcement showed, confirm (drops.ts).
 // A peer not heard from stops being a candidate for copies at once, and its contents stop counting
-// once the grace period has passed since it was last heard from; then other nodes copy them.
+// once the grace period has passed since it was last heard from; then other nodes copy them. For a
+// drop only the peers that answered in this round count.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
+import { performance } from 'node:perf_hooks'
 import type { Logger } from '../log/index.js'
+import { DropAnnouncements, planDrops } from './drops.js'
 import { parseHoldings, type CopyProgress, type Holdings } from './holdings.js'
 import { plan, retireObstacle, retireRemaining, type ContentNeed, type NodeView, type Plan } from './plan.js'
 
@@ -51,6 +56,8 @@ export interface ReplicatorOptions {
 interface PeerRecord {
   holdings: Holdings | null
   lastSeen: number
+  /** When the request of its last answer was sent (performance.now()). */
+  heardAt: number
   host: string
   httpPort: number
 }
@@ -92,17 +99,21 @@ export class Replicator {
   private readonly announced = new Map<string, number>()
   /** Contents this node copied to meet the target (this run): the ones it may trim when they turn out extra. */
   private readonly replicated = new Set<string>()
-  /** Extra copies seen trimmable, by infohash: the round. A trim needs two rounds in a row (views settle). */
-  private readonly trimSeen = new Map<string, number>()
-  private rounds = 0
+  /** Drops this node announced (its holdings list them as `dropping`). */
+  private readonly drops = new DropAnnouncements()
+  /** Dropped contents, by the takeStock count when the drop ended: a stock begun earlier may still list them. */
+  private readonly dropEnded = new Map<string, number>()
+  private stocks = 0
+  private shownStock = 0
   private startedAt = 0
   private own: Holdings | null = null
   private ownKey = ''
   private generation = 0
   private lastPlan: Plan | null = null
   private views: NodeView[] = []
-  /** Reads on this node want room the cache cannot give (short()): until a copy is dropped. */
+  /** Reads on this node want room the cache cannot give (short()): until a copy is dropped, for a few rounds at most. */
   private roomWanted = false
+  private roomWantedAt = 0
   private pokedDuringRound = false
   retiring: boolean
   private readonly intervalMs: number
@@ -126,6 +137,7 @@ export class Replicator {
   short (): void {
     if (this.roomWanted || this.retiring) return
     this.roomWanted = true
+    this.roomWantedAt = Date.now()
     this.opts.log.debug('reads want room: looking for a copy beyond the target to drop')
     this.poke(0)
   }
@@ -136,7 +148,7 @@ export class Replicator {
    */
   reclaimable (): number {
     const { copies } = this.opts.settings()
-    const others = this.views.filter(n => n.nodeId !== this.opts.nodeId && n.counts && !n.retiring)
+    const others = this.views.filter(n => n.nodeId !== this.opts.nodeId && n.live && !n.retiring)
     let here: Set<string>
     try {
       here = new Set(fs.readdirSync(this.opts.contentDir))
@@ -145,7 +157,7 @@ export class Replicator {
     }
     let bytes = 0
     for (const c of this.opts.contents()) {
-      if (here.has(c.infohash) && others.filter(n => n.complete.has(c.infohash)).length >= copies) bytes += c.length
+      if (here.has(c.infohash) && others.filter(n => n.complete.has(c.infohash) && !n.dropping.has(c.infohash)).length >= copies) bytes += c.length
     }
     return bytes
   }
@@ -193,10 +205,18 @@ export class Replicator {
     return own
   }
 
+  /**
+   * This disk's holdings, which peers get from now on. Stocks taken at once (a round's, an
+   * announcement's) are shown in the order they began, so a drop announced stays listed until it
+   * is done, and a content dropped is never listed as complete again by a stock that read the
+   * directory before the drop: what drops.ts's rule rests on.
+   */
   private async takeStock (contents: ContentNeed[]): Promise<Holdings> {
-    const names = new Set(await fsp.readdir(this.opts.contentDir).catch(() => [] as string[]))
-    const complete = contents.filter(c => names.has(c.infohash)).map(c => c.infohash).sort()
+    const stock = ++this.stocks
     const st = await fsp.statfs(this.opts.disk)
+    const names = new Set(await fsp.readdir(this.opts.contentDir).catch(() => [] as string[]))
+    if (stock < this.shownStock && this.own !== null) return this.own
+    const complete = contents.filter(c => names.has(c.infohash) && !((this.dropEnded.get(c.infohash) ?? 0) >= stock)).map(c => c.infohash).sort()
     const total = st.blocks * st.bsize
     const reserve = this.opts.reserve(total)
     const free = this.roomWanted ? Math.min(st.bavail * st.bsize, reserve - 1) : st.bavail * st.bsize
@@ -204,7 +224,7 @@ export class Replicator {
     const length = new Map(contents.map(c => [c.infohash, c.length]))
     for (const ih of this.announced.keys()) if (ih !== this.copying?.infohash) copying.push({ infohash: ih, done: 0, total: length.get(ih) ?? 0, started: false })
     const cached = complete.filter(ih => this.opts.cachedByReads?.has(ih) === true)
-    const doc = { total, free, reserve, complete, cached, copying, retiring: this.retiring }
+    const doc = { total, free, reserve, complete, cached, copying, dropping: this.drops.list().sort(), retiring: this.retiring }
     // Free space in MiB for the generation: a peer refetches the list when something it plans on changed.
     const key = JSON.stringify({ ...doc, free: Math.floor(free / 2 ** 20), copying: doc.copying.map(c => [c.infohash, Math.floor(c.done / 2 ** 24)]) })
     if (key !== this.ownKey) {
@@ -212,33 +232,39 @@ export class Replicator {
       this.generation++
     }
     this.own = { v: 1, nodeId: this.opts.nodeId, generation: `${process.pid}.${this.generation}`, ...doc }
+    this.shownStock = stock
+    this.drops.shown(performance.now())
+    for (const [ih, at] of this.dropEnded) if (at < stock) this.dropEnded.delete(ih)
     return this.own
   }
 
   private async hear (peer: ReplicaPeer): Promise<void> {
     const rec = this.peers.get(peer.nodeId)
     const have = rec?.holdings?.generation ?? null
+    const sent = performance.now()
     const answer = parseHoldings(await this.opts.fetchHoldings(peer, have, HOLDINGS_TIMEOUT_MS))
     if (typeof answer === 'string') throw new Error(`malformed holdings: ${answer}`)
     if ('unchanged' in answer) {
       if (rec === undefined || rec.holdings === null || rec.holdings.generation !== answer.generation) throw new Error('holdings "unchanged" for a generation we do not have')
       rec.lastSeen = Date.now()
+      rec.heardAt = sent
       return
     }
     if (answer.nodeId !== peer.nodeId) throw new Error(`holdings of node ${answer.nodeId} from the address of ${peer.nodeId}`)
-    this.peers.set(peer.nodeId, { holdings: answer, lastSeen: Date.now(), host: peer.host, httpPort: peer.httpPort })
+    this.peers.set(peer.nodeId, { holdings: answer, lastSeen: Date.now(), heardAt: sent, host: peer.host, httpPort: peer.httpPort })
   }
 
   private async round (): Promise<void> {
     const contents = this.opts.contents()
     const own = await this.takeStock(contents)
     const peers = this.opts.peers().filter(p => p.nodeId !== this.opts.nodeId)
+    const roundStart = performance.now()
     await Promise.all(peers.map(p => this.hear(p).catch(err => {
       this.opts.log.debug('no holdings from a peer', { peer: p.nodeId, err: (err as Error).message })
     })))
     const { copies, graceMs } = this.opts.settings()
     const now = Date.now()
-    const views: NodeView[] = [viewOf(own, true, true)]
+    const views: NodeView[] = [viewOf(own, true, true, Infinity, true)]
     // A peer that left (mDNS said goodbye) is down at once; its contents count for the grace period.
     const present = new Set(peers.map(q => q.nodeId))
     for (const [nodeId, rec] of this.peers) {
@@ -251,7 +277,7 @@ export class Replicator {
         this.peers.delete(nodeId)
         continue
       }
-      views.push(viewOf(rec.holdings, up, age < graceMs))
+      views.push(viewOf(rec.holdings, up, age < graceMs, rec.heardAt, present.has(nodeId) && rec.heardAt >= roundStart))
     }
     const p = plan(this.opts.nodeId, contents, views, copies)
     this.views = views
@@ -269,36 +295,42 @@ export class Replicator {
       this.confirmed = { before: Math.min(now - this.intervalMs - HOLDINGS_TIMEOUT_MS / 2, heardAllSince), length: new Map(contents.map(c => [c.infohash, c.length])) }
       if (this.copyWork === null) this.startNextCopy()
     }
-    // A copy this node made that turned out to be one too many (two nodes raced for it): the
-    // lowest-ranked holder lets it go, one per round.
-    const round = ++this.rounds
-    const candidates = p.trimmable.filter(ih => this.replicated.has(ih) && ih !== this.copying?.infohash)
-    const extra = candidates.find(ih => this.trimSeen.get(ih) === round - 1)
-    this.trimSeen.clear()
-    for (const ih of candidates) this.trimSeen.set(ih, round)
-    if (extra !== undefined) {
-      await this.opts.drop(extra).then(() => {
-        this.replicated.delete(extra)
-        this.opts.log.info('dropped a copy made beyond the target', { infohash: extra })
-      }, err => this.opts.log.debug('not dropping an extra copy now', { infohash: extra, err: (err as Error).message }))
+    await this.dropCopies(contents, views, copies, own)
+  }
+
+  /**
+   * Drops the copies the plan confirms (for room, or extra copies this node made), then announces
+   * the ones it wants next; a round follows at once when there is something to confirm.
+   */
+  private async dropCopies (contents: ContentNeed[], views: NodeView[], copies: number, own: Holdings): Promise<void> {
+    const made = new Set([...this.replicated].filter(ih => ih !== this.copying?.infohash))
+    const p = planDrops({ self: this.opts.nodeId, contents, nodes: views, copies, announced: this.drops.map, made })
+    const short = own.free < own.reserve
+    let dropped = 0
+    for (const ih of p.drop) {
+      if (ih === this.copying?.infohash || this.stopped) continue
+      const ok = await this.opts.drop(ih).then(() => true, err => {
+        this.opts.log.debug('not dropping a copy now', { infohash: ih, err: (err as Error).message })
+        return false
+      })
+      // Dropped or not, the stocks begun before now may list it; they are not shown from here on.
+      this.dropEnded.set(ih, this.stocks)
+      this.drops.done(ih)
+      if (!ok) continue
+      dropped++
+      this.replicated.delete(ih)
+      if (short) this.opts.log.info('dropped a copy beyond the target to make room', { infohash: ih, free: own.free, reserve: own.reserve })
+      else this.opts.log.info('dropped a copy made beyond the target', { infohash: ih })
     }
-    if (own.free < own.reserve && !this.retiring) {
-      // One per round (the next round sees the space it made); a copy that cannot go now is skipped.
-      for (const ih of p.droppable) {
-        if (ih === this.copying?.infohash) continue
-        const dropped = await this.opts.drop(ih).then(() => true, err => {
-          this.opts.log.debug('not dropping a copy now', { infohash: ih, err: (err as Error).message })
-          return false
-        })
-        if (!dropped) continue
-        this.opts.log.info('dropped a copy beyond the target to make room', { infohash: ih, free: own.free, reserve: own.reserve })
-        this.replicated.delete(ih)
-        this.poke()
-        break
-      }
-    }
-    // One round per call of short(): a read still short of room calls it again.
-    if (own.free < own.reserve) this.roomWanted = false
+    // Reads short of room: until a copy is dropped, there is none to drop, or the drop has waited
+    // a few rounds (a read still short calls short() again; meanwhile peers plan with the real figure).
+    if (short && (dropped > 0 || p.announce.length === 0 || Date.now() - this.roomWantedAt > UP_ROUNDS * this.intervalMs)) this.roomWanted = false
+    const announce = this.retiring || this.stopped ? [] : p.announce.filter(ih => !p.drop.includes(ih))
+    const changed = this.drops.update(announce)
+    if (!changed && dropped === 0) return
+    await this.takeStock(contents)
+    // A new announcement is confirmed by the next round's answers: no need to wait for the interval.
+    this.poke()
   }
 
   /** Keeps the announced copies in step with the plan: new choices added (within the room above the reserve), withdrawn ones dropped. */
@@ -378,6 +410,7 @@ export class Replicator {
     if (obstacle !== null) throw new Error(obstacle)
     this.retiring = true
     this.announced.clear()
+    this.drops.clear()
     this.own = null
     this.poke(0)
   }
@@ -429,7 +462,7 @@ export class Replicator {
   }
 }
 
-function viewOf (h: Holdings, up: boolean, counts: boolean): NodeView {
+function viewOf (h: Holdings, up: boolean, counts: boolean, heardAt: number, live: boolean): NodeView {
   return {
     nodeId: h.nodeId,
     total: h.total,
@@ -439,8 +472,11 @@ function viewOf (h: Holdings, up: boolean, counts: boolean): NodeView {
     cached: new Set(h.cached ?? []),
     copying: new Set(h.copying.map(c => c.infohash)),
     fetching: new Set(h.copying.filter(c => c.started).map(c => c.infohash)),
+    dropping: new Set(h.dropping ?? []),
     retiring: h.retiring,
     up,
-    counts: up || counts
+    counts: up || counts,
+    live,
+    heardAt
   }
 }

@@ -1,13 +1,14 @@
 // The replication plan is a pure function of what the nodes said they hold: these check its rules
 // (who copies, who may drop, when retiring can end or cannot start) on made-up views.
 import t from 'tap'
+import { planDrops } from '../../lib/replicate/drops.js'
 import { parseHoldings } from '../../lib/replicate/holdings.js'
 import { plan, rank, retireObstacle, retireRemaining, FREE_STEP, type ContentNeed, type NodeView } from '../../lib/replicate/plan.js'
 
 const GiB = 2 ** 30
 const ih = (n: number): string => n.toString(16).padStart(40, '0')
 
-function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'cached' | 'copying' | 'fetching'>> & { complete?: string[], cached?: string[], copying?: string[], fetching?: string[] } = {}): NodeView {
+function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'cached' | 'copying' | 'fetching' | 'dropping'>> & { complete?: string[], cached?: string[], copying?: string[], fetching?: string[], dropping?: string[] } = {}): NodeView {
   return {
     nodeId,
     total: 100 * GiB,
@@ -15,8 +16,11 @@ function node (nodeId: string, over: Partial<Omit<NodeView, 'complete' | 'cached
     reserve: GiB,
     up: true,
     counts: true,
+    live: true,
+    heardAt: 10,
     retiring: false,
     ...over,
+    dropping: new Set(over.dropping ?? []),
     complete: new Set([...(over.complete ?? []), ...(over.cached ?? [])]),
     cached: new Set(over.cached ?? []),
     copying: new Set([...(over.copying ?? []), ...(over.fetching ?? [])]),
@@ -94,53 +98,87 @@ t.test('holders that count: gone within the grace period yes, after it no, retir
   t.equal(plan(C, contents, none, 2).lost, contents.length, 'contents nobody that counts holds are lost')
 })
 
-t.test('beyond the target, only the lowest-ranked holder short of room may drop its copy', async t => {
-  const tight = { free: GiB / 2 }
-  const droppers = (views: NodeView[], copies: number): Map<string, string[]> => {
-    const out = new Map<string, string[]>()
-    for (const v of views) for (const x of plan(v.nodeId, contents, views, copies).droppable) out.set(x, [...(out.get(x) ?? []), v.nodeId])
-    return out
+/** What each node would announce, and drop, over the same views, with the drops of `announced` shown at time 0. */
+function drops (views: NodeView[], copies: number, announced: Record<string, string[]> = {}, made: string[] = all): { announce: Map<string, string[]>, drop: Map<string, string[]> } {
+  const announce = new Map<string, string[]>()
+  const drop = new Map<string, string[]>()
+  for (const v of views) {
+    const p = planDrops({ self: v.nodeId, contents, nodes: views, copies, announced: new Map((announced[v.nodeId] ?? []).map(x => [x, 0])), made: new Set(made) })
+    for (const x of p.announce) announce.set(x, [...(announce.get(x) ?? []), v.nodeId])
+    for (const x of p.drop) drop.set(x, [...(drop.get(x) ?? []), v.nodeId])
   }
+  return { announce, drop }
+}
+
+t.test('beyond the target, holders short of room announce a drop first, as many as there are extra copies', async t => {
+  const tight = { free: GiB / 2, reserve: 200 * GiB }
   const roomy = [node(A, { complete: all }), node(B, { complete: all }), node(C, { complete: all })]
-  t.equal(droppers(roomy, 2).size, 0, 'nobody short of room: nothing is dropped')
+  t.equal(drops(roomy, 2, {}, []).announce.size, 0, 'nobody short of room and no copy made here: nothing is announced')
   const oneTight = [node(A, { complete: all }), node(B, { complete: all, ...tight }), node(C, { complete: all })]
-  const byB = droppers(oneTight, 2)
-  t.equal(byB.size, contents.length, 'the node short of room may drop any of its copies beyond the target')
-  t.ok([...byB.values()].every(l => l.length === 1 && l[0] === B), '... and only it')
+  const byB = drops(oneTight, 2)
+  t.equal(byB.announce.size, contents.length, 'the node short of room announces a drop of each copy beyond the target')
+  t.ok([...byB.announce.values()].every(l => l.length === 1 && l[0] === B), '... only it (the others do not trim while it is short)')
+  t.equal(byB.drop.size, 0, 'nothing is dropped before it is announced')
   const allTight = [node(A, { complete: all, ...tight }), node(B, { complete: all, ...tight }), node(C, { complete: all, ...tight })]
-  const who = droppers(allTight, 2)
-  t.ok(who.size === contents.length && [...who.values()].every(l => l.length === 1), 'all short of room: exactly one node may drop each content')
-  t.equal(droppers(allTight, 3).size, 0, 'at the target nothing may be dropped')
-  const trimmers = new Map<string, string[]>()
-  for (const v of roomy) for (const x of plan(v.nodeId, contents, roomy, 2).trimmable) trimmers.set(x, [...(trimmers.get(x) ?? []), v.nodeId])
-  t.ok(trimmers.size === contents.length && [...trimmers.values()].every(l => l.length === 1), 'an extra copy: exactly one holder (the lowest-ranked) may trim it')
-  t.equal(plan(A, contents, roomy, 3).trimmable.length, 0, 'at the target nothing is trimmed')
-  const trimmedWhilePressed = oneTight.flatMap(v => plan(v.nodeId, contents, oneTight, 2).trimmable)
-  t.equal(trimmedWhilePressed.length, 0, 'while a holder is short of room, only it drops: nobody trims')
+  const who = drops(allTight, 2)
+  t.ok(who.announce.size === contents.length && [...who.announce.values()].every(l => l.length === 1), 'all short of room, one extra copy: exactly one node announces each drop')
+  t.equal(drops(allTight, 3).announce.size, 0, 'at the target nothing is announced')
+  const four = [...allTight, node(D, { complete: all, ...tight })]
+  t.ok([...drops(four, 2).announce.values()].every(l => l.length === 2), 'two extra copies: two announce')
+  const alone = planDrops({ self: B, contents, nodes: [node(A, { complete: all }), node(B, { complete: all, free: 0 })], copies: 2, announced: new Map(), made: new Set() })
+  t.same(alone.announce.length, 0, 'a disk short of room with no copy beyond the target announces nothing')
+  const few = planDrops({ self: B, contents, nodes: oneTight.map(v => v.nodeId === B ? node(B, { complete: all, free: GiB / 2, reserve: GiB / 2 + 500 }) : v), copies: 2, announced: new Map(), made: new Set() })
+  t.equal(few.announce.length, 1, 'short of less than its largest copy: it announces one drop')
+  t.equal(few.announce[0], contents[contents.length - 1].infohash, '... the largest')
 })
 
-t.test('a copy cached by reads never makes a copy made for the target extra', async t => {
-  const trimmers = (views: NodeView[]): Map<string, string[]> => {
-    const out = new Map<string, string[]>()
-    for (const v of views) for (const x of plan(v.nodeId, contents, views, 2).trimmable) out.set(x, [...(out.get(x) ?? []), v.nodeId])
-    return out
-  }
+t.test('an announced drop goes ahead only once enough other holders, heard live since, stay', async t => {
+  const tight = { free: GiB / 2, reserve: 200 * GiB }
+  const x = contents[0].infohash
+  const three = (over: Partial<Pick<NodeView, 'heardAt' | 'live' | 'up' | 'counts' | 'retiring'>> = {}, dropping: string[] = []): NodeView[] => [node(A, { complete: all, ...over, dropping }), node(B, { complete: all, ...tight, dropping: [x] }), node(C, { complete: all })]
+  const mayDrop = (views: NodeView[], at: number | null = 0): boolean => planDrops({ self: B, contents, nodes: views, copies: 2, announced: new Map([[x, at]]), made: new Set() }).drop.includes(x)
+  t.ok(mayDrop(three()), 'A and C heard after the announcement, neither dropping it: B drops')
+  t.notOk(mayDrop(three(), null), 'not before its holdings show the announcement')
+  t.notOk(mayDrop(three({ heardAt: 0 })), 'not when A\'s answer was asked for before the announcement showed (an older view)')
+  t.notOk(mayDrop(three({ live: false, up: true, counts: true })), 'not when A did not answer in this round, though it is within the grace period')
+  t.notOk(mayDrop(three({}, [x])), 'not when A announces a drop of it too')
+  t.notOk(mayDrop(three({ retiring: true })), 'not when A is retiring')
+  t.notOk(mayDrop([node(A, { complete: all.slice(1) }), ...three().slice(1)]), 'not when A holds it only in part')
+  // Two announcers with one extra copy: the one ranked first keeps its announcement, the other withdraws.
+  const both = [node(A, { complete: all, ...tight, dropping: [x] }), node(B, { complete: all, ...tight, dropping: [x] }), node(C, { complete: all })]
+  const first = rank(x, A) < rank(x, B) ? A : B
+  const keeps = (self: string): boolean => planDrops({ self, contents, nodes: both, copies: 2, announced: new Map([[x, 0]]), made: new Set() }).announce.includes(x)
+  t.ok(keeps(first), 'of two announcers, the lower-ranked keeps its announcement')
+  t.notOk(keeps(first === A ? B : A), '... and the other withdraws')
+  t.notOk(planDrops({ self: first, contents, nodes: both, copies: 2, announced: new Map([[x, 0]]), made: new Set() }).drop.includes(x), 'neither drops while both announce')
+  const pressedFirst = [node(A, { complete: all, dropping: [x] }), node(B, { complete: all, ...tight, dropping: [x] }), node(C, { complete: all })]
+  t.ok(planDrops({ self: B, contents, nodes: pressedFirst, copies: 2, announced: new Map([[x, 0]]), made: new Set() }).announce.includes(x), 'a holder short of room goes before one trimming an extra copy')
+})
+
+t.test('extra copies: only a copy this node made goes, and a copy cached by reads never makes one extra', async t => {
+  const roomy = [node(A, { complete: all }), node(B, { complete: all }), node(C, { complete: all })]
+  const trimmers = drops(roomy, 2).announce
+  t.ok(trimmers.size === contents.length && [...trimmers.values()].every(l => l.length === 1), 'an extra copy: exactly one holder (the lowest-ranked) announces its trim')
+  t.equal(drops(roomy, 2, {}, []).announce.size, 0, 'copies none of them made (written there) are not trimmed')
+  t.equal(drops(roomy, 3).announce.size, 0, 'at the target nothing is trimmed')
+  const x = contents[0].infohash
+  const everyone = roomy.map(v => node(v.nodeId, { complete: all, dropping: [x] }))
+  t.same(drops(everyone, 2, { [A]: [x], [B]: [x], [C]: [x] }).drop.get(x), undefined, 'every holder announcing: nobody drops')
+  const onlyA = roomy.map(v => node(v.nodeId, { complete: all, dropping: v.nodeId === A ? [x] : [] }))
+  t.same(drops(onlyA, 2, { [A]: [x] }).drop.get(x), [A], 'one announcing, heard since by the others: it drops')
   // B read everything (a cache on a disk with room to spare): A and C keep theirs.
   const read = [node(A, { complete: all }), node(B, { cached: all }), node(C, { complete: all })]
-  t.equal(trimmers(read).size, 0, 'a reader\'s cache and two copies made for the target: nobody trims')
-  t.equal(plan(B, contents, read, 2).droppable.length, 0, 'and the reader, with room, drops nothing')
-  const readTight = [node(A, { complete: all }), node(B, { cached: all, free: GiB / 2 }), node(C, { complete: all })]
-  const byB = plan(B, contents, readTight, 2).droppable
-  t.equal(byB.length, contents.length, 'the reader short of room may drop any of its cached copies')
-  t.equal(trimmers(readTight).size, 0, '... and nobody else lets a copy go')
-  // Three copies made for the target besides a cache: one extra, trimmed by exactly one of the three.
+  t.equal(drops(read, 2).announce.size, 0, 'a reader\'s cache and two copies made for the target: nobody trims, the reader drops nothing')
+  t.equal(drops(read, 2, { [A]: all }).drop.size, 0, '... and a trim announced before does not go ahead')
+  const readTight = [node(A, { complete: all }), node(B, { cached: all, free: GiB / 2, reserve: 200 * GiB }), node(C, { complete: all })]
+  const who = drops(readTight, 2)
+  t.ok(who.announce.size === contents.length && [...who.announce.values()].every(l => l.length === 1 && l[0] === B), 'the reader short of room announces a drop of its cached copies, nobody else')
   const four = [node(A, { complete: all }), node(B, { cached: all }), node(C, { complete: all }), node(D, { complete: all })]
-  const who = trimmers(four)
-  t.equal(who.size, contents.length, 'three copies kept besides a cache: each content has a trimmer')
-  t.ok([...who.values()].every(l => l.length === 1 && l[0] !== B), '... exactly one, never the reader of the cache')
+  const trims = drops(four, 2).announce
+  t.ok(trims.size === contents.length && [...trims.values()].every(l => l.length === 1 && l[0] !== B), 'three copies made for the target besides a cache: exactly one of the three trims, never the reader')
   // The cached copy still counts as a holder: nothing is copied while it is there.
-  const onlyA = [node(A, { complete: all }), node(B, { cached: all }), node(C)]
-  t.equal(plan(C, contents, onlyA, 2).copy.length, 0, 'a cache counts toward the target: no new copy is made')
+  const cacheOnly = [node(A, { complete: all }), node(B, { cached: all }), node(C)]
+  t.equal(plan(C, contents, cacheOnly, 2).copy.length, 0, 'a cache counts toward the target: no new copy is made')
 })
 
 t.test('holdings: the list of cached contents is optional and checked', async t => {
@@ -151,6 +189,11 @@ t.test('holdings: the list of cached contents is optional and checked', async t 
   t.ok(typeof withList === 'object' && 'complete' in withList && withList.cached?.[0] === ih(1), 'a list of infohashes is read')
   t.equal(parseHoldings({ ...base, cached: ['nothex'] }), 'bad list of cached contents', 'a malformed list refuses the whole document')
   t.equal(parseHoldings({ ...base, cached: 'x' }), 'bad list of cached contents', '... as does a list that is not one')
+  t.ok(typeof old === 'object' && 'complete' in old && old.dropping?.length === 0, 'holdings of an older node (no drops listed) read as no drop announced')
+  const dropping = parseHoldings({ ...base, dropping: [ih(1)] })
+  t.ok(typeof dropping === 'object' && 'complete' in dropping && dropping.dropping?.[0] === ih(1), 'a list of drops is read')
+  t.equal(parseHoldings({ ...base, dropping: Array.from({ length: 1025 }, (_, i) => ih(i)) }), 'bad list of drops', 'a list of drops longer than any node announces refuses the document')
+  t.equal(parseHoldings({ ...base, dropping: [42] }), 'bad list of drops', '... as does one that is not of infohashes')
 })
 
 t.test('retire: what remains, and when it cannot start', async t => {
