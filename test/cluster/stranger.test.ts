@@ -112,3 +112,30 @@ t.test('a listener on the switch sees neither the key, nor a file name, nor a fi
   for (let at = 0; at + 32 <= bytes.length; at += 64 << 10) if (seen.indexOf(bytes.subarray(at, at + 32)) !== -1) found++
   t.equal(found, 0, 'no 32-byte run of the file\'s bytes (48 places checked) on the wire')
 })
+
+t.test('a flood of records and connections from a stranger costs a node nothing lasting', async t => {
+  const c = await Cluster.create(t, 3)
+  const [h1, h2, h3] = c.net.hosts
+  const { node: a, invite } = await c.init('A', h1)
+  const b = await c.join('B', h2, invite)
+  const cfgA = JSON.parse(fs.readFileSync(join(a.disk, 'node.json'), 'utf8')) as { volumeId: string, httpPort: number, torrentPort: number }
+  const pid = a.child!.pid!
+  const fds = (): number => fs.readdirSync(`/proc/${pid}/fd`).length
+  const fdsBefore = fds()
+
+  const flood = await c.net.exec(h3, process.execPath, [join(ROOT, 'test', 'cluster', 'fixtures', 'flood.mjs'), JSON.stringify({
+    volumeId: cfgA.volumeId, address: h3.address, node: h1.address, ports: [cfgA.httpPort, cfgA.torrentPort], records: 400, connections: 400, holdMs: 3000
+  })], { timeoutMs: 120_000 })
+  t.match(flood.stdout, /^done 400 \d+$/m, 'the flood ran', { stderr: flood.stderr })
+  t.ok(Number(/done 400 (\d+)/.exec(flood.stdout)?.[1]) > 300, 'and its connections were accepted at first')
+
+  // Handshakes that never finish are dropped at their deadline; nothing of the flood stays open.
+  await until('A\'s open files are back to where they were', () => fds() <= fdsBefore + 8, 60_000)
+  const live = (await c.status(a)).live as unknown as Live
+  t.ok(live.peers.filter(p => p.nodeId !== c.config(b).nodeId).length <= 32, `A keeps at most 32 unproven records (${live.peers.length - 1})`)
+  t.ok((live.refused ?? []).length <= 64, `and at most 64 refused hosts (${(live.refused ?? []).length})`)
+  t.ok(live.peers.some(p => p.nodeId === c.config(b).nodeId), 'B is still A\'s peer')
+  await run('sh', ['-c', 'echo after > after.txt'], { cwd: a.mnt })
+  await until('B lists what A wrote after the flood', () => fs.existsSync(join(b.mnt, 'after.txt')), SETTLE_MS)
+  t.equal(fs.readFileSync(join(b.mnt, 'after.txt'), 'utf8'), 'after\n', 'sync goes on')
+})
