@@ -32,3 +32,16 @@ declare module 'fuse-native' {
   }
   export type { Cb }
 }
+
+/** bittorrent-protocol (through webtorrent 2.8.5): what test/unit/wire-reassembly.test.ts drives. */
+declare module 'bittorrent-protocol' {
+  import { EventEmitter } from 'node:events'
+  class Wire extends EventEmitter {
+    write (chunk: Uint8Array): boolean
+    handshake (infoHash: string, peerId: string): void
+    unchoke (): void
+    have (index: number): void
+    _message (id: number, numbers: number[], data: Uint8Array | null): void
+  }
+  export default Wire
+}

@@ -70,6 +70,7 @@ import { failingPresentPieces, intactPieces, pieceIsIntact } from './piece-check
 import { eio, PieceFile, readLocal, syncDir } from './piece-file.js'
 import { constructListeningOn, secureIncoming, secureOutgoing } from './secure-wires.js'
 import { tuneSocket } from './socket-tuning.js'
+import { reassembleMessagesOnce } from './wire-reassembly.js'
 import type { SpaceGuard } from './space-guard.js'
 import { volumeTls, type VolumeTls } from '../transport/volume-tls.js'
 import { encodeInfo, infoHash, isInfoHash, isValidInfo, pieceBytes, pieceCount, type TorrentInfo } from './torrent-info.js'
@@ -322,6 +323,7 @@ export class TorrentService {
 
   /** Every wire of every torrent: checked again (a second line behind the two above), and given a pipeline floor. */
   private readonly onWire = (wire: Wire): void => {
+    reassembleMessagesOnce(wire)
     // The same meter records received bytes (called with a count): pass those through.
     const meter = wire.downloadSpeed
     wire.downloadSpeed = (delta?: number) => delta === undefined ? Math.max(meter(), MIN_WIRE_SPEED) : meter(delta)
