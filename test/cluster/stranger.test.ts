@@ -33,8 +33,15 @@ t.test('a host without the key gets nothing: not the key, not a request, not a p
   const c = await Cluster.create(t, 4)
   const [h1, h2, h3, h4] = c.net.hosts
   const { node: a, invite } = await c.init('A', h1)
-  const b = await c.join('B', h2, invite)
+  const b = await c.join('B', h2, invite, ['--address', h2.address])
   const key = keyOf(invite)
+  // A node given an address listens on it alone: its peer port and its BitTorrent port.
+  const cfgB = JSON.parse(fs.readFileSync(join(b.disk, 'node.json'), 'utf8')) as { httpPort: number, torrentPort: number }
+  const listening = (await c.net.exec(h2, 'ss', ['-Hltn'])).stdout
+  for (const [what, port] of [['peer', cfgB.httpPort], ['BitTorrent', cfgB.torrentPort]] as const) {
+    const local = listening.split('\n').map(l => l.trim().split(/\s+/)[3]).filter(a => a?.endsWith(`:${port}`))
+    t.same(local, [`${h2.address}:${port}`], `B's ${what} port listens at its --address only`, { listening })
+  }
   const cfgA = JSON.parse(fs.readFileSync(join(a.disk, 'node.json'), 'utf8')) as { volumeId: string, httpPort: number, torrentPort: number }
   const bId = c.config(b).nodeId
   await run('sh', ['-c', 'echo before > before.txt'], { cwd: a.mnt })
