@@ -1,7 +1,8 @@
 // Bad input to the CLI gets one line on stderr starting with "swarmfs:" and a non-zero exit, and
 // creates nothing: a disk or mount point that cannot be made (under /proc, under a file), a disk
-// that is not one, a wrong flag, a mount point that cannot be one (checked before init or join
-// writes anything), an address that is not this machine's. A retired disk says what to do.
+// that is not one, a wrong flag, a number out of its range, a mount point that cannot be one (also
+// through a symlink; checked before init or join writes anything), an address that is not this
+// machine's. A retired disk says what to do.
 import t from 'tap'
 import fs from 'node:fs'
 import { join } from 'node:path'
@@ -25,7 +26,7 @@ t.test('directories that cannot be made, disks that are not, wrong flags', async
     { args: ['stat'], code: 2, error: /^swarmfs: unknown command 'stat' \(Did you mean start\?\)/ },
     // A reserve of the whole disk or more would leave the node no room for any copy or read.
     { args: ['init', 'v', '--disk', join(dir, 'disk'), '--reserve', '100%', '--no-start'], code: 1, error: /^swarmfs: --reserve 100% is not less than the disk's size \(.*\): the node could keep no copy and cache no read; give less$/m },
-    { args: ['init', 'v', '--disk', join(dir, 'disk'), '--reserve', '1000000T', '--no-start'], code: 1, error: /^swarmfs: --reserve 1000000T is not less than the disk's size/ }
+    { args: ['init', 'v', '--disk', join(dir, 'disk'), '--reserve', '1000T', '--no-start'], code: 1, error: /^swarmfs: --reserve 1000T is not less than the disk's size/ }
   ]
   for (const c of cases) {
     const r = await cli(c.args, { timeoutMs: DEADLINE_MS })
@@ -120,4 +121,83 @@ t.test('addresses, stored settings, the invite again, a disk never started, a re
   }
   const retired = await cli(['status', '--disk', disk], { timeoutMs: DEADLINE_MS })
   t.match(retired.stdout, /^node: +[0-9a-f]{16} retired/m, 'status says the disk is retired')
+})
+
+t.test('every numeric flag goes through one parser: one line saying what is wrong and what is taken, nothing written', async t => {
+  const dir = await tmpDir(t)
+  const disk = join(dir, 'disk')
+  const invite = 'swarmfs://v/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
+  const cases: Array<{ args: string[], error: RegExp }> = [
+    // Number('') is 0 and Number('1e9') is a billion: both were taken.
+    { args: ['volume', '--disk', disk, '--grace-period', ''], error: /^swarmfs: invalid --grace-period "": it is empty; give a number of seconds from 0 to 2073600 \(24 days\)$/m },
+    { args: ['volume', '--disk', disk, '--grace-period', '1e9'], error: /^swarmfs: invalid --grace-period "1e9": exponent forms are not taken; give a number of seconds/ },
+    { args: ['volume', '--disk', disk, '--grace-period', '-5'], error: /^swarmfs: invalid --grace-period "-5": it is negative; give a number of seconds/ },
+    { args: ['volume', '--disk', disk, '--grace-period', '2073601'], error: /^swarmfs: invalid --grace-period "2073601": too large; give a number of seconds from 0 to 2073600/ },
+    { args: ['volume', '--disk', disk, '--grace-period', '0x10'], error: /^swarmfs: invalid --grace-period "0x10": it is not a plain decimal number/ },
+    { args: ['volume', '--disk', disk, '--copies', '2.5'], error: /^swarmfs: invalid --copies "2\.5": it is not a whole number; give a whole number of disks from 1 to 16$/m },
+    { args: ['volume', '--disk', disk, '--copies', '0'], error: /^swarmfs: invalid --copies "0": too small; give a whole number of disks from 1 to 16$/m },
+    { args: ['volume', '--disk', disk, '--copies', 'Infinity'], error: /^swarmfs: invalid --copies "Infinity": it is not a plain decimal number/ },
+    // 1e10 s overflowed setTimeout, which then fired at once: join gave up without looking.
+    { args: ['join', invite, '--disk', disk, '--wait', '1e10'], error: /^swarmfs: invalid --wait "1e10": exponent forms are not taken; give a whole number of seconds from 1 to 86400 \(a day\)$/m },
+    { args: ['join', invite, '--disk', disk, '--wait', '10000000000'], error: /^swarmfs: invalid --wait "10000000000": too large; give a whole number of seconds from 1 to 86400/ },
+    { args: ['join', invite, '--disk', disk, '--wait', ''], error: /^swarmfs: invalid --wait "": it is empty/ },
+    { args: ['join', invite, '--disk', disk, '--wait', '0'], error: /^swarmfs: invalid --wait "0": too small/ },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--peer', '127.0.0.1:99999'], error: /^swarmfs: invalid port of --peer 127\.0\.0\.1:99999 "99999": too large; give a port from 1 to 65535, as in host:port$/m },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--peer', '127.0.0.1:1e3'], error: /^swarmfs: invalid port of --peer 127\.0\.0\.1:1e3 "1e3": exponent forms are not taken/ },
+    { args: ['join', invite, '--disk', disk, '--peer', '127.0.0.1:'], error: /^swarmfs: invalid port of --peer 127\.0\.0\.1: "": it is empty/ },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '1e9'], error: /^swarmfs: invalid --reserve "1e9": give bytes, or a number with K, M, G, T or %/ },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '-1G'], error: /^swarmfs: invalid --reserve "-1G": give bytes/ },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '99999999999999999999'], error: /^swarmfs: invalid --reserve "99999999999999999999": at most 8P/ }
+  ]
+  for (const c of cases) {
+    const r = await cli(c.args, { timeoutMs: DEADLINE_MS })
+    const what = `swarmfs ${c.args.map(a => a === '' ? "''" : a).join(' ')}`
+    t.equal(r.code, 1, `${what}: exit 1`, { signal: r.signal, stderr: r.stderr })
+    t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`, { stderr: r.stderr })
+    t.match(r.stderr, c.error, `${what}: says what is wrong and what is taken`)
+  }
+  t.same(fs.readdirSync(dir), [], 'nothing was created')
+
+  // A disk that exists: a bad number to start changes nothing in node.json either.
+  t.equal((await cli(['init', 'v', '--disk', disk, '--no-start'], { timeoutMs: DEADLINE_MS })).code, 0, 'a volume made without starting it')
+  const before = fs.readFileSync(join(disk, 'node.json'), 'utf8')
+  for (const args of [['start', '--disk', disk, '--no-mount', '--reserve', '1e3'], ['start', '--disk', disk, '--no-mount', '--peer', 'host:0'], ['start', '--disk', disk, '--no-mount', '--reserve', '100%']]) {
+    const r = await cli(args, { timeoutMs: DEADLINE_MS })
+    t.equal(r.code, 1, `swarmfs ${args.join(' ')}: exit 1`, { stderr: r.stderr })
+    t.match(r.stderr, /^swarmfs: (invalid|--reserve 100% is not less)/, `swarmfs ${args.join(' ')}: says why`)
+  }
+  t.equal(fs.readFileSync(join(disk, 'node.json'), 'utf8'), before, 'node.json is as it was')
+})
+
+t.test('a mount point in the disk through a symlink is refused, whether the path exists or not', async t => {
+  const dir = await tmpDir(t)
+  const disk = join(dir, 'disk')
+  t.equal((await cli(['init', 'v', '--disk', disk, '--no-start'], { timeoutMs: DEADLINE_MS })).code, 0, 'a volume made without starting it')
+  fs.mkdirSync(join(disk, 'inside'))
+  fs.symlinkSync(join(disk, 'inside'), join(dir, 'into-disk'))
+  fs.symlinkSync(disk, join(dir, 'disk-link'))
+  const before = fs.readFileSync(join(disk, 'node.json'), 'utf8')
+  // An existing symlink to a directory in the disk; a path not yet made below a symlink to the disk.
+  for (const mount of [join(dir, 'into-disk'), join(dir, 'disk-link', 'mnt', 'deeper')]) {
+    const r = await cli(['start', '--disk', disk, '--mount', mount, '--reserve', '1G'], { timeoutMs: DEADLINE_MS })
+    t.equal(r.code, 1, `start --mount ${mount}: exit 1`, { stderr: r.stderr, stdout: r.stdout })
+    t.equal(r.stderr.trim().split('\n').length, 1, `start --mount ${mount}: one line`, { stderr: r.stderr })
+    t.match(r.stderr, /^swarmfs: the mount point .* and the disk directory .* must be apart \(neither inside the other\) \(through symlinks: .*\); choose another mount point$/m, `start --mount ${mount}: says the two are not apart, and through what`)
+  }
+  t.notOk(fs.existsSync(join(disk, 'mnt')), 'no mount point was made in the disk')
+  t.equal(fs.readFileSync(join(disk, 'node.json'), 'utf8'), before, 'node.json is as it was (the --reserve was not written)')
+  // A disk not made yet, and a mount point in it through a symlink to their common parent.
+  fs.symlinkSync(dir, join(dir, 'dir-link'))
+  const other = join(dir, 'other')
+  const r = await cli(['init', 'w', '--disk', other, '--mount', join(dir, 'dir-link', 'other', 'mnt')], { timeoutMs: DEADLINE_MS })
+  t.equal(r.code, 1, 'init with a mount point inside its disk-to-be through a symlink: exit 1', { stderr: r.stderr })
+  t.match(r.stderr, /must be apart/, '... says why')
+  t.notOk(fs.existsSync(other), '... and no disk was made')
+  // A disk reached through a symlink to the mount point's parent, the other way round.
+  fs.mkdirSync(join(dir, 'mnts'))
+  fs.symlinkSync(join(dir, 'mnts'), join(dir, 'mnts-link'))
+  const r2 = await cli(['init', 'x', '--disk', join(dir, 'mnts-link', 'x-disk', 'deep'), '--mount', join(dir, 'mnts', 'x-disk')], { timeoutMs: DEADLINE_MS })
+  t.equal(r2.code, 1, 'init with a disk inside the mount point through a symlink: exit 1', { stderr: r2.stderr })
+  t.match(r2.stderr, /must be apart/, '... says why')
+  t.same(fs.readdirSync(join(dir, 'mnts')), [], '... and made nothing')
 })
