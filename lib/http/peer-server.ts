@@ -33,7 +33,7 @@ export interface PeerServerOptions {
   /** Every request that carried the volume key, by address: that host holds the key. */
   onAuthenticated?: (remoteAddress: string) => void
   status: () => unknown
-  /** The rest of the node's JSON API (holdings, retire, volume settings): null for a path it does not serve. */
+  /** What else peers may ask (holdings, bad pieces): null for a path it does not serve. */
   api?: (call: ApiCall) => Promise<ApiAnswer | null>
 }
 

@@ -2,11 +2,13 @@
 // creates nothing: a disk or mount point that cannot be made (under /proc, under a file), a disk
 // that is not one, a wrong flag, a number out of its range, a mount point that cannot be one (also
 // through a symlink; checked before init or join writes anything), an address that is not this
-// machine's. A retired disk says what to do.
+// machine's, a start on a disk whose node runs. A retired disk says what to do. What changes a disk
+// or the volume comes only over the node's own socket, never from a peer, even one with the key.
 import t from 'tap'
 import fs from 'node:fs'
+import http from 'node:http'
 import { join } from 'node:path'
-import { cli, run, tmpDir } from '../helpers/volume.js'
+import { cli, run, startVolume, tmpDir } from '../helpers/volume.js'
 
 /** Bounds a hang only: every command here fails at once. */
 const DEADLINE_MS = 30_000
@@ -200,4 +202,72 @@ t.test('a mount point in the disk through a symlink is refused, whether the path
   t.equal(r2.code, 1, 'init with a disk inside the mount point through a symlink: exit 1', { stderr: r2.stderr })
   t.match(r2.stderr, /must be apart/, '... says why')
   t.same(fs.readdirSync(join(dir, 'mnts')), [], '... and made nothing')
+})
+
+/** A request to the peer port as a peer makes it: over TCP, with the volume key (HTTP Basic). */
+function asPeer (port: number, key: string, method: string, path: string, body?: unknown): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? '' : JSON.stringify(body)
+    const req = http.request({ host: '127.0.0.1', port, method, path, timeout: DEADLINE_MS, headers: { Authorization: `Basic ${Buffer.from(`swarmfs:${key}`).toString('base64')}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } }, res => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { text += d })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+    })
+    req.on('timeout', () => req.destroy(new Error('no answer')))
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+t.test('a peer with the key cannot retire the disk, change the volume or scrub; the owner\'s CLI does it over a 0600 socket', async t => {
+  const vol = await startVolume(t)
+  const config = JSON.parse(fs.readFileSync(join(vol.disk, 'node.json'), 'utf8')) as { volumeKey: string, httpPort: number }
+  const sock = join(vol.disk, 'node.sock')
+  const st = fs.statSync(sock)
+  t.ok(st.isSocket(), 'the running node listens on <disk>/node.sock')
+  t.equal(st.mode & 0o777, 0o600, '... of mode 0600')
+
+  const holdings = await asPeer(config.httpPort, config.volumeKey, 'GET', '/holdings')
+  t.equal(holdings.status, 200, 'a peer with the key is answered what peers need (holdings)', { body: holdings.body })
+  t.equal((await asPeer(config.httpPort, config.volumeKey, 'GET', '/status')).status, 200, '... and the status sync polls')
+  for (const [method, path, body] of [['POST', '/retire', undefined], ['POST', '/volume', { copies: 1, graceMs: 0 }], ['POST', '/scrub', undefined], ['GET', '/scrub', undefined], ['GET', '/replication', undefined]] as const) {
+    const r = await asPeer(config.httpPort, config.volumeKey, method, path, body)
+    t.equal(r.status, 404, `a peer's ${method} ${path} gets 404`, { body: r.body })
+  }
+  const after = JSON.parse(fs.readFileSync(join(vol.disk, 'node.json'), 'utf8')) as { retiring?: boolean }
+  t.notOk(after.retiring, 'the disk is not retiring')
+  const settings = await cli(['volume', '--disk', vol.disk, '--json'], { timeoutMs: DEADLINE_MS })
+  t.same(JSON.parse(settings.stdout), { copies: 2, graceMs: 600_000, at: 0 }, 'the volume keeps its settings', { stderr: settings.stderr })
+
+  // Another user cannot open the socket, though the directories above it let them through.
+  for (const d of [vol.disk, join(vol.disk, '..')]) fs.chmodSync(d, 0o711)
+  const nobody = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
+    `require('net').connect(${JSON.stringify(sock)}).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', e => { console.log(e.code); process.exit(0) })`], { timeoutMs: DEADLINE_MS })
+  t.equal(nobody.stdout.trim(), 'EACCES', 'another user is refused the socket', { stderr: nobody.stderr })
+
+  const changed = await cli(['volume', '--disk', vol.disk, '--copies', '1', '--grace-period', '30'], { timeoutMs: DEADLINE_MS })
+  t.equal(changed.code, 0, 'the owner\'s CLI changes the settings over the socket', { stderr: changed.stderr })
+  t.match(changed.stdout, /^copies: 1\ngrace period: 30 s\n$/m, '... and says what they are now')
+  const status = await cli(['status', '--disk', vol.disk], { timeoutMs: DEADLINE_MS })
+  t.match(status.stdout, /^node: +[0-9a-f]{16} running/m, 'status of the running node', { stderr: status.stderr })
+  t.match(status.stdout, /^copies: +target 1 \(grace period 30 s\)/m, '... shows what the node answered on the socket')
+
+  // A start --reserve on the disk of a running node changes nothing and says why.
+  const before = fs.readFileSync(join(vol.disk, 'node.json'), 'utf8')
+  const again = await cli(['start', '--disk', vol.disk, '--reserve', '1G'], { timeoutMs: DEADLINE_MS })
+  t.equal(again.code, 1, 'start on a disk whose node runs: exit 1', { stderr: again.stderr })
+  t.match(again.stderr, /^swarmfs: .* is in use by a running node \(pid \d+\); stop it first\n$/m, '... in one line')
+  t.equal(fs.readFileSync(join(vol.disk, 'node.json'), 'utf8'), before, '... and node.json is as it was')
+
+  // A node that crashed leaves its socket: the next start replaces it.
+  await vol.kill9()
+  t.ok(fs.existsSync(sock), 'a killed node leaves its socket behind')
+  await vol.restart()
+  const live = await cli(['status', '--disk', vol.disk, '--json'], { timeoutMs: DEADLINE_MS })
+  t.not((JSON.parse(live.stdout) as { live: unknown }).live, null, 'the restarted node answers on its socket', { stderr: live.stderr })
+  await vol.stop()
+  t.notOk(fs.existsSync(sock), 'a node that stops removes its socket')
+  const stopped = await cli(['status', '--disk', vol.disk], { timeoutMs: DEADLINE_MS })
+  t.match(stopped.stdout, /^node: +[0-9a-f]{16} stopped$/m, 'status of a stopped node still works, from the disk', { stderr: stopped.stderr })
 })
