@@ -8,7 +8,7 @@ import t from 'tap'
 import fs from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
-import { cli, run, startVolume, tmpDir } from '../helpers/volume.js'
+import { CLI, cli, run, startHelperProcess, startVolume, tmpDir } from '../helpers/volume.js'
 
 /** Bounds a hang only: every command here fails at once. */
 const DEADLINE_MS = 30_000
@@ -270,4 +270,22 @@ t.test('a peer with the key cannot retire the disk, change the volume or scrub; 
   t.notOk(fs.existsSync(sock), 'a node that stops removes its socket')
   const stopped = await cli(['status', '--disk', vol.disk], { timeoutMs: DEADLINE_MS })
   t.match(stopped.stdout, /^node: +[0-9a-f]{16} stopped$/m, 'status of a stopped node still works, from the disk', { stderr: stopped.stderr })
+})
+
+t.test('a disk at a path too long for a unix socket\'s name still gets its socket, and the CLI reaches it', async t => {
+  const dir = await tmpDir(t)
+  // sun_path holds 107 bytes: this socket's path is longer.
+  const disk = join(dir, 'd'.repeat(60), 'e'.repeat(60))
+  const sock = join(disk, 'node.sock')
+  t.ok(Buffer.byteLength(sock) > 107, `the socket path is ${Buffer.byteLength(sock)} bytes`)
+  t.equal((await cli(['init', 'v', '--disk', disk, '--no-start'], { timeoutMs: DEADLINE_MS })).code, 0, 'a volume made without starting it')
+  const node = await startHelperProcess(t, `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} start --disk ${JSON.stringify(disk)} --no-mount`, 'running')
+  t.equal(fs.statSync(sock).mode & 0o777, 0o600, 'the node made its socket, mode 0600')
+  const changed = await cli(['volume', '--disk', disk, '--copies', '3'], { timeoutMs: DEADLINE_MS })
+  t.equal(changed.code, 0, 'the CLI changes the settings over it', { stderr: changed.stderr })
+  t.match(changed.stdout, /^copies: 3$/m, '... and the node answers')
+  process.kill(node.pid, 'SIGTERM')
+  const gone = await run('tail', [`--pid=${node.pid}`, '-f', '/dev/null'], { timeoutMs: DEADLINE_MS })
+  t.equal(gone.code, 0, 'the node exits after SIGTERM', { output: node.output() })
+  t.notOk(fs.existsSync(sock), '... and removes its socket')
 })
