@@ -5,12 +5,12 @@ import { dirname, join, resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { UserError } from '../errors/index.js'
 import { createLogger, setLogLevel, type Logger } from '../log/index.js'
-import { checkFreshDisk, createConfig, inviteFor, lockHolder, parseInvite, parseSize, readConfig, retiredMessage, writeConfig } from '../node/disk.js'
+import { checkFreshDisk, createConfig, inviteFor, lockDisk, lockHolder, parseInvite, readConfig, retiredMessage, writeConfig } from '../node/disk.js'
 import { findPeer, joinVolume } from '../node/join.js'
 import { SwarmNode } from '../node/node.js'
 import { checkMountPoint } from '../fs/mount.js'
 import { callLocalNode } from './local-node.js'
-import { parseNumberFlag, parsePeerFlag, type NumberRule } from './numbers.js'
+import { parseNumberFlag, parsePeerFlag, parseSizeFlag, type NumberRule } from './numbers.js'
 import { formatBytes } from '../replicate/plan.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
 import type { ScrubStatus } from '../replicate/scrub.js'
@@ -77,7 +77,7 @@ function reserveOption (cmd: Command): Command {
  * it will be on is asked.
  */
 function checkReserve (reserve: string, disk: string): void {
-  const size = parseSize(reserve, '--reserve')
+  const size = parseSizeFlag(reserve, '--reserve')
   let dir = disk
   while (!fs.existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir)
   const st = fs.statfsSync(dir)
@@ -90,7 +90,7 @@ function saveReserve (disk: string, reserve: string | undefined): void {
   if (reserve === undefined) return
   checkReserve(reserve, disk)
   const config = readConfig(disk)
-  config.reserve = parseSize(reserve, '--reserve')
+  config.reserve = parseSizeFlag(reserve, '--reserve')
   writeConfig(disk, config)
 }
 
@@ -244,8 +244,14 @@ export function buildProgram (): Command {
       const net = { peers: opts.peer, address: chosenAddress(opts) }
       // Everything that can refuse the start is asked before --reserve is written to node.json.
       checkStart(disk, mountPoint, net, opts.reserve)
-      saveReserve(disk, opts.reserve)
-      await runNode(disk, mountPoint, log, net)
+      // The disk is taken before the write, so no other start can come between the check and it.
+      const unlock = lockDisk(disk)
+      try {
+        saveReserve(disk, opts.reserve)
+        await runNode(disk, mountPoint, log, net)
+      } finally {
+        unlock()
+      }
     })
 
   program.command('invite')

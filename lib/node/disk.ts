@@ -33,23 +33,6 @@ export function reserveOf (config: NodeConfig, total: number): number {
   return Math.min(2 ** 30, Math.floor(total * 0.05))
 }
 
-/** "500M", "2G", "1048576", "10%" of a disk of `total` bytes; a UserError otherwise. */
-export function parseSize (text: string, what: string): number | { percent: number } {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|%)?$/i.exec(text.trim())
-  if (m === null) throw new UserError(`invalid ${what} "${text}": give bytes, or a number with K, M, G, T or %, e.g. 2G`)
-  const n = Number(m[1])
-  const unit = (m[2] ?? '').toLowerCase()
-  if (unit === '%') {
-    if (n > 100) throw new UserError(`invalid ${what} "${text}": at most 100%`)
-    return { percent: n }
-  }
-  const scale = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[unit.charAt(0)] ?? 1
-  const bytes = Math.floor(n * scale)
-  // Beyond 2^53 bytes (8 PiB) the count is no longer exact, and no disk is that large.
-  if (!Number.isSafeInteger(bytes)) throw new UserError(`invalid ${what} "${text}": at most 8P (${Number.MAX_SAFE_INTEGER} bytes)`)
-  return bytes
-}
-
 /**
  * The path the kernel reaches for `path`, symlinks followed: the realpath of its deepest existing
  * ancestor, the missing rest appended. The ancestors are tried as written (not normalized first), as

@@ -147,9 +147,12 @@ t.test('every numeric flag goes through one parser: one line saying what is wron
     { args: ['init', 'v', '--disk', disk, '--no-start', '--peer', '127.0.0.1:99999'], error: /^swarmfs: invalid port of --peer 127\.0\.0\.1:99999 "99999": too large; give a port from 1 to 65535, as in host:port$/m },
     { args: ['init', 'v', '--disk', disk, '--no-start', '--peer', '127.0.0.1:1e3'], error: /^swarmfs: invalid port of --peer 127\.0\.0\.1:1e3 "1e3": exponent forms are not taken/ },
     { args: ['join', invite, '--disk', disk, '--peer', '127.0.0.1:'], error: /^swarmfs: invalid port of --peer 127\.0\.0\.1: "": it is empty/ },
-    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '1e9'], error: /^swarmfs: invalid --reserve "1e9": give bytes, or a number with K, M, G, T or %/ },
-    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '-1G'], error: /^swarmfs: invalid --reserve "-1G": give bytes/ },
-    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '99999999999999999999'], error: /^swarmfs: invalid --reserve "99999999999999999999": at most 8P/ }
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '1e9'], error: /^swarmfs: invalid --reserve "1e9": exponent forms are not taken; give bytes, or a number with K, M, G, T \(at most 8191T\) or %, e\.g\. 2G$/m },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '-1G'], error: /^swarmfs: invalid --reserve "-1G": it is negative; give bytes/ },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', 'G'], error: /^swarmfs: invalid --reserve "G": no number before the unit; give bytes/ },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '101%'], error: /^swarmfs: invalid --reserve "101%": too large; give a percentage from 0 to 100%, or a size such as 2G$/m },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '9000T'], error: /^swarmfs: invalid --reserve "9000T": too large; give bytes/ },
+    { args: ['init', 'v', '--disk', disk, '--no-start', '--reserve', '99999999999999999999'], error: /^swarmfs: invalid --reserve "99999999999999999999": too large; give bytes/ }
   ]
   for (const c of cases) {
     const r = await cli(c.args, { timeoutMs: DEADLINE_MS })
@@ -272,15 +275,26 @@ t.test('a peer with the key cannot retire the disk, change the volume or scrub; 
   t.match(stopped.stdout, /^node: +[0-9a-f]{16} stopped$/m, 'status of a stopped node still works, from the disk', { stderr: stopped.stderr })
 })
 
-t.test('a disk at a path too long for a unix socket\'s name still gets its socket, and the CLI reaches it', async t => {
+t.test('a disk at a path too long for a unix socket\'s name still gets its socket, its owner\'s, and the CLI reaches it', async t => {
   const dir = await tmpDir(t)
   // sun_path holds 107 bytes: this socket's path is longer.
   const disk = join(dir, 'd'.repeat(60), 'e'.repeat(60))
   const sock = join(disk, 'node.sock')
   t.ok(Buffer.byteLength(sock) > 107, `the socket path is ${Buffer.byteLength(sock)} bytes`)
   t.equal((await cli(['init', 'v', '--disk', disk, '--no-start'], { timeoutMs: DEADLINE_MS })).code, 0, 'a volume made without starting it')
+  // The disk belongs to another user than the one running the node (root): the socket is theirs.
+  fs.chownSync(disk, 65534, 65534)
+  fs.chmodSync(dir, 0o711)
   const node = await startHelperProcess(t, `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} start --disk ${JSON.stringify(disk)} --no-mount`, 'running')
-  t.equal(fs.statSync(sock).mode & 0o777, 0o600, 'the node made its socket, mode 0600')
+  const st = fs.statSync(sock)
+  t.equal(st.mode & 0o777, 0o600, 'the node made its socket, mode 0600')
+  t.same([st.uid, st.gid], [65534, 65534], '... owned by the owner of the disk')
+  for (const [uid, expected] of [[65534, 'connected'], [65533, 'EACCES']] as const) {
+    const r = await run('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, '-e',
+      // From inside the disk: its full path is too long to connect to.
+      "require('net').connect('node.sock').on('connect', () => { console.log('connected'); process.exit(0) }).on('error', e => { console.log(e.code); process.exit(0) })"], { cwd: disk, timeoutMs: DEADLINE_MS })
+    t.equal(r.stdout.trim(), expected, `uid ${uid} connecting: ${expected}`, { stderr: r.stderr })
+  }
   const changed = await cli(['volume', '--disk', disk, '--copies', '3'], { timeoutMs: DEADLINE_MS })
   t.equal(changed.code, 0, 'the CLI changes the settings over it', { stderr: changed.stderr })
   t.match(changed.stdout, /^copies: 3$/m, '... and the node answers')
