@@ -18,7 +18,7 @@ import { statusOf, formatStatus, progressBar, progressLine } from './status.js'
 
 /** The numeric flags, each with its range (see numbers.ts). */
 const COPIES: NumberRule = { flag: '--copies', min: 1, max: 16, accepts: 'a whole number of disks from 1 to 16' }
-/** The grace period is kept in ms and waited on with timers: 24 days is below their 2^31-1 ms. */
+/** The grace period is kept in ms; 24 days keeps it below 2^31-1 ms, the longest a timer can wait, should one ever wait for it. */
 const GRACE_MAX_S = 24 * 86400
 const GRACE: NumberRule = { flag: '--grace-period', min: 0, max: GRACE_MAX_S, fraction: true, accepts: `a number of seconds from 0 to ${GRACE_MAX_S} (24 days)` }
 const WAIT: NumberRule = { flag: '--wait', min: 1, max: 86400, accepts: 'a whole number of seconds from 1 to 86400 (a day)' }
