@@ -15,22 +15,30 @@ export type LocalAnswer = { status: 200, body: unknown } | { status: number, bod
 const BODY_LIMIT = 64 * 1024
 /** sun_path holds 108 bytes with its NUL; a longer path is reached through the directory's fd. */
 const SUN_PATH_MAX = 107
+/** The private directory a socket is made in before it is moved to its name. */
+const PRIVATE_PREFIX = '.node.sock-'
 
 export function localSocketPath (disk: string): string {
   return join(disk, 'node.sock')
 }
 
 /**
- * Runs `use` with a path of at most 107 bytes naming the socket at `path`: the path itself, or
- * /proc/self/fd/<n>/<name> through an fd of its directory (closed once `use` has bound or connected).
+ * A name of at most 107 bytes for the socket at `path`: the path itself, or /proc/self/fd/<n>/<name>
+ * through an fd of its directory, open until `close`.
  */
-export async function withShortPath<T> (path: string, use: (short: string) => Promise<T>): Promise<T> {
-  if (Buffer.byteLength(path) <= SUN_PATH_MAX) return await use(path)
+function shortPath (path: string): { path: string, close: () => void } {
+  if (Buffer.byteLength(path) <= SUN_PATH_MAX) return { path, close: () => {} }
   const fd = fs.openSync(dirname(path), 'r')
+  return { path: `/proc/self/fd/${fd}/${basename(path)}`, close: () => fs.closeSync(fd) }
+}
+
+/** Runs `use` (a connect) with a short name for the socket at `path`. */
+export async function withShortPath<T> (path: string, use: (short: string) => Promise<T>): Promise<T> {
+  const short = shortPath(path)
   try {
-    return await use(`/proc/self/fd/${fd}/${basename(path)}`)
+    return await use(short.path)
   } finally {
-    fs.closeSync(fd)
+    short.close()
   }
 }
 
@@ -38,6 +46,8 @@ export class LocalServer {
   private readonly server: http.Server
   private readonly sockets = new Set<Socket>()
   private readonly log: Logger
+  /** libuv unlinks the name it bound at close: a /proc/self/fd name needs its fd open until then. */
+  private bound: { path: string, close: () => void } | null = null
 
   constructor (private readonly path: string, private readonly api: (call: LocalCall) => Promise<LocalAnswer | null>, log: Logger, private readonly owner?: { uid: number, gid: number }) {
     this.log = log.child({ part: 'local-server' })
@@ -53,40 +63,54 @@ export class LocalServer {
     })
   }
 
-  /** Listens; a socket left by a node that crashed is removed first (the caller holds the disk's lock). */
+  /**
+   * Listens. The socket is bound in a new directory of mode 0700, given mode 0600 (and the disk's
+   * owner) there, and only then renamed into place, over one a crashed node left: no other user
+   * can connect at any moment, and the process's umask is left alone (other parts create files
+   * meanwhile). The caller holds the disk's lock.
+   */
   async start (): Promise<void> {
-    fs.rmSync(this.path, { force: true })
-    await withShortPath(this.path, async short => await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject)
-      // The socket is made with the umask's mode: 0177 leaves no moment in which another user
-      // could connect before the chmod below. listen() binds synchronously, so the process's
-      // umask is changed only for that call.
-      const umask = process.umask(0o177)
-      try {
-        this.server.listen(short, () => {
+    const dir = dirname(this.path)
+    for (const name of fs.readdirSync(dir)) {
+      if (name.startsWith(PRIVATE_PREFIX)) fs.rmSync(join(dir, name), { recursive: true, force: true })
+    }
+    const tmp = fs.mkdtempSync(join(dir, PRIVATE_PREFIX))
+    try {
+      const at = join(tmp, basename(this.path))
+      this.bound = shortPath(at)
+      const name = this.bound.path
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject)
+        this.server.listen(name, () => {
           this.server.off('error', reject)
           resolve()
         })
-      } finally {
-        process.umask(umask)
-      }
-    }))
-    fs.chmodSync(this.path, 0o600)
-    // A node run by root on a user's disk: that user may ask it too, nobody else.
-    if (this.owner !== undefined && process.getuid?.() === 0) fs.lchownSync(this.path, this.owner.uid, this.owner.gid)
+      })
+      fs.chmodSync(at, 0o600)
+      // A node run by root on a user's disk: that user may ask it too, nobody else.
+      if (this.owner !== undefined && process.getuid?.() === 0) fs.lchownSync(at, this.owner.uid, this.owner.gid)
+      fs.renameSync(at, this.path)
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true })
+    }
     this.server.on('error', err => this.log.error('local server error', { err }))
     this.log.info('listening', { path: this.path })
   }
 
   stop (): Promise<void> {
     return new Promise(resolve => {
-      if (!this.server.listening) {
+      const done = (): void => {
+        this.bound?.close()
+        this.bound = null
         resolve()
+      }
+      if (!this.server.listening) {
+        done()
         return
       }
       this.server.close(() => {
         fs.rmSync(this.path, { force: true })
-        resolve()
+        done()
       })
       for (const socket of this.sockets) socket.destroy()
     })

@@ -230,6 +230,7 @@ t.test('a peer with the key cannot retire the disk, change the volume or scrub; 
   const st = fs.statSync(sock)
   t.ok(st.isSocket(), 'the running node listens on <disk>/node.sock')
   t.equal(st.mode & 0o777, 0o600, '... of mode 0600')
+  t.same(fs.readdirSync(vol.disk).filter(n => n.startsWith('.node.sock-')), [], '... and the private directory it was made in is gone')
 
   const holdings = await asPeer(config.httpPort, config.volumeKey, 'GET', '/holdings')
   t.equal(holdings.status, 200, 'a peer with the key is answered what peers need (holdings)', { body: holdings.body })
