@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what swarmfs needs on a Debian machine (run as root): the FUSE packages, a compiler for
-# the FUSE binding, the tools the tests drive the mount with, then the npm dependencies.
+# the FUSE binding, the tools the tests drive the mount with, then the npm dependencies: exactly the
+# lockfile's with --ci (or CI=true in the environment, as CI services set it), else `npm install`.
+# Usage: sh scripts/setup.sh [--ci]
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,24 @@ command -v fusermount >/dev/null 2>&1 || need="$need fuse"
 ldconfig -p 2>/dev/null | grep -q 'libfuse.so.2 ' || need="$need libfuse2"
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"
+# Every other program a test or benchmark runs (grep test/ and bench/ for spawn, execFile, run and
+# sh scripts): nsenter, setpriv, fallocate and fincore come with util-linux; tc with iproute2.
+for tool in nsenter setpriv fallocate fincore; do
+  command -v $tool >/dev/null 2>&1 || { need="$need util-linux"; break; }
+done
+command -v mount >/dev/null 2>&1 || need="$need mount"
+command -v bash >/dev/null 2>&1 || need="$need bash"
+for tool in dd stat sha256sum truncate timeout od; do
+  command -v $tool >/dev/null 2>&1 || { need="$need coreutils"; break; }
+done
+command -v find >/dev/null 2>&1 || need="$need findutils"
+command -v cmp >/dev/null 2>&1 || need="$need diffutils"
+command -v awk >/dev/null 2>&1 || need="$need mawk"
+command -v tar >/dev/null 2>&1 || need="$need tar"
+# test/mount/attrs.test.ts copies with rsync -a (times to the nanosecond).
+command -v rsync >/dev/null 2>&1 || need="$need rsync"
+# test/cluster/hostile-peer.test.ts asks the peer API with curl.
+command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v ffprobe >/dev/null 2>&1 || need="$need ffmpeg"
 # test/cluster/media.test.ts plays videos through the mount headless with mpv and VLC (cvlc, its
@@ -32,4 +52,11 @@ if [ -n "$need" ]; then
 fi
 [ -e /dev/fuse ] || { echo "swarmfs setup: /dev/fuse is missing; load the fuse module (modprobe fuse)" >&2; exit 1; }
 
-npm install --no-audit --no-fund
+ci=${CI:-false}
+[ "${1:-}" = --ci ] && ci=true
+if [ "$ci" = true ]; then
+  # The exact tree of package-lock.json, or a failure when package.json and the lock disagree.
+  npm ci --no-audit --no-fund
+else
+  npm install --no-audit --no-fund
+fi

@@ -5,15 +5,23 @@ import { dirname, join, resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { UserError } from '../errors/index.js'
 import { createLogger, setLogLevel, type Logger } from '../log/index.js'
-import { checkFreshDisk, createConfig, inviteFor, lockHolder, parseInvite, parseSize, readConfig, retiredMessage, writeConfig } from '../node/disk.js'
+import { checkFreshDisk, createConfig, inviteFor, lockDisk, lockHolder, parseInvite, readConfig, retiredMessage, writeConfig } from '../node/disk.js'
 import { findPeer, joinVolume } from '../node/join.js'
-import { parseHostPort, SwarmNode } from '../node/node.js'
+import { SwarmNode } from '../node/node.js'
 import { checkMountPoint } from '../fs/mount.js'
 import { callLocalNode } from './local-node.js'
+import { parseNumberFlag, parsePeerFlag, parseSizeFlag, type NumberRule } from './numbers.js'
 import { formatBytes } from '../replicate/plan.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
 import type { ScrubStatus } from '../replicate/scrub.js'
 import { statusOf, formatStatus, progressBar, progressLine } from './status.js'
+
+/** The numeric flags, each with its range (see numbers.ts). */
+const COPIES: NumberRule = { flag: '--copies', min: 1, max: 16, accepts: 'a whole number of disks from 1 to 16' }
+/** The grace period is kept in ms; 24 days keeps it below 2^31-1 ms, the longest a timer can wait, should one ever wait for it. */
+const GRACE_MAX_S = 24 * 86400
+const GRACE: NumberRule = { flag: '--grace-period', min: 0, max: GRACE_MAX_S, fraction: true, accepts: `a number of seconds from 0 to ${GRACE_MAX_S} (24 days)` }
+const WAIT: NumberRule = { flag: '--wait', min: 1, max: 86400, accepts: 'a whole number of seconds from 1 to 86400 (a day)' }
 
 const defaultDisk = process.env.SWARMFS_DISK ?? join(os.homedir(), '.local', 'share', 'swarmfs', 'disk')
 
@@ -69,7 +77,7 @@ function reserveOption (cmd: Command): Command {
  * it will be on is asked.
  */
 function checkReserve (reserve: string, disk: string): void {
-  const size = parseSize(reserve, '--reserve')
+  const size = parseSizeFlag(reserve, '--reserve')
   let dir = disk
   while (!fs.existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir)
   const st = fs.statfsSync(dir)
@@ -82,21 +90,33 @@ function saveReserve (disk: string, reserve: string | undefined): void {
   if (reserve === undefined) return
   checkReserve(reserve, disk)
   const config = readConfig(disk)
-  config.reserve = parseSize(reserve, '--reserve')
+  config.reserve = parseSizeFlag(reserve, '--reserve')
   writeConfig(disk, config)
+}
+
+/**
+ * What refuses a start, asked before anything is written or started: a disk that is not one, a
+ * retired disk, a node already running on it, an address, a peer or a reserve that cannot be, a
+ * mount point that cannot be one.
+ */
+function checkStart (disk: string, mountPoint: string | null | undefined, net: { peers?: string[], address?: string }, reserve?: string): void {
+  const config = readConfig(disk)
+  if (config.retired === true) throw new UserError(retiredMessage(disk, config.volumeName))
+  const holder = lockHolder(disk)
+  if (holder !== null && holder !== process.pid) throw new UserError(`${disk} is in use by a running node (pid ${holder}); stop it first`)
+  if (net.address === undefined && config.address !== undefined && !ourAddresses().includes(config.address)) {
+    throw new UserError(`${config.address}, the address this disk was given with --address, is not an address of this machine now; start it with --address <one of ${ourAddresses().join(', ')}>`)
+  }
+  for (const p of net.peers ?? []) parsePeerFlag(p)
+  if (reserve !== undefined) checkReserve(reserve, disk)
+  const mountAt = mountPoint === undefined ? config.mountPoint : mountPoint
+  if (mountAt !== null) checkMountPoint(mountAt, disk)
 }
 
 /** Runs a node in the foreground until SIGINT or SIGTERM (or the node asks: a retired disk), then stops it cleanly. */
 async function runNode (disk: string, mountPoint: string | null | undefined, log: Logger, net: { peers?: string[], address?: string } = {}): Promise<void> {
+  checkStart(disk, mountPoint, net)
   const config = readConfig(disk)
-  if (config.retired === true) throw new UserError(retiredMessage(disk, config.volumeName))
-  if (net.address === undefined && config.address !== undefined && !ourAddresses().includes(config.address)) {
-    throw new UserError(`${config.address}, the address this disk was given with --address, is not an address of this machine now; start it with --address <one of ${ourAddresses().join(', ')}>`)
-  }
-  for (const p of net.peers ?? []) parseHostPort(p)
-  // Checked before anything starts (a running node of this disk is told by its lock instead).
-  const mountAt = mountPoint === undefined ? config.mountPoint : mountPoint
-  if (mountAt !== null && lockHolder(disk) === null) checkMountPoint(mountAt, disk)
   const node = await SwarmNode.start({
     disk,
     mountPoint,
@@ -164,7 +184,7 @@ export function buildProgram (): Command {
     .action(async (name: string, opts: NetworkOptions & { disk: string, mount?: string, start: boolean, verbose?: boolean, reserve?: string }) => {
       const log = setup(opts)
       const address = chosenAddress(opts)
-      for (const p of opts.peer ?? []) parseHostPort(p)
+      for (const p of opts.peer ?? []) parsePeerFlag(p)
       if (opts.reserve !== undefined) checkReserve(opts.reserve, resolve(opts.disk))
       const disk = resolve(opts.disk)
       if (opts.mount !== undefined) checkMountPoint(opts.mount, disk)
@@ -194,12 +214,11 @@ export function buildProgram (): Command {
       const log = setup(opts)
       const disk = resolve(opts.disk)
       const parsed = parseInvite(invite)
+      const waitS = parseNumberFlag(opts.wait, WAIT)
       if (opts.reserve !== undefined) checkReserve(opts.reserve, resolve(opts.disk))
       checkFreshDisk(disk, parsed.volumeKey)
-      const waitS = Number(opts.wait)
-      if (!Number.isFinite(waitS) || waitS <= 0) throw new UserError(`invalid --wait "${opts.wait}": give a number of seconds`)
       const peers = opts.peer ?? []
-      for (const p of peers) parseHostPort(p)
+      for (const p of peers) parsePeerFlag(p)
       const address = chosenAddress(opts)
       if (opts.mount !== undefined) checkMountPoint(opts.mount, disk)
       const base = { invite: parsed, peers, address, waitMs: waitS * 1000, log }
@@ -220,9 +239,19 @@ export function buildProgram (): Command {
     .option('-v, --verbose', 'log details to stderr')
     .action(async (opts: NetworkOptions & { disk: string, mount?: string | false, verbose?: boolean, reserve?: string }) => {
       const log = setup(opts)
-      saveReserve(resolve(opts.disk), opts.reserve)
+      const disk = resolve(opts.disk)
       const mountPoint = opts.mount === false ? null : typeof opts.mount === 'string' ? resolve(opts.mount) : undefined
-      await runNode(resolve(opts.disk), mountPoint, log, { peers: opts.peer, address: chosenAddress(opts) })
+      const net = { peers: opts.peer, address: chosenAddress(opts) }
+      // Everything that can refuse the start is asked before --reserve is written to node.json.
+      checkStart(disk, mountPoint, net, opts.reserve)
+      // The disk is taken before the write, so no other start can come between the check and it.
+      const unlock = lockDisk(disk)
+      try {
+        saveReserve(disk, opts.reserve)
+        await runNode(disk, mountPoint, log, net)
+      } finally {
+        unlock()
+      }
     })
 
   program.command('invite')
@@ -256,16 +285,8 @@ export function buildProgram (): Command {
       setup(opts)
       const disk = resolve(opts.disk)
       const change: { copies?: number, graceMs?: number } = {}
-      if (opts.copies !== undefined) {
-        const n = Number(opts.copies)
-        if (!Number.isInteger(n) || n < 1 || n > 16) throw new UserError(`invalid --copies "${opts.copies}": give a whole number from 1 to 16`)
-        change.copies = n
-      }
-      if (opts.gracePeriod !== undefined) {
-        const sec = Number(opts.gracePeriod)
-        if (!Number.isFinite(sec) || sec < 0) throw new UserError(`invalid --grace-period "${opts.gracePeriod}": give a number of seconds`)
-        change.graceMs = Math.round(sec * 1000)
-      }
+      if (opts.copies !== undefined) change.copies = parseNumberFlag(opts.copies, COPIES)
+      if (opts.gracePeriod !== undefined) change.graceMs = Math.round(parseNumberFlag(opts.gracePeriod, GRACE) * 1000)
       const settings = await callLocalNode(disk, 'POST', '/volume', change) as { copies: number, graceMs: number }
       process.stdout.write(opts.json === true
         ? JSON.stringify(settings) + '\n'

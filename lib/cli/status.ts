@@ -3,10 +3,9 @@ import fs from 'node:fs'
 import { GitStore } from '../meta/git-store.js'
 import { silentLogger } from '../log/index.js'
 import { layout, lockHolder, readConfig } from '../node/disk.js'
-import { getPeerStatus, peerJson } from '../sync/peer-client.js'
 import { formatBytes } from '../replicate/plan.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
-import { localHost } from './local-node.js'
+import { callLocalNode } from './local-node.js'
 
 export interface Status {
   volume: string
@@ -68,11 +67,10 @@ export async function statusOf (disk: string): Promise<Status> {
   const pid = lockHolder(disk)
   const free = fs.statfsSync(disk)
   let live: LiveStatus | null = null
-  if (pid !== null && config.httpPort > 0) {
+  if (pid !== null && config.retired !== true) {
     try {
-      const at = { host: localHost(config), port: config.httpPort, key: config.volumeKey, timeoutMs: 3000 }
       // Replication is asked apart: peers poll /status for heads every few seconds and need none of it.
-      const [sync, replication] = await Promise.all([getPeerStatus(at), peerJson(at, 'GET', '/replication')])
+      const [sync, replication] = await Promise.all([callLocalNode(disk, 'GET', '/status', undefined, 3000), callLocalNode(disk, 'GET', '/replication', undefined, 3000)])
       live = { ...(sync as LiveStatus), replication: replication as ReplicationStatus }
     } catch {
       // A node not answering (still starting, or stuck): what the disk says is shown.

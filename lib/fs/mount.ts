@@ -1,11 +1,11 @@
 // Mounting the volume with fuse-native, and clearing a stale mount a crashed node left behind.
 import fs from 'node:fs'
-import { resolve, sep } from 'node:path'
+import { resolve } from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import Fuse from 'fuse-native'
 import { UserError } from '../errors/index.js'
-import { makeDirs } from '../node/disk.js'
+import { checkApart, makeDirs } from '../node/disk.js'
 import type { Logger } from '../log/index.js'
 import type { VolumeFs } from '../vfs/volume-fs.js'
 import { fuseOps, opTimes } from './fuse-ops.js'
@@ -96,11 +96,7 @@ function fuseDeviceAt (resolved: string): string | null {
  */
 export function checkMountPoint (mountPoint: string, disk: string): void {
   const mnt = resolve(mountPoint)
-  const d = resolve(disk)
-  const inside = (a: string, b: string): boolean => a === b || a.startsWith(b.endsWith(sep) ? b : b + sep)
-  if (inside(mnt, d) || inside(d, mnt)) {
-    throw new UserError(`the mount point ${mnt} and the disk directory ${d} must be apart (neither inside the other); choose another mount point`)
-  }
+  checkApart(mnt, disk)
   // Asked before any stat: a stat of a FUSE mount whose process is gone fails with ENOTCONN.
   const m = mountAt(safeRealpath(mnt))
   if (m !== null) {

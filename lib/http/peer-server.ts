@@ -37,7 +37,7 @@ export interface PeerServerOptions {
   /** A connection whose TLS handshake failed: that host does not hold the volume key. */
   onRefused?: (remoteAddress: string) => void
   status: () => unknown
-  /** The rest of the node's JSON API (holdings, retire, volume settings): null for a path it does not serve. */
+  /** What else peers may ask (holdings, bad pieces): null for a path it does not serve. */
   api?: (call: ApiCall) => Promise<ApiAnswer | null>
 }
 

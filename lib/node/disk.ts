@@ -2,7 +2,7 @@
 // processes from running one disk.
 import fs from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path'
 import { UserError } from '../errors/index.js'
 
 export interface NodeConfig {
@@ -33,18 +33,36 @@ export function reserveOf (config: NodeConfig, total: number): number {
   return Math.min(2 ** 30, Math.floor(total * 0.05))
 }
 
-/** "500M", "2G", "1048576", "10%" of a disk of `total` bytes; a UserError otherwise. */
-export function parseSize (text: string, what: string): number | { percent: number } {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|%)?$/i.exec(text.trim())
-  if (m === null) throw new UserError(`invalid ${what} "${text}": give bytes, or a number with K, M, G, T or %, e.g. 2G`)
-  const n = Number(m[1])
-  const unit = (m[2] ?? '').toLowerCase()
-  if (unit === '%') {
-    if (n > 100) throw new UserError(`invalid ${what} "${text}": at most 100%`)
-    return { percent: n }
+/**
+ * The path the kernel reaches for `path`, symlinks followed: the realpath of its deepest existing
+ * ancestor, the missing rest appended. The ancestors are tried as written (not normalized first), as
+ * the kernel walks them: `link/..` is the parent of where `link` points.
+ */
+export function realPathOf (path: string): string {
+  const parts = (isAbsolute(path) ? path : process.cwd() + sep + path).split(sep)
+  for (let i = parts.length; i > 1; i--) {
+    try {
+      return resolve(fs.realpathSync(parts.slice(0, i).join(sep)), ...parts.slice(i))
+    } catch {
+      // Missing (or a dead FUSE mount, ENOTCONN): its parent is asked.
+    }
   }
-  const scale = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[unit.charAt(0)] ?? 1
-  return Math.floor(n * scale)
+  return resolve(path)
+}
+
+/**
+ * A mount point and a disk directory must be apart: a volume mounted inside its own disk (or its disk
+ * inside the mount) would store into itself. Compared where the kernel puts them, so a symlink into
+ * the disk, or a path through one, is refused too.
+ */
+export function checkApart (mountPoint: string, disk: string): void {
+  const mnt = realPathOf(mountPoint)
+  const d = realPathOf(disk)
+  const inside = (a: string, b: string): boolean => a === b || a.startsWith(b.endsWith(sep) ? b : b + sep)
+  if (inside(mnt, d) || inside(d, mnt)) {
+    const via = mnt !== resolve(mountPoint) || d !== resolve(disk) ? ` (through symlinks: ${mnt} and ${d})` : ''
+    throw new UserError(`the mount point ${resolve(mountPoint)} and the disk directory ${resolve(disk)} must be apart (neither inside the other)${via}; choose another mount point`)
+  }
 }
 
 export const layout = (disk: string) => ({

@@ -1,5 +1,6 @@
 // One node = one disk. The only place that wires the parts together and decides their order of
 // start and stop.
+import fs from 'node:fs'
 import { join } from 'node:path'
 import { SpaceGuard } from '../content/space-guard.js'
 import { ContentStore } from '../content/store.js'
@@ -7,6 +8,7 @@ import { TorrentService } from '../content/torrents.js'
 import { Discovery } from '../discovery/index.js'
 import { mountVolume, type Mounted } from '../fs/mount.js'
 import { PeerServer, type ApiAnswer, type ApiCall } from '../http/peer-server.js'
+import { LocalServer, localSocketPath, type LocalAnswer, type LocalCall } from '../http/local-server.js'
 import type { Logger } from '../log/index.js'
 import { GitStore } from '../meta/git-store.js'
 import { Meta } from '../meta/meta.js'
@@ -51,6 +53,8 @@ export class SwarmNode {
   private unlock: (() => void) | null = null
   private stopping: Promise<void> | null = null
   private server: PeerServer | null = null
+  /** The CLI's channel (<disk>/node.sock): the only way to retire, scrub or change the volume. */
+  private local: LocalServer | null = null
   torrents: TorrentService | null = null
   private discovery: Discovery | null = null
   syncer: Syncer | null = null
@@ -121,6 +125,9 @@ export class SwarmNode {
       node.unlock = unlock
       try {
         await node.startSync(opts)
+        const owner = fs.statSync(opts.disk)
+        node.local = new LocalServer(localSocketPath(opts.disk), async call => await node.localApi(call), log, { uid: owner.uid, gid: owner.gid })
+        await node.local.start()
         const mountPoint = opts.mountPoint !== undefined ? opts.mountPoint : config.mountPoint
         if (mountPoint !== null) {
           node.mounted = await mountVolume(mountPoint, opts.disk, vfs, log, () => node.onStopRequested('unmounted'))
@@ -168,7 +175,7 @@ export class SwarmNode {
       onNotify: (msg, from) => syncer.notified(msg, from),
       onRefused: from => syncer.refusedConnection(from),
       status: () => this.status(),
-      api: async call => await this.api(call)
+      api: async call => await this.peerApi(call)
     })
     const port = await onSavedPort(config.httpPort, 'HTTP', log, async wanted => {
       this.server = serverAt(wanted)
@@ -356,11 +363,24 @@ export class SwarmNode {
     this.onStopRequested('retired')
   }
 
-  /** The node's JSON API besides status: holdings for peers; volume settings and retire for the CLI. */
-  private async api (call: ApiCall): Promise<ApiAnswer | null> {
+  /** What peers may ask besides git, notices and status: holdings, and checks of bad pieces. Nothing that changes the disk or the volume. */
+  private async peerApi (call: ApiCall): Promise<ApiAnswer | null> {
     const r = this.replicator
     if (r === null) return { status: 503, body: 'the node is starting' }
     if (call.path === '/holdings' && call.method === 'GET') return { status: 200, body: await r.holdings(call.query.get('have')) }
+    if (call.path === '/bad-piece' && call.method === 'POST') {
+      const report = parseBadPiece(call.body)
+      if (typeof report === 'string') return { status: 400, body: report }
+      return { status: 200, body: { copy: await this.torrents?.checkPiece(report.infohash, report.piece) ?? 'not held' } }
+    }
+    return null
+  }
+
+  /** What this machine's CLI asks over the node's socket: status, replication, scrub, volume settings, retire. */
+  private async localApi (call: LocalCall): Promise<LocalAnswer | null> {
+    if (call.path === '/status' && call.method === 'GET') return { status: 200, body: this.status() }
+    const r = this.replicator
+    if (r === null) return { status: 503, body: 'the node is starting' }
     if (call.path === '/replication' && call.method === 'GET') return { status: 200, body: r.status() }
     if (call.path === '/scrub' && call.method === 'POST') {
       const held = [...this.meta.contentInfo].filter(([ih]) => this.content.has(ih)).map(([infohash, info]) => ({ infohash, length: info.length, partial: false }))
@@ -368,11 +388,6 @@ export class SwarmNode {
       return { status: 200, body: this.scrubReport(this.scrub.start([...held, ...partial])) }
     }
     if (call.path === '/scrub' && call.method === 'GET') return { status: 200, body: this.scrubReport(this.scrub.status()) }
-    if (call.path === '/bad-piece' && call.method === 'POST') {
-      const report = parseBadPiece(call.body)
-      if (typeof report === 'string') return { status: 400, body: report }
-      return { status: 200, body: { copy: await this.torrents?.checkPiece(report.infohash, report.piece) ?? 'not held' } }
-    }
     if (call.path === '/volume' && call.method === 'POST') {
       const body = (typeof call.body === 'object' && call.body !== null ? call.body : {}) as Record<string, unknown>
       try {
@@ -433,6 +448,7 @@ export class SwarmNode {
       await this.vfs.settle()
       await this.meta.close()
       await this.server?.stop()
+      await this.local?.stop()
       this.unlock?.()
       this.log.info('stopped')
     })()
