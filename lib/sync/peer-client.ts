@@ -303,7 +303,7 @@ export async function getPeerStatus (opts: PeerStatusOptions): Promise<unknown> 
 export interface PeerJsonOptions extends PeerAddress { timeoutMs?: number, limit?: number }
 
 /**
- * A JSON request to a peer's API (GET /status, /holdings, POST /retire ...): the parsed answer of a
+ * A JSON request to a peer's API (GET /status, /holdings, POST /bad-piece ...): the parsed answer of a
  * 200; a PeerError otherwise, whose message is the peer's own one-line explanation when it gave one.
  */
 export async function peerJson (opts: PeerJsonOptions, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {

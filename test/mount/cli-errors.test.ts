@@ -6,9 +6,10 @@
 // or the volume comes only over the node's own socket, never from a peer, even one with the key.
 import t from 'tap'
 import fs from 'node:fs'
-import http from 'node:http'
+import https from 'node:https'
 import { join } from 'node:path'
 import { CLI, cli, run, startHelperProcess, startVolume, tmpDir } from '../helpers/volume.js'
+import { volumeTls } from '../../lib/transport/volume-tls.js'
 
 /** Bounds a hang only: every command here fails at once. */
 const DEADLINE_MS = 30_000
@@ -207,11 +208,11 @@ t.test('a mount point in the disk through a symlink is refused, whether the path
   t.same(fs.readdirSync(join(dir, 'mnts')), [], '... and made nothing')
 })
 
-/** A request to the peer port as a peer makes it: over TCP, with the volume key (HTTP Basic). */
+/** A request to the peer port as a peer makes it: over the volume's TLS, proving the key. */
 function asPeer (port: number, key: string, method: string, path: string, body?: unknown): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? '' : JSON.stringify(body)
-    const req = http.request({ host: '127.0.0.1', port, method, path, timeout: DEADLINE_MS, headers: { Authorization: `Basic ${Buffer.from(`swarmfs:${key}`).toString('base64')}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } }, res => {
+    const req = https.request({ ...volumeTls(key).client, agent: false, host: '127.0.0.1', port, method, path, timeout: DEADLINE_MS, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } }, res => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (d: string) => { text += d })
