@@ -25,7 +25,8 @@ const RECONNECT_WAIT = [1_000, 5_000, 15_000]
 
 /** The fields of webtorrent's ConnPool we use. */
 interface ConnPool {
-  tcpServer: net.Server
+  /** null once the client is destroyed. */
+  tcpServer: net.Server | null
   _onTCPConnectionBound: (conn: net.Socket) => void
 }
 
@@ -84,9 +85,11 @@ export interface WireGuardEvents {
  */
 export function secureIncoming (pool: ConnPool, volumeTls: VolumeTls, events: WireGuardEvents): void {
   const route = pool._onTCPConnectionBound
-  pool.tcpServer.removeListener('connection', route)
+  const server = pool.tcpServer
+  if (server === null) throw new Error('webtorrent has no TCP server')
+  server.removeListener('connection', route)
   let pending = 0
-  pool.tcpServer.on('connection', (raw: net.Socket) => {
+  server.on('connection', (raw: net.Socket) => {
     raw.on('error', () => {})
     if (pending >= MAX_PENDING_HANDSHAKES) {
       events.refused(raw.remoteAddress, new Error('too many handshakes under way'))
@@ -110,6 +113,11 @@ export function secureIncoming (pool: ConnPool, volumeTls: VolumeTls, events: Wi
     }, HANDSHAKE_TIMEOUT_MS)
     socket.once('secure', () => {
       done()
+      // The client may have been destroyed while the handshake ran: ConnPool is gone then.
+      if (pool.tcpServer === null) {
+        socket.destroy()
+        return
+      }
       events.admitted(socket)
       route(socket)
     })

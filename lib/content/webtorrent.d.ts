@@ -87,7 +87,7 @@ declare module 'webtorrent' {
     torrents: Torrent[]
     /** Consulted by Torrent.addPeer (outgoing connections) as an ip-set. */
     blocked?: { contains (ip: string): boolean }
-    _connPool: { tcpServer: Server, _onTCPConnectionBound: (conn: Socket) => void } | null
+    _connPool: { tcpServer: Server | null, _onTCPConnectionBound: (conn: Socket) => void } | null
     add (torrentId: Uint8Array, opts?: TorrentOptions): Torrent
     /** Hashes a file and seeds it (the content benchmark's plain-webtorrent baseline only). */
     seed (input: string, opts: Record<string, unknown>, onseed: (torrent: Torrent & { torrentFile: Uint8Array }) => void): Torrent
