@@ -50,6 +50,7 @@ export class PieceFile implements ChunkStore {
   private released: Promise<void> | null = null
   /** The last pieces read whole to serve a peer's block requests from (most recent last). */
   private recent: Array<{ index: number, at: number, piece: Promise<Buffer> }> = []
+  private expiry: NodeJS.Timeout | null = null
 
   private constructor (private readonly fd: number, private readonly length: number, pieceLength: number, private readonly writable: boolean, private readonly claim: (bytes: number) => Promise<void>) {
     this.chunkLength = pieceLength
@@ -144,9 +145,25 @@ export class PieceFile implements ChunkStore {
       this.recent.push(entry)
       const oldest = this.recent[0]
       if (this.recent.length > PIECE_CACHE) this.forgetRecent(r => r === oldest)
+      this.expireRecent()
       cached = entry
     }
     cached.piece.then(piece => cb(null, servingBuffers.lend(piece, offset, length)), err => cb(err as Error))
+  }
+
+  /**
+   * Forgets cached pieces once they are PIECE_CACHE_MS old even when no request follows: checked
+   * only at the next request, the last pieces of every active torrent stayed (up to 64 x 2 pieces).
+   */
+  private expireRecent (): void {
+    if (this.expiry !== null || this.recent.length === 0) return
+    this.expiry = setTimeout(() => {
+      this.expiry = null
+      const now = Date.now()
+      this.forgetRecent(r => now - r.at >= PIECE_CACHE_MS)
+      this.expireRecent()
+    }, PIECE_CACHE_MS)
+    this.expiry.unref()
   }
 
   /** Removes the cached pieces `which` selects, giving their buffers back once their blocks are written. */
@@ -196,6 +213,8 @@ export class PieceFile implements ChunkStore {
   }
 
   release (): Promise<void> {
+    if (this.expiry !== null) clearTimeout(this.expiry)
+    this.expiry = null
     this.forgetRecent(() => true)
     this.released ??= this.idle().then(() => closeP(this.fd))
     return this.released
