@@ -17,8 +17,8 @@ interface Loan {
   held: boolean
 }
 
-/** Free bytes kept: a few pieces are in use at once per peer; 16 of the 1 MiB most contents have. */
-const FREE_BYTES = 16 << 20
+/** Free bytes kept: a few pieces are in use at once per peer; 8 of the 1 MiB most contents have. */
+const FREE_BYTES = 8 << 20
 
 /**
  * Blocks are known by their memory (the piece's ArrayBuffer and the block's offset in it), not

@@ -94,6 +94,18 @@ t.test('a piece of another length reuses a free buffer of its size class; the cl
   t.not(pool.take(300_000).buffer, small[1]?.buffer, 'and they were the 320 KiB ones, used longest ago')
 })
 
+t.test('with none free of its class, a piece takes a free buffer of a class up to twice its size', async t => {
+  const pool = new ServingBuffers(4 * PIECE)
+  const big = pool.take(600_000)
+  const bigger = pool.take(PIECE)
+  pool.drop(big)
+  pool.drop(bigger)
+  const small = pool.take(300_000)
+  t.equal(small.buffer, big.buffer, 'a 300,000-byte piece takes the free 640 KiB buffer (the smallest that fits) ...')
+  t.equal(small.length, 300_000, '... in a view of its own length')
+  t.not(pool.take(300_000).buffer, bigger.buffer, 'but not the 1 MiB one, over twice its class')
+})
+
 t.test('a tuned socket reports a lent block once the kernel has it', async t => {
   const received: Buffer[] = []
   const server = net.createServer(conn => conn.on('data', (d: Buffer) => received.push(d)))

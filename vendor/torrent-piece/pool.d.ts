@@ -7,7 +7,7 @@ export class BufferPool {
   readonly budget: number
   /** Bytes of the free buffers kept now. */
   readonly freeBytes: number
-  /** An ArrayBuffer of sizeClass(length) bytes, reused if one is free; its bytes are not zeroed. */
+  /** An ArrayBuffer of at least `length` bytes (a free one of its size class or up to twice that, else a new one of its class); not zeroed. */
   take (length: number): ArrayBuffer
   /** Gives back an ArrayBuffer from take(); nothing may use its bytes any more. */
   give (arrayBuffer: ArrayBufferLike): void
