@@ -116,6 +116,9 @@ export async function screenClone (gitdir: string, head: string, volumeId: strin
   const empty = await store.writeCommit({ message: 'join\n', tree: await store.writeTree([]), parent: [], author: sig, committer: sig })
   const screened = await mergeHeads(store, empty, head, log, volumeId)
   if (screened.rejected.length === 0) return
+  // A history refused whole (a malformed commit graph, a root that is no tree) gives nothing to join.
+  const whole = screened.rejected.find(r => r.path === '/')
+  if (whole !== undefined) throw new UserError(`the metadata the peer sent was refused: ${whole.reason}`)
   log.warn('the metadata copied at join held entries that were refused', { peerHead: head, refused: screened.rejected.length })
   await new GitStore(gitdir, log, volumeId).setHead(screened.commit)
 }

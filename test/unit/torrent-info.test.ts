@@ -124,3 +124,16 @@ t.test('a clean clone at join stays the peer\'s head', async t => {
   t.equal(await new GitStore(gitdir, silentLogger).head(), head)
   t.same(log.warnings, [], 'nothing refused, nothing logged')
 })
+
+t.test('a clone at join whose history is refused whole is refused with a clear error', async t => {
+  const gitdir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarmfs-info-'))
+  t.teardown(() => fs.rmSync(gitdir, { recursive: true, force: true }))
+  await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' })
+  // A commit whose tree is a blob: there is no root directory to take.
+  const notATree = await git.writeBlob({ fs, gitdir, blob: Buffer.from('plain bytes') })
+  const sig = { name: 'peer', email: 'peer@peer', timestamp: 1, timezoneOffset: 0 }
+  const head = await git.writeCommit({ fs, gitdir, commit: { message: 'peer\n', tree: notATree, parent: [], author: sig, committer: sig } })
+  await git.writeRef({ fs, gitdir, ref: 'refs/heads/main', value: head, force: true })
+  await t.rejects(screenClone(gitdir, head, VOLUME, recorder()), { code: 'SWARMFS_USER', message: /^the metadata the peer sent was refused: root is not a readable tree/ })
+  t.equal(await new GitStore(gitdir, silentLogger).head(), head, 'main is left as it was (the join then removes the disk)')
+})
