@@ -12,6 +12,17 @@ import { servingBuffers } from './serving-buffers.js'
 /** Whole pieces a content file keeps in memory to serve block requests from. */
 const PIECE_CACHE = 2
 const PIECE_CACHE_MS = 1_000
+/**
+ * Bytes of such pieces all content files keep at once, the oldest let go first. Kept per file
+ * only, every piece served in the last second stayed: a holder serving many small files to a
+ * new disk held ~60 MB of them at once, which its allocator kept after.
+ */
+const SERVED_CACHE_BYTES = 8 << 20
+
+interface CachedPiece { index: number, at: number, bytes: number, piece: Promise<Buffer> }
+/** Every content file's cached pieces, oldest first, with the file that holds each. */
+const cachedPieces = new Map<CachedPiece, PieceFile>()
+let cachedBytes = 0
 
 /**
  * Hands a piece's buffer back to the vendored torrent-piece's pool once it is written and put's
@@ -49,7 +60,8 @@ export class PieceFile implements ChunkStore {
   private idleWaiters: Array<() => void> = []
   private released: Promise<void> | null = null
   /** The last pieces read whole to serve a peer's block requests from (most recent last). */
-  private recent: Array<{ index: number, at: number, piece: Promise<Buffer> }> = []
+  private recent: CachedPiece[] = []
+  private expiry: NodeJS.Timeout | null = null
 
   private constructor (private readonly fd: number, private readonly length: number, pieceLength: number, private readonly writable: boolean, private readonly claim: (bytes: number) => Promise<void>) {
     this.chunkLength = pieceLength
@@ -139,22 +151,58 @@ export class PieceFile implements ChunkStore {
     let cached = this.recent.find(r => r.index === index)
     if (cached === undefined) {
       const into = servingBuffers.take(size)
-      const entry = { index, at: now, piece: this.readAt(index * this.chunkLength, size, into) }
+      const entry = { index, at: now, bytes: size, piece: this.readAt(index * this.chunkLength, size, into) }
       entry.piece.catch(() => { this.forgetRecent(r => r === entry) })
       this.recent.push(entry)
+      cachedPieces.set(entry, this)
+      cachedBytes += size
       const oldest = this.recent[0]
       if (this.recent.length > PIECE_CACHE) this.forgetRecent(r => r === oldest)
+      PieceFile.trimCached()
+      this.expireRecent()
       cached = entry
     }
     cached.piece.then(piece => cb(null, servingBuffers.lend(piece, offset, length)), err => cb(err as Error))
   }
 
+  /**
+   * Forgets cached pieces once they are PIECE_CACHE_MS old even when no request follows: checked
+   * only at the next request, the last pieces of every active torrent stayed (up to 64 x 2 pieces).
+   */
+  private expireRecent (): void {
+    if (this.expiry !== null || this.recent.length === 0) return
+    this.expiry = setTimeout(() => {
+      this.expiry = null
+      const now = Date.now()
+      this.forgetRecent(r => now - r.at >= PIECE_CACHE_MS)
+      this.expireRecent()
+    }, PIECE_CACHE_MS)
+    this.expiry.unref()
+  }
+
+  /** Bytes of the pieces all content files hold to serve blocks from. */
+  static get servedCacheBytes (): number {
+    return cachedBytes
+  }
+
+  /** Lets the oldest cached pieces of any file go while all of them exceed SERVED_CACHE_BYTES; the newest stays. */
+  private static trimCached (): void {
+    for (const [oldest, file] of cachedPieces) {
+      if (cachedBytes <= SERVED_CACHE_BYTES || cachedPieces.size <= 1) return
+      file.forgetRecent(r => r === oldest)
+    }
+  }
+
   /** Removes the cached pieces `which` selects, giving their buffers back once their blocks are written. */
-  private forgetRecent (which: (r: { index: number, at: number, piece: Promise<Buffer> }) => boolean): void {
+  private forgetRecent (which: (r: CachedPiece) => boolean): void {
     const gone = this.recent.filter(which)
     if (gone.length === 0) return
     this.recent = this.recent.filter(r => !which(r))
-    for (const r of gone) r.piece.then(piece => servingBuffers.drop(piece), () => {})
+    for (const r of gone) {
+      cachedPieces.delete(r)
+      cachedBytes -= r.bytes
+      r.piece.then(piece => servingBuffers.drop(piece), () => {})
+    }
   }
 
   close (cb: (err?: Error | null) => void = () => {}): void {
@@ -196,6 +244,8 @@ export class PieceFile implements ChunkStore {
   }
 
   release (): Promise<void> {
+    if (this.expiry !== null) clearTimeout(this.expiry)
+    this.expiry = null
     this.forgetRecent(() => true)
     this.released ??= this.idle().then(() => closeP(this.fd))
     return this.released

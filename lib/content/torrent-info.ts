@@ -52,13 +52,39 @@ export function isInfoHash (value: unknown): value is string {
   return typeof value === 'string' && INFOHASH.test(value)
 }
 
-/** Checks a TorrentInfo that came from outside (a git blob, a peer) before anything uses it. */
+/** Checks the shape of a TorrentInfo that came from outside (a git blob, a peer) before anything uses it. */
 export function isValidInfo (value: unknown): value is TorrentInfo {
-  if (typeof value !== 'object' || value === null) return false
+  return shapeProblem(value) === null
+}
+
+/**
+ * Why the torrent info of an entry of `size` bytes cannot be taken, or null if it can: the one
+ * check for torrent info that enters from outside (a peer's tree merged, a clone at join, the
+ * index loaded at start). Besides its shape, its piece length must be the one its size implies
+ * (pieceLengthFor: a peer cannot make this node hold a piece of its choosing in memory), it must
+ * describe `size` bytes, and its name must be the volume's id (`volumeId` null: not checked).
+ */
+export function infoProblem (value: unknown, size: number, volumeId: string | null): string | null {
+  const shape = shapeProblem(value)
+  if (shape !== null) return shape
+  const info = value as TorrentInfo
+  if (info.length !== size) return `torrent info describes ${info.length} bytes, the entry ${size}`
+  if (info.pieceLength !== pieceLengthFor(info.length)) return `piece length ${info.pieceLength} is not the ${pieceLengthFor(info.length)} its size implies`
+  if (volumeId !== null && info.name !== volumeId) return 'torrent info names another volume'
+  return null
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+
+function shapeProblem (value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'torrent info is not an object'
   const v = value as Record<string, unknown>
-  if (typeof v.name !== 'string' || typeof v.pieces !== 'string') return false
-  if (!Number.isSafeInteger(v.length) || (v.length as number) <= 0) return false
-  if (!Number.isSafeInteger(v.pieceLength) || (v.pieceLength as number) < 16384) return false
-  const digests = Buffer.from(v.pieces, 'base64').length
-  return digests === 20 * pieceCount(v.length as number, v.pieceLength as number)
+  if (typeof v.name !== 'string') return 'torrent info has no name'
+  if (!Number.isSafeInteger(v.length) || (v.length as number) <= 0) return 'torrent info length is not a positive integer'
+  if (!Number.isSafeInteger(v.pieceLength) || (v.pieceLength as number) < 16384) return 'piece length is not an integer of at least 16384'
+  const count = pieceCount(v.length as number, v.pieceLength as number)
+  // Canonical base64 of 20 bytes a piece: Buffer.from skips what is not base64 and would accept more.
+  if (typeof v.pieces !== 'string' || v.pieces.length !== 4 * Math.ceil(20 * count / 3) || !BASE64.test(v.pieces)) return 'piece hashes are not base64 of 20 bytes a piece'
+  if (Buffer.from(v.pieces, 'base64').length !== 20 * count) return 'piece hashes are not 20 bytes a piece'
+  return null
 }

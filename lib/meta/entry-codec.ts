@@ -2,7 +2,7 @@
 // the torrent info, so a first remote read needs no round trip); a directory's own attributes live
 // in its marker blob; a symlink is a git symlink. Decoding checks everything, since a tree may come
 // from a peer.
-import { isInfoHash, isValidInfo, infoHash } from '../content/torrent-info.js'
+import { infoHash, infoProblem, isInfoHash } from '../content/torrent-info.js'
 import { isVolumeInode, S_IFLNK, SPECIAL_TYPES, subMsNs, type Attrs, type ContentRef, type DirNode, type FileNode, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings, type VolumeSettings } from './volume-settings.js'
 
@@ -188,9 +188,10 @@ function parseJson (text: string): Record<string, unknown> | null {
 /**
  * The entry, or a reason it is refused. `verifyInfoHash` recomputes the infohash from the info (a
  * bencode and a SHA-1): needed for what a peer sends, skipped for this node's own repository, whose
- * entries were checked when they arrived.
+ * entries were checked when they arrived. The torrent info is checked by infoProblem, its name
+ * against `volumeId` (null: a reader that does not know the volume, such as status).
  */
-export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true): FileEntry | string {
+export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true, volumeId: string | null = null): FileEntry | string {
   const e = parseJson(text)
   if (e === null) return 'entry is not a JSON object'
   const size = e.size
@@ -215,9 +216,11 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
   }
   if (size === 0) return { size: 0, attrs, content: null, special: null, linkId, ino }
   if (!isInfoHash(e.infohash)) return 'infohash is not 40 hex characters'
-  if (!isValidInfo(e.info) || e.info.length !== size) return 'torrent info is malformed'
-  if (verifyInfoHash && infoHash(e.info) !== e.infohash) return 'infohash does not match the torrent info'
-  return { size: size as number, attrs, content: { infohash: e.infohash, info: e.info }, special: null, linkId, ino }
+  const problem = infoProblem(e.info, size as number, volumeId)
+  if (problem !== null) return problem
+  const info = e.info as ContentRef['info']
+  if (verifyInfoHash && infoHash(info) !== e.infohash) return 'infohash does not match the torrent info'
+  return { size: size as number, attrs, content: { infohash: e.infohash, info }, special: null, linkId, ino }
 }
 
 export function decodeDirMarker (text: string, fallback: Attrs): Attrs {

@@ -21,7 +21,8 @@ export class GitStore {
   private readonly cache = {}
   private readonly objects: ObjectReader
   private readonly writer: ObjectWriter
-  constructor (readonly gitdir: string, private readonly log: Logger) {
+  /** `volumeId`: entries whose torrent info names another volume are refused (null: not checked). */
+  constructor (readonly gitdir: string, private readonly log: Logger, private readonly volumeId: string | null = null) {
     this.objects = new ObjectReader(gitdir)
     this.writer = new ObjectWriter(gitdir)
   }
@@ -161,7 +162,9 @@ export class GitStore {
       node = new SymlinkNode({ ...defaults, perm: 0o777 }, target)
     } else if (entry.type === 'blob' && (entry.mode === MODE_FILE || entry.mode === MODE_EXEC)) {
       const text = await read(entry.oid)
-      const decoded = decodeFile(text, { ...defaults, perm: 0o644 }, false)
+      // A clone from a peer at join is first loaded here: every entry gets the full check but
+      // the infohash's SHA-1 (the clone's objects were checked against their own ids).
+      const decoded = decodeFile(text, { ...defaults, perm: 0o644 }, false, this.volumeId)
       if (typeof decoded === 'string') {
         this.log.warn('refused tree entry: ' + decoded, { path: where })
         return null

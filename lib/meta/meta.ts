@@ -23,6 +23,8 @@ export interface MetaOptions {
   onReleased: (released: Released) => void
   /** Delay between a change and the commit that carries it; changes arriving meanwhile join it. */
   commitDelayMs?: number
+  /** The volume's id: torrent info naming another is refused (GitStore). */
+  volumeId?: string
 }
 
 /** What a sync's merge produced: HEAD stays, moves to the peer's head, or to a merge commit. */
@@ -68,7 +70,7 @@ export class Meta {
   ) {}
 
   static async open (opts: MetaOptions): Promise<Meta> {
-    const git = new GitStore(opts.gitdir, opts.log)
+    const git = new GitStore(opts.gitdir, opts.log, opts.volumeId ?? null)
     fs.mkdirSync(opts.stateDir, { recursive: true })
     let head = await git.head()
     const state = readState(opts.stateDir)

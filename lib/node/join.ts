@@ -7,7 +7,9 @@ import { randomBytes } from 'node:crypto'
 import { Discovery } from '../discovery/index.js'
 import { UserError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
+import { GitStore } from '../meta/git-store.js'
 import { unpackPacks } from '../meta/unpack-packs.js'
+import { gitObjectStore, mergeHeads } from '../sync/merge.js'
 import { cloneFromPeer, getPeerStatus, PeerError } from '../sync/peer-client.js'
 import { checkFreshDisk, layout, volumeIdOf, writeNewConfig, type NodeConfig } from './disk.js'
 import { parseHostPort } from './node.js'
@@ -91,6 +93,7 @@ export async function joinVolume (opts: JoinOptions, peer: FoundPeer): Promise<N
     // Loose, as every object this node writes itself: loading the index reads every entry of the
     // clone, ~40x faster from loose objects than through isomorphic-git's pack reader.
     await unpackPacks(layout(opts.disk).meta)
+    await screenClone(layout(opts.disk).meta, head, config.volumeId, opts.log)
     return config
   } catch (err) {
     // Nothing of a half-made node is left behind.
@@ -98,4 +101,24 @@ export async function joinVolume (opts: JoinOptions, peer: FoundPeer): Promise<N
     else fs.rmSync(opts.disk, { recursive: true, force: true })
     throw err
   }
+}
+
+/**
+ * The clone is a peer's head, as untrusted as any it sends later, but it becomes this node's own
+ * history, which merges trust. So it is screened as a merge screens a head (every entry, torrent
+ * info included): merged into an empty commit. A clean clone stays as it is; one with refused
+ * entries (logged by the merge) is replaced by the merge, which has the clone as a parent, so
+ * peers fast-forward to it and drop those entries too.
+ */
+export async function screenClone (gitdir: string, head: string, volumeId: string, log: Logger): Promise<void> {
+  const store = gitObjectStore(gitdir)
+  const sig = { name: 'swarmfs', email: 'join@swarmfs', timestamp: 0, timezoneOffset: 0 }
+  const empty = await store.writeCommit({ message: 'join\n', tree: await store.writeTree([]), parent: [], author: sig, committer: sig })
+  const screened = await mergeHeads(store, empty, head, log, volumeId)
+  if (screened.rejected.length === 0) return
+  // A history refused whole (a malformed commit graph, a root that is no tree) gives nothing to join.
+  const whole = screened.rejected.find(r => r.path === '/')
+  if (whole !== undefined) throw new UserError(`the metadata the peer sent was refused: ${whole.reason}`)
+  log.warn('the metadata copied at join held entries that were refused', { peerHead: head, refused: screened.rejected.length })
+  await new GitStore(gitdir, log, volumeId).setHead(screened.commit)
 }

@@ -89,7 +89,7 @@ export class SwarmNode {
     const config = readConfig(disk)
     const paths = layout(disk)
     await new GitStore(paths.meta, log).init()
-    const meta = await Meta.open({ gitdir: paths.meta, journalDir: paths.journal, stateDir: paths.state, nodeId: config.nodeId, log, onReleased: () => {} })
+    const meta = await Meta.open({ gitdir: paths.meta, journalDir: paths.journal, stateDir: paths.state, nodeId: config.nodeId, volumeId: config.volumeId, log, onReleased: () => {} })
     meta.apply({ op: 'setattr', path: '/', attrs: { perm: 0o755 } })
     await meta.close()
   }
@@ -104,6 +104,7 @@ export class SwarmNode {
       const paths = layout(opts.disk)
       const content = new ContentStore(opts.disk, config.volumeId, log)
       const meta = await Meta.open({
+        volumeId: config.volumeId,
         gitdir: paths.meta,
         journalDir: paths.journal,
         stateDir: paths.state,
@@ -158,7 +159,7 @@ export class SwarmNode {
       volumeKey: config.volumeKey,
       meta: this.meta,
       store,
-      merge: async (ours, theirs) => await mergeHeads(store, ours, theirs, log),
+      merge: async (ours, theirs) => await mergeHeads(store, ours, theirs, log, config.volumeId),
       conflictName,
       ports: () => ({ httpPort: this.server?.port ?? 0, torrentPort: torrents.port }),
       peerReady: p => { if (p.torrentPort > 0) torrents.addPeer(null, p.host, p.torrentPort) },

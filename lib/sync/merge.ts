@@ -368,16 +368,17 @@ export interface MergeResult {
  * Merges `theirs` (a peer's head, untrusted) into `ours`. Throws MissingObjectError when the store
  * lacks objects the merge needs (an incomplete fetch: retrying after a fetch is the remedy, and
  * dropping the entries instead would propagate as deletions); never throws on hostile content.
+ * `volumeId`: a file entry whose torrent info names another volume is refused (null: not checked).
  */
-export async function mergeHeads (store: ObjectStore, ours: string, theirs: string, log: Logger): Promise<MergeResult> {
+export async function mergeHeads (store: ObjectStore, ours: string, theirs: string, log: Logger, volumeId: string | null = null): Promise<MergeResult> {
   if (ours === theirs) return settled('up-to-date', ours)
-  const graph = await readGraph(store, ours, theirs)
+  const graph = await readGraph(store, ours, theirs, volumeId)
   if (typeof graph === 'string') {
     log.warn('refused head from peer: ' + graph, { commit: theirs })
     return { ...settled('up-to-date', ours), rejected: [{ path: '/', reason: graph }] }
   }
   if (graph.relation === 'behind') return settled('up-to-date', ours)
-  const merger = new TreeMerger(store, log)
+  const merger = new TreeMerger(store, log, volumeId)
   const tree = await merger.mergeRoot(graph.base, graph.ours.tree, graph.theirs.tree)
   // Even a fast-forward goes through the merger, which checks whatever theirs adds; it takes
   // theirs as is only if nothing had to be left out or rewritten.
@@ -402,13 +403,13 @@ type Graph =
   }
 
 /** How the two heads relate, or why theirs is refused (its commit graph is malformed). */
-async function readGraph (store: ObjectStore, ours: string, theirs: string): Promise<Graph | string> {
+async function readGraph (store: ObjectStore, ours: string, theirs: string, volumeId: string | null): Promise<Graph | string> {
   try {
     const theirsCommit = await store.readCommit(theirs)
     if (await store.isDescendent(ours, theirs)) return { relation: 'behind' }
     const oursCommit = await store.readCommit(ours)
     if (await store.isDescendent(theirs, ours)) return { relation: 'ahead', ours: oursCommit, theirs: theirsCommit, base: oursCommit.tree }
-    return { relation: 'diverged', ours: oursCommit, theirs: theirsCommit, base: await baseTree(store, [ours], [theirs]) }
+    return { relation: 'diverged', ours: oursCommit, theirs: theirsCommit, base: await baseTree(store, [ours], [theirs], volumeId) }
   } catch (err) {
     if (err instanceof BadObjectError) return `malformed history: ${err.message}`
     throw err
@@ -430,7 +431,7 @@ async function readGraph (store: ObjectStore, ours: string, theirs: string): Pro
  * the work a crafted history could demand, spent in the same order on every node. A base that
  * misses a change costs a conflict copy or a resurrected file, never a version.
  */
-async function baseTree (store: ObjectStore, ours: string[], theirs: string[], depth = 0, budget = { merges: MAX_BASE_MERGES }): Promise<string | undefined> {
+async function baseTree (store: ObjectStore, ours: string[], theirs: string[], volumeId: string | null, depth = 0, budget = { merges: MAX_BASE_MERGES }): Promise<string | undefined> {
   const bases = await store.findMergeBase([ours, theirs])
   const first = bases[0]
   if (first === undefined) return undefined
@@ -439,12 +440,12 @@ async function baseTree (store: ObjectStore, ours: string[], theirs: string[], d
   for (const next of bases.slice(1)) {
     if (depth >= MAX_BASE_DEPTH || budget.merges <= 0) break
     budget.merges--
-    const under = await baseTree(store, merged, [next], depth + 1, budget)
+    const under = await baseTree(store, merged, [next], volumeId, depth + 1, budget)
     // Bases may be a peer's commits exactly as sent (the parents of our merges): merged leniently,
     // and quietly, since whatever they hold only ever serves for comparison. An object of an old
     // base that is missing must not stop every later merge: the bases merged so far serve.
     try {
-      tree = await new TreeMerger(store, silentLogger, false).mergeRoot(under, tree, (await store.readCommit(next)).tree)
+      tree = await new TreeMerger(store, silentLogger, volumeId, false).mergeRoot(under, tree, (await store.readCommit(next)).tree)
     } catch (err) {
       if (err instanceof MissingObjectError) break
       throw err
@@ -545,7 +546,7 @@ class TreeMerger {
   private readonly blobs = new Map<string, Promise<BlobFacts>>()
 
   /** `trustOurs` false: ours may be a peer's commit as sent (merging merge bases), read like a base. */
-  constructor (private readonly store: ObjectStore, private readonly log: Logger, private readonly trustOurs = true) {}
+  constructor (private readonly store: ObjectStore, private readonly log: Logger, private readonly volumeId: string | null, private readonly trustOurs = true) {}
 
   rejections (): Rejected[] {
     return [...this.rejected].sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : a.reason < b.reason ? -1 : 1)
@@ -772,7 +773,7 @@ class TreeMerger {
     if (kind === 'link') {
       return { ...unknown, problem: isSymlinkTarget(text) ? null : 'bad symlink target' }
     }
-    const decoded = decodeFile(text, FALLBACK_ATTRS)
+    const decoded = decodeFile(text, FALLBACK_ATTRS, true, this.volumeId)
     if (typeof decoded === 'string') return { ...unknown, problem: decoded }
     return { problem: null, mtime: decoded.attrs.mtime, ctime: decoded.attrs.ctime, size: decoded.size, writer: decodeWriter(text) ?? unknown.writer }
   }

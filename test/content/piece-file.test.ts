@@ -4,13 +4,17 @@
 //     file: mincore);
 //   - punch: punched pieces give their blocks back (st_blocks) and read as zeros, the others keep
 //     their bytes;
-//   - claim: a piece whose claim rejects (a full disk) is not written.
+//   - claim: a piece whose claim rejects (a full disk) is not written;
+//   - a piece read whole to serve a peer's blocks goes back to the serving pool once it has
+//     expired, even when no request follows (the last pieces of every active torrent stayed),
+//     and all files together keep at most 8 MiB of such pieces.
 import fs from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
 import { PieceFile } from '../../lib/content/piece-file.js'
+import { servingBuffers } from '../../lib/content/serving-buffers.js'
 import type { TorrentInfo } from '../../lib/content/torrent-info.js'
 import { residentBytes } from '../helpers/volume.js'
 
@@ -99,4 +103,43 @@ t.test('a bad descriptor is an error, not a crash', async t => {
   const punchErr = await punchHole(-1, 0, 4096).then(() => null, (e: Error & { errno?: number, code?: string }) => e)
   t.equal(punchErr?.code, 'EBADF', 'punchHole on a bad descriptor: EBADF, as the code of the error')
   t.throws(() => punchHole(3, 0, undefined as unknown as number), TypeError, 'a missing argument throws a TypeError')
+})
+
+t.test('a piece cached to serve blocks goes back to the pool without a later request', async t => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-piece-file-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const pieceLength = MiB
+  const info: TorrentInfo = { name: 'f00dfeed00112233', length: 2 * pieceLength, pieceLength, pieces: '' }
+  const store = await PieceFile.open(join(dir, 'partial'), info, true)
+  t.teardown(() => store.release())
+  const data = randomBytes(pieceLength)
+  await put(store, 1, data)
+  const before = servingBuffers.freeBytes
+  const block = await new Promise<Buffer>((resolve, reject) => store.get(1, { offset: 128 * 1024, length: 128 * 1024 }, (err, b) => err ? reject(err) : resolve(b as Buffer)))
+  t.ok(block.equals(data.subarray(128 * 1024, 256 * 1024)), 'a block is served from the piece read whole')
+  // Not lent through a socket here: nothing else holds the piece once the cache lets it go.
+  servingBuffers.written(block)
+  const deadline = Date.now() + 30_000
+  while (servingBuffers.freeBytes <= before && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+  t.ok(servingBuffers.freeBytes > before, 'the piece\'s buffer is back in the pool, with no request after it')
+})
+
+t.test('all content files together keep at most 8 MiB of pieces to serve blocks from', async t => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-piece-file-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const pieceLength = MiB
+  const info: TorrentInfo = { name: 'f00dfeed00112233', length: pieceLength, pieceLength, pieces: '' }
+  // 40 contents of one piece each, a block of each asked for at once (a new disk copying them).
+  const stores = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+    const store = await PieceFile.open(join(dir, `c${i}`), info, true)
+    t.teardown(() => store.release())
+    await put(store, 0, Buffer.alloc(pieceLength, i))
+    return store
+  }))
+  const blocks = await Promise.all(stores.map(async store => await new Promise<Buffer>((resolve, reject) =>
+    store.get(0, { offset: 0, length: 128 * 1024 }, (err, b) => err ? reject(err) : resolve(b as Buffer)))))
+  t.ok(blocks.every((b, i) => b.every(x => x === i)), 'every file served its own bytes')
+  t.ok(PieceFile.servedCacheBytes > 0, 'pieces are kept to serve the next blocks from ...')
+  t.ok(PieceFile.servedCacheBytes <= 8 * MiB, `... ${PieceFile.servedCacheBytes / MiB} MiB of them, not one per file`)
+  for (const b of blocks) servingBuffers.written(b)
 })

@@ -16,7 +16,8 @@ const attrs = (): Attrs => ({ perm: 0o644, uid: 1000, gid: 100, mtime: T0, ctime
 const LINK_ID = '0123456789abcdef'
 const CONTENT: ContentRef = {
   infohash: 'a'.repeat(40),
-  info: { name: 'b'.repeat(40), length: 5, pieceLength: 16384, pieces: Buffer.alloc(20).toString('base64') }
+  // The piece length its size implies (1 MiB): a decoded entry with any other is refused.
+  info: { name: 'b'.repeat(40), length: 5, pieceLength: 1 << 20, pieces: Buffer.alloc(20).toString('base64') }
 }
 
 function volume (): DirNode {

@@ -737,6 +737,34 @@ t.test('a fast-forward to a hostile head becomes a sanitized merge', async t => 
   t.same(again, { kind: 'fast-forward', commit: r.commit, conflicts: [], rejected: [] }, 'the sanitized merge passes the check')
 })
 
+t.test('torrent info that does not follow from its size, or names another volume, is refused', async t => {
+  const repo = await Repo.create(t)
+  const good: Plain = { 'keep.txt': f('keep') }
+  const ours = await repo.commit(good, [], 1000)
+  /** An entry for `content` whose info is changed by `change`, with the infohash of that info. */
+  const entry = async (content: string, change: Record<string, unknown>): Promise<string> => {
+    const e = JSON.parse(entryJson(f(content))) as { info: Record<string, unknown>, infohash: string }
+    e.info = { ...e.info, ...change }
+    e.infohash = infoHash(e.info as unknown as Parameters<typeof infoHash>[0])
+    return await repo.blob(JSON.stringify(e) + '\n')
+  }
+  const entries = await repo.rawEntries(await repo.tree(good))
+  entries.push(
+    ['100644', 'small-pieces', await entry('16 KiB pieces for 11 bytes', { pieceLength: 16384 })],
+    ['100644', 'huge-piece', await entry('a GiB piece for a small file', { pieceLength: 1 << 30 })],
+    ['100644', 'other-volume', await entry('info of another volume', { name: 'another-volume' })],
+    ['100644', 'fine', await repo.blob(entryJson(f('fine')))]
+  )
+  const theirs = await repo.commit(await repo.rawTree(entries), [ours], 2000)
+  const log = recorder()
+  const r = await mergeHeads(repo.store, ours, theirs, log, 'volume-under-test')
+  t.same(r.rejected.map(x => x.path).sort(), ['/huge-piece', '/other-volume', '/small-pieces'], 'those three are refused')
+  t.match(r.rejected.find(x => x.path === '/small-pieces')?.reason, /^piece length 16384 is not the 1048576 its size implies/)
+  t.equal(r.rejected.find(x => x.path === '/other-volume')?.reason, 'torrent info names another volume')
+  t.equal(log.warnings.length, 3, 'each refusal is logged')
+  t.same(await repo.flatCommit(r.commit), { '/': 'dir@0', '/keep.txt': `keep@${T0}`, '/fine': `fine@${T0}` }, 'the rest is merged')
+})
+
 t.test('a diverged hostile head: refused entries are left out, the rest merges', async t => {
   const repo = await Repo.create(t)
   const good: Plain = { 'keep.txt': f('keep'), sub: { x: f('x') } }

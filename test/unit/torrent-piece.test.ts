@@ -24,11 +24,14 @@ interface PieceClass {
   new (length: number): PieceLike
   BLOCK_LENGTH: number
   recycle: (buf: Uint8Array) => void
+  pool: { budget: number, freeBytes: number }
 }
 
 const modulePath: string = '../../vendor/torrent-piece/index.js'
 const Piece = ((await import(modulePath)) as { default: PieceClass }).default
 const BLOCK = Piece.BLOCK_LENGTH
+const poolPath: string = '../../vendor/torrent-piece/pool.js'
+const { sizeClass } = (await import(poolPath)) as { sizeClass: (length: number) => number }
 
 /** Deterministic shuffle (xorshift), so a failure can be replayed. */
 function shuffled (n: number, seed: number): number[] {
@@ -97,6 +100,39 @@ t.test('a buffer comes back to a piece only after recycle(), once, and carries n
   const another = assemble(randomBytes(length), [0, 1, 2, 3])
   t.not(another.buffer, first.buffer, 'recycling one buffer twice lends it once')
   t.not(another.buffer, second.buffer, 'a buffer not given back is never lent again')
+})
+
+t.test('a last piece of another length reuses a buffer of its size class', async t => {
+  const first = assemble(randomBytes(3 * BLOCK + 100), [0, 1, 2, 3])
+  Piece.recycle(first)
+  const bytes = randomBytes(3 * BLOCK + 7000)
+  const next = assemble(bytes, [3, 1, 0, 2])
+  t.equal(next.buffer, first.buffer, 'the buffer of a piece of 3 blocks + 100 bytes serves one of 3 blocks + 7,000')
+  t.equal(next.length, bytes.length, 'in a view of the new piece\'s length')
+  t.ok(Buffer.from(next).equals(bytes), 'with exactly its bytes')
+  Piece.recycle(next)
+})
+
+t.test('free buffers are bounded by bytes, however many distinct lengths pass', async t => {
+  // The last pieces of 2,000 contents of distinct sizes, received 40 at a time.
+  for (let batch = 0; batch < 50; batch++) {
+    const pieces = Array.from({ length: 40 }, (_, i) => {
+      const length = BLOCK + 4096 + (batch * 40 + i) * 131
+      return assemble(randomBytes(length), shuffled(Math.ceil(length / BLOCK), i + 1))
+    })
+    for (const p of pieces) Piece.recycle(p)
+    if (Piece.pool.freeBytes > Piece.pool.budget) t.fail(`${Piece.pool.freeBytes} bytes kept after ${batch + 1} batches`)
+  }
+  t.ok(Piece.pool.freeBytes > Piece.pool.budget / 2, `free buffers are kept (${Piece.pool.freeBytes} bytes) ...`)
+  t.ok(Piece.pool.freeBytes <= Piece.pool.budget, `... within the ${Piece.pool.budget} bytes of its budget`)
+})
+
+t.test('a size class holds its length, is at most a quarter over it, and is its own class', async t => {
+  for (const length of [1, 16384, 16385, BLOCK, BLOCK + 1, 300_000, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 30) + 5, 2 ** 41 - 3]) {
+    const cls = sizeClass(length)
+    t.ok(cls >= length && (length <= 16384 || cls <= length * 1.25), `${length} bytes: class ${cls}`)
+    t.equal(sizeClass(cls), cls, `${cls} is a class`)
+  }
 })
 
 t.test('a piece of one block keeps its buffer (a whole-piece read may still hold it)', async t => {

@@ -1,4 +1,6 @@
 /*! torrent-piece. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
+import { BufferPool } from './pool.js'
+
 // swarmfs: 128 KiB blocks instead of BitTorrent's customary 16 KiB. Every peer of a volume is a
 // swarmfs node, and webtorrent serves requests up to 128 KiB (MAX_BLOCK_LENGTH in its torrent.js):
 // 8x fewer request and piece messages per byte, which is what a LAN transfer spends its CPU on.
@@ -8,15 +10,17 @@ const BLOCK_LENGTH = 1 << 17
 // needs no concatenation when it is whole and keeps no reference to the (larger) buffers the wire
 // parsed its blocks out of. The buffer of a piece that has been written comes back through
 // Piece.recycle and serves a later piece: a transfer reuses a few buffers instead of allocating
-// one per piece (a quarter fewer young-generation collections per GiB received).
-const POOL_PER_LENGTH = 16
-const pools = new Map()
+// one per piece (a quarter fewer young-generation collections per GiB received). The free ones
+// are bounded by bytes (pool.js), not by a count per length, which every content's last piece
+// has its own of.
+/** Free bytes kept: 16 pieces of the 1 MiB most contents have. */
+const POOL_BYTES = 16 << 20
+const pool = new BufferPool(POOL_BYTES)
 const lent = new WeakSet()
 
 function takeBuffer (length) {
-  const free = pools.get(length)
   // Never read before every byte of it was set: no need to zero it.
-  const buf = (free !== undefined && free.pop()) || new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length)
+  const buf = new Uint8Array(pool.take(length), 0, length)
   lent.add(buf)
   return buf
 }
@@ -142,10 +146,11 @@ Piece.recycle = function recycle (buf) {
   // of up to one block gets the buffer itself, which a socket may still hold. Those are not reused.
   if (buf.length <= BLOCK_LENGTH) return
   lent.delete(buf)
-  let free = pools.get(buf.length)
-  if (free === undefined) pools.set(buf.length, free = [])
-  if (free.length < POOL_PER_LENGTH) free.push(buf)
+  pool.give(buf.buffer)
 }
+
+/** The pool's own figures, for tests. */
+Piece.pool = pool
 
 // The store that writes a piece is not given this module (webtorrent owns the import): it finds
 // recycle() under this registered symbol.
