@@ -17,6 +17,7 @@ import { buildInfo, infoHash, pieceLengthFor, type TorrentInfo } from '../../lib
 const FIXTURE = join(ROOT, 'test', 'content', 'fixtures', 'torrent-node.mjs')
 const BUILT = join(ROOT, 'dist', 'lib', 'content', 'torrents.js')
 const VOLUME = 'f00dfeed00112233'
+const KEY = 'the-volume-key-of-this-test'
 const START_MS = 30_000
 const MiB = 1 << 20
 const BENCH_MIB = Number(process.env.SWARMFS_TORRENT_BENCH_MIB ?? 1024)
@@ -136,8 +137,9 @@ class TorrentNode {
     })
   }
 
-  static async start (net: Network, host: NetHost, name: string, disk: string, allowed: string[], extra: Record<string, unknown> = {}): Promise<TorrentNode> {
-    const config = { name, disk, volumeId: VOLUME, allowed, ...extra }
+  /** `key`: the volume key its wires prove (another one: a host of the LAN without the key). */
+  static async start (net: Network, host: NetHost, name: string, disk: string, key: string, extra: Record<string, unknown> = {}): Promise<TorrentNode> {
+    const config = { name, disk, volumeId: VOLUME, key, ...extra }
     const child = net.spawn(host, process.execPath, [FIXTURE, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] })
     const node = new TorrentNode(name, host, child)
     const line = await waitForLine(child, /^listening \d+$/, START_MS)
@@ -219,12 +221,12 @@ t.test('pieces move between two nodes, stay on disk, and are verified', async t 
   const Y = makeContent(diskA, 3 * MiB + 5, true)
   const Z = makeContent(diskA, 100_000, true)
   const startA = async (): Promise<TorrentNode> => {
-    const node = await TorrentNode.start(net, hostA, 'A', diskA, [hostB.address], { maxActive: 2, listenPort: 6881 })
+    const node = await TorrentNode.start(net, hostA, 'A', diskA, KEY, { maxActive: 2, listenPort: 6881 })
     for (const c of [X, Y, Z]) await node.ok('seed', { ih: c.ih, info: c.info })
     return node
   }
   const startB = async (): Promise<TorrentNode> => {
-    const node = await TorrentNode.start(net, hostB, 'B', diskB, [hostA.address])
+    const node = await TorrentNode.start(net, hostB, 'B', diskB, KEY)
     await node.ok('addPeer', { ih: null, host: hostA.address, port: A.port })
     return node
   }
@@ -347,14 +349,14 @@ t.test('pieces move between two nodes, stay on disk, and are verified', async t 
     have.add(victim)
   })
 
-  await t.test('a node that is not an allowed peer gets nothing', async t => {
-    const C = await TorrentNode.start(net, hostC, 'C', diskC, [hostA.address])
+  await t.test('a node without the volume key gets nothing', async t => {
+    const C = await TorrentNode.start(net, hostC, 'C', diskC, 'another volume\'s key')
     await C.ok('addPeer', { ih: null, host: hostA.address, port: A.port })
     const refused = (await A.stats()).refused
     const r = await C.read(X, 0, 4096, 2_000)
     t.equal(r.error?.code, 'EIO', 'C\'s read fails with EIO')
     t.ok((await A.stats()).refused > refused, 'A refused C\'s connection')
-    t.match(outputOf(A.child).stderr, /refused a BitTorrent connection/, 'and logged it')
+    t.match(outputOf(A.child).stderr, /refused a BitTorrent connection that did not prove the volume key/, 'and logged it')
     t.equal((await C.stats()).piecesFetched, 0, 'C received no piece')
     await C.stop()
   })
@@ -391,11 +393,11 @@ t.test('pieces move between two nodes, stay on disk, and are verified', async t 
     // B completed X above and seeds it now; A holds it too. D reads it from both.
     await A.stop()
     await B.stop()
-    A = await TorrentNode.start(net, hostA, 'A', diskA, [hostB.address, hostC.address], { listenPort: 6881 })
+    A = await TorrentNode.start(net, hostA, 'A', diskA, KEY, { listenPort: 6881 })
     await A.ok('seed', { ih: X.ih, info: X.info })
-    B = await TorrentNode.start(net, hostB, 'B', diskB, [hostA.address, hostC.address])
+    B = await TorrentNode.start(net, hostB, 'B', diskB, KEY)
     await B.ok('seed', { ih: X.ih, info: X.info })
-    const D = await TorrentNode.start(net, hostC, 'D', join(base, 'd'), [hostA.address, hostB.address])
+    const D = await TorrentNode.start(net, hostC, 'D', join(base, 'd'), KEY)
     await D.ok('addPeer', { ih: null, host: hostA.address, port: A.port })
     await D.ok('addPeer', { ih: X.ih, host: hostB.address, port: B.port })
     const reading = D.ok<{ bytes: number, sha256: string }>('readAll', { ih: X.ih, info: X.info, chunk: 128 * 1024, deadlineMs: 10_000 })
@@ -427,9 +429,9 @@ t.test('many contents: only the torrents in use stay active, and each is activat
   const [hostA, hostB] = net.hosts as [NetHost, NetHost]
   const base = tempDir(t, 'torrents-many')
   const contents = Array.from({ length: COUNT }, (_, i) => makeContent(join(base, 'a'), 1000 + i * 997, true))
-  const A = await TorrentNode.start(net, hostA, 'A', join(base, 'a'), [hostB.address], { maxActive: MAX_ACTIVE })
+  const A = await TorrentNode.start(net, hostA, 'A', join(base, 'a'), KEY, { maxActive: MAX_ACTIVE })
   for (const c of contents) await A.ok('seed', { ih: c.ih, info: c.info })
-  const B = await TorrentNode.start(net, hostB, 'B', join(base, 'b'), [hostA.address], { maxActive: MAX_ACTIVE })
+  const B = await TorrentNode.start(net, hostB, 'B', join(base, 'b'), KEY, { maxActive: MAX_ACTIVE })
   await B.ok('addPeer', { ih: null, host: hostA.address, port: A.port })
 
   const wrong: string[] = []
@@ -476,10 +478,10 @@ t.test('benchmark: a large content between two namespaces', { skip: BENCH_MIB <=
   const [, bytes, tcpMs] = (await waitForLine(sink, /^received /, 120_000)).split(' ')
   const tcpMBs = Number(bytes) / 1e6 / (Number(tcpMs) / 1000)
 
-  const A = await TorrentNode.start(net, hostA, 'A', join(base, 'a'), [hostB.address])
+  const A = await TorrentNode.start(net, hostA, 'A', join(base, 'a'), KEY)
   await A.ok('seed', { ih: X.ih, info: X.info })
 
-  const T = await TorrentNode.start(net, hostB, 'T', join(base, 't'), [hostA.address])
+  const T = await TorrentNode.start(net, hostB, 'T', join(base, 't'), KEY)
   await T.ok('addPeer', { ih: null, host: hostA.address, port: A.port })
   const reads = await T.ok<Array<{ offset: number, ms: number, sha256: string }>>('randomReads', { ih: X.ih, info: X.info, count: 21, size: 4096, deadlineMs: 10_000 })
   for (const r of reads) t.equal(r.sha256, expected(X, r.offset, 4096).sha256, `4 KiB at ${r.offset}`)
@@ -487,7 +489,7 @@ t.test('benchmark: a large content between two namespaces', { skip: BENCH_MIB <=
   const ttfb = median(reads.slice(1).map(r => r.ms))
   await T.stop()
 
-  const S = await TorrentNode.start(net, hostB, 'S', join(base, 's'), [hostA.address])
+  const S = await TorrentNode.start(net, hostB, 'S', join(base, 's'), KEY)
   await S.ok('addPeer', { ih: null, host: hostA.address, port: A.port })
   const seq = await S.ok<{ bytes: number, ms: number }>('readAll', { ih: X.ih, info: X.info, chunk: 128 * 1024, deadlineMs: 10_000, hash: false }, 600_000)
   t.equal(seq.bytes, size, 'sequential read: every byte')
