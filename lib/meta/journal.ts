@@ -1,8 +1,10 @@
 // Changes FUSE has acknowledged but git does not hold yet. Each is one JSON line appended with a
 // plain write(2) before the acknowledgement, so it survives the node being killed; fsync(2) of a
-// file also syncs the journal. Files rotate at each commit and go once a commit covers them.
+// file also syncs the journal, and that covers a power cut. Files rotate at each commit and go
+// once a commit covers them, and only once that commit is durable (meta.ts).
 import fs from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fsyncDirSync } from './durable.js'
 import type { Op } from './ops.js'
 
 export interface JournalRecord { seq: number, op: Op }
@@ -13,6 +15,13 @@ export class Journal {
   private fd: number
   private currentFirst: number
   private written = false
+  /**
+   * Files rotated out but not dropped yet, still open: a sync covers them too, since a commit
+   * under way (or one that failed) has not made their records durable in git.
+   */
+  private readonly older = new Map<number, number>()
+  /** A file was created since the directory was last synced: its name is not durable yet. */
+  private newName = true
   private constructor (private readonly dir: string, private nextSeq: number) {
     this.currentFirst = nextSeq
     this.fd = fs.openSync(this.fileFor(nextSeq), 'a')
@@ -20,7 +29,7 @@ export class Journal {
 
   /** Opens the journal directory; records already there are returned for replay. */
   static open (dir: string, committedSeq: number): { journal: Journal, records: JournalRecord[] } {
-    fs.mkdirSync(dir, { recursive: true })
+    if (fs.mkdirSync(dir, { recursive: true }) !== undefined) fsyncDirSync(dirname(dir))
     const records: JournalRecord[] = []
     for (const first of listFiles(dir)) {
       const text = fs.readFileSync(join(dir, `journal-${first}.log`), 'utf8')
@@ -53,16 +62,23 @@ export class Journal {
     return seq
   }
 
+  /** Makes every record so far durable: the files' bytes, and the names of new files. */
   sync (): void {
+    for (const fd of this.older.values()) fs.fsyncSync(fd)
     fs.fsyncSync(this.fd)
+    if (this.newName) {
+      fsyncDirSync(this.dir)
+      this.newName = false
+    }
   }
 
   /** Starts a new file, so that the records so far can be dropped as a unit once committed. */
   rotate (): void {
     if (!this.written) return
-    fs.closeSync(this.fd)
+    this.older.set(this.currentFirst, this.fd)
     this.currentFirst = this.nextSeq
     this.fd = fs.openSync(this.fileFor(this.currentFirst), 'a')
+    this.newName = true
     this.written = false
   }
 
@@ -71,11 +87,18 @@ export class Journal {
     const firsts = listFiles(this.dir)
     for (let i = 0; i < firsts.length; i++) {
       const next = i + 1 < firsts.length ? firsts[i + 1] : this.nextSeq
-      if (firsts[i] !== this.currentFirst && next - 1 <= seq) fs.rmSync(this.fileFor(firsts[i]), { force: true })
+      if (firsts[i] !== this.currentFirst && next - 1 <= seq) {
+        fs.rmSync(this.fileFor(firsts[i]), { force: true })
+        const fd = this.older.get(firsts[i])
+        if (fd !== undefined) fs.closeSync(fd)
+        this.older.delete(firsts[i])
+      }
     }
   }
 
   close (): void {
+    for (const fd of this.older.values()) fs.closeSync(fd)
+    this.older.clear()
     fs.closeSync(this.fd)
   }
 }
