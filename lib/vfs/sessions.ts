@@ -19,6 +19,8 @@ export class WriteSession {
   writers = 0
   /** Bytes written since the last `stage` record. */
   dirty = false
+  /** The staging file's name was synced (its directory, at the first fsync). */
+  nameSynced = false
   /** The last change queued; it never rejects. */
   private tail: Promise<void> = Promise.resolve()
   private changes = 0

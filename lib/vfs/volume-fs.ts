@@ -2,6 +2,8 @@
 // FsErrors for everything POSIX forbids. It knows nothing of FUSE itself.
 import fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
+import { dirname } from 'node:path'
+import { DirSyncs, fsyncFile } from '../meta/durable.js'
 import { PieceHasher } from '../content/piece-hasher.js'
 import type { ContentStore } from '../content/store.js'
 import { fsError, FsError } from '../errors/index.js'
@@ -112,7 +114,12 @@ export class VolumeFs {
   remote: RemoteContent | null = null
 
   /** `space`: the guard of `disk`, shared with the pieces fetched onto it. */
-  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly space: SpaceGuard, private readonly log: Logger) {}
+  /** Directories with new names (staging files fsynced, contents sealed) a durable record may need. */
+  private readonly names = new DirSyncs()
+
+  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly space: SpaceGuard, private readonly log: Logger) {
+    meta.syncNames = { now: () => this.names.flushSync(), soon: async () => await this.names.flush() }
+  }
 
   private now (): number {
     return Date.now()
@@ -637,12 +644,37 @@ export class VolumeFs {
     if (h.session !== null) this.stageSession(h.session)
   }
 
+  /**
+   * fsync(2) and fdatasync(2): durable against a power cut before the answer. The staged bytes and
+   * their file's name, then the journal with the record that names them (and every record before
+   * it: the file's own name, a rename of it).
+   */
   async fsync (fh: number): Promise<void> {
     const h = this.handle(fh)
     if (h.session !== null) {
       await h.session.sync()
+      if (!h.session.nameSynced) {
+        this.names.add(dirname(this.content.stagingPath(h.session.stagingId)))
+        h.session.nameSynced = true
+      }
       this.stageSession(h.session)
+    } else if (h.file.staged !== null) {
+      // Written through another handle, closed, not sealed yet: its staged bytes are what the
+      // journal names.
+      const path = this.content.stagingPath(h.file.staged.id)
+      try {
+        await fsyncFile(path)
+        this.names.add(dirname(path))
+      } catch (err) {
+        // Sealed and let go meanwhile, which happens only once the seal is durable.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      }
     }
+    this.meta.syncJournal()
+  }
+
+  /** fsyncdir(2): the names in a directory are journal records, synced with the journal. */
+  fsyncdir (): void {
     this.meta.syncJournal()
   }
 
@@ -707,6 +739,9 @@ export class VolumeFs {
     if (staged === null || !file.attached()) return
     let content: ContentRef | null
     try {
+      // The bytes are durable before a record names them as a content (a power cut may keep the
+      // record and lose unsynced bytes); their name is synced before any sync counts the record.
+      if (staged.size > 0) await fsyncFile(this.content.stagingPath(staged.id))
       content = await this.content.seal(staged.id, staged.size, hasher)
     } catch (err) {
       // Unlinked meanwhile, which let the staged bytes go: there is nothing left to seal.
@@ -718,9 +753,10 @@ export class VolumeFs {
       if (content !== null && !this.meta.contentRefs.has(content.infohash)) this.content.remove([content.infohash], [])
       return
     }
+    if (content !== null) this.names.add(dirname(this.content.contentPath(content.infohash)))
     this.meta.apply({ op: 'seal', path: file.path(), stagedId: staged.id, size: staged.size, content })
-    // Only now that the journal names the content may the staged copy go.
-    this.content.remove([], [staged.id])
+    // Only once the record that names the content is durable may the staged copy go.
+    this.meta.whenDurable(() => this.content.remove([], [staged.id]))
   }
 
   /** Seals what earlier runs staged but did not seal (from the journal). */
