@@ -71,7 +71,6 @@ export function fsyncDirSync (dir: string): void {
  */
 export class DirSyncs {
   private pending = new Set<string>()
-  private inFlight: string[] = []
   private round: Promise<void> | null = null
 
   add (dir: string): void {
@@ -84,23 +83,11 @@ export class DirSyncs {
     if (this.pending.size === 0) return
     const dirs = [...this.pending]
     this.pending = new Set()
-    this.inFlight = dirs
     this.round = Promise.all(dirs.map(syncDir)).then(() => {}, err => {
       // Not synced: the next flush tries them again.
       for (const d of dirs) this.pending.add(d)
       throw err
-    }).finally(() => {
-      this.round = null
-      this.inFlight = []
-    })
+    }).finally(() => { this.round = null })
     await this.round
-  }
-
-  /** The same, on this thread: also the directories a round under way has not finished. */
-  flushSync (): void {
-    const dirs = new Set([...this.pending, ...this.inFlight])
-    if (dirs.size === 0) return
-    for (const dir of dirs) fsyncDirSync(dir)
-    for (const dir of dirs) this.pending.delete(dir)
   }
 }

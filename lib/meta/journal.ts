@@ -4,6 +4,7 @@
 // once a commit covers them, and only once that commit is durable (meta.ts).
 import fs from 'node:fs'
 import { dirname, join } from 'node:path'
+import { syncDir } from '../content/piece-file.js'
 import { fsyncDirSync } from './durable.js'
 import type { Op } from './ops.js'
 
@@ -22,6 +23,11 @@ export class Journal {
   private readonly older = new Map<number, number>()
   /** A file was created since the directory was last synced: its name is not durable yet. */
   private newName = true
+  /** Records through this one are durable (a sync with nothing new since does nothing). */
+  private syncedSeq = 0
+  /** Syncs running in the pool, and the fds of dropped files that must stay open until they end. */
+  private inflight = 0
+  private toClose: number[] = []
   private constructor (private readonly dir: string, private nextSeq: number) {
     this.currentFirst = nextSeq
     this.fd = fs.openSync(this.fileFor(nextSeq), 'a')
@@ -55,6 +61,11 @@ export class Journal {
     return this.nextSeq - 1
   }
 
+  /** Records through this one are known durable. */
+  get syncedThrough (): number {
+    return this.syncedSeq
+  }
+
   append (op: Op): number {
     const seq = this.nextSeq++
     fs.writeSync(this.fd, JSON.stringify({ seq, op }) + '\n')
@@ -64,12 +75,45 @@ export class Journal {
 
   /** Makes every record so far durable: the files' bytes, and the names of new files. */
   sync (): void {
+    if (this.syncedSeq >= this.lastSeq && !this.newName) return
+    const through = this.lastSeq
     for (const fd of this.older.values()) fs.fsyncSync(fd)
     fs.fsyncSync(this.fd)
-    if (this.newName) {
+    // A sync in the pool may still be syncing the directory for a new file's name.
+    if (this.newName || this.inflight > 0) {
       fsyncDirSync(this.dir)
       this.newName = false
     }
+    this.syncedSeq = through
+  }
+
+  /** The same, in the thread pool: the thread FUSE shares goes on meanwhile. */
+  async syncAsync (): Promise<void> {
+    if (this.syncedSeq >= this.lastSeq && !this.newName) return
+    const through = this.lastSeq
+    const fds = [...this.older.values(), this.fd]
+    const dirToo = this.newName
+    this.newName = false
+    this.inflight++
+    try {
+      await Promise.all([...fds.map(fsyncFd), ...(dirToo ? [syncDir(this.dir)] : [])])
+    } catch (err) {
+      if (dirToo) this.newName = true
+      throw err
+    } finally {
+      if (--this.inflight === 0) this.closeDropped()
+    }
+    this.syncedSeq = Math.max(this.syncedSeq, through)
+  }
+
+  /** Closes now, or once no sync in the pool may still use the fd (a reused number names another file). */
+  private closeLater (fd: number): void {
+    this.toClose.push(fd)
+    if (this.inflight === 0) this.closeDropped()
+  }
+
+  private closeDropped (): void {
+    for (const fd of this.toClose.splice(0)) fs.closeSync(fd)
   }
 
   /** Starts a new file, so that the records so far can be dropped as a unit once committed. */
@@ -90,17 +134,21 @@ export class Journal {
       if (firsts[i] !== this.currentFirst && next - 1 <= seq) {
         fs.rmSync(this.fileFor(firsts[i]), { force: true })
         const fd = this.older.get(firsts[i])
-        if (fd !== undefined) fs.closeSync(fd)
+        if (fd !== undefined) this.closeLater(fd)
         this.older.delete(firsts[i])
       }
     }
   }
 
   close (): void {
-    for (const fd of this.older.values()) fs.closeSync(fd)
+    for (const fd of this.older.values()) this.closeLater(fd)
     this.older.clear()
-    fs.closeSync(this.fd)
+    this.closeLater(this.fd)
   }
+}
+
+function fsyncFd (fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, err => err !== null ? reject(err) : resolve()))
 }
 
 function listFiles (dir: string): number[] {

@@ -65,12 +65,12 @@ export class Meta {
    * name a file that is gone.
    */
   private afterDurable: Array<{ seq: number, run: () => void }> = []
-  /**
-   * Syncs the names of files the records name and that the journal does not hold (contents
-   * linked into place by a seal): the filesystem sets it; it runs before the journal or a
-   * commit counts as durable.
-   */
-  syncNames: { now: () => void, soon: () => Promise<void> } = { now: () => {}, soon: async () => {} }
+  /** The last record that changed names or attributes (not only a file's bytes). */
+  private lastNameSeq = 0
+  /** Contents a seal is making durable and is about to name: not removed meanwhile. */
+  private readonly pinned = new Map<string, number>()
+  /** While an adoption is applied: its removals wait for the new HEAD to be durable, not for the journal. */
+  private holding: Array<() => void> | null = null
 
   private constructor (
     private readonly opts: MetaOptions,
@@ -155,7 +155,8 @@ export class Meta {
     // Drawn here, once, so the record carries it: a replay after a crash makes the same node.
     if ((op.op === 'mkdir' || op.op === 'create' || op.op === 'symlink') && op.ino === undefined) op = { ...op, ino: drawVolumeInode() }
     this.applyLocal(op)
-    this.journal.append(op)
+    const seq = this.journal.append(op)
+    if (op.op !== 'stage' && op.op !== 'seal') this.lastNameSeq = seq
     this.scheduleCommit()
   }
 
@@ -216,7 +217,7 @@ export class Meta {
     if (unreferenced.length > 0 || released.staged.length > 0) {
       this.whenDurable(() => {
         // Referenced again meanwhile (a seal of equal bytes): it stays.
-        const contents = unreferenced.filter(ih => !this.contentRefs.has(ih))
+        const contents = unreferenced.filter(ih => !this.contentRefs.has(ih) && !this.pinned.has(ih))
         if (contents.length > 0 || released.staged.length > 0) this.opts.onReleased({ contents, staged: released.staged, added: [] })
       })
     }
@@ -224,7 +225,19 @@ export class Meta {
 
   /** Runs `run` once every change applied so far is durable (at the latest after the next commit). */
   whenDurable (run: () => void): void {
-    this.afterDurable.push({ seq: this.journal.lastSeq, run })
+    if (this.holding !== null) this.holding.push(run)
+    else this.afterDurable.push({ seq: this.journal.lastSeq, run })
+  }
+
+  /** Keeps a content's file from being removed until `unpin` (see `pinned`). */
+  pin (infohash: string): void {
+    this.pinned.set(infohash, (this.pinned.get(infohash) ?? 0) + 1)
+  }
+
+  unpin (infohash: string): void {
+    const n = (this.pinned.get(infohash) ?? 1) - 1
+    if (n > 0) this.pinned.set(infohash, n)
+    else this.pinned.delete(infohash)
   }
 
   private durableThrough (seq: number): void {
@@ -252,11 +265,26 @@ export class Meta {
     this.contentInfo.set(file.content.infohash, file.content.info)
   }
 
-  /** Makes every journaled change durable on disk (fsync), the names they refer to first. */
+  /**
+   * fsync of a directory: its names and attributes durable. Records of bytes staged or sealed
+   * since the last sync do not ask for one (an fsync of their file does), which spares the usual
+   * fsync-file-then-directory a second sync of the journal.
+   */
+  syncDirectory (): void {
+    if (this.lastNameSeq > this.journal.syncedThrough) this.syncJournal()
+  }
+
+  /** Makes every journaled change durable on disk (fsync). */
   syncJournal (): void {
-    this.syncNames.now()
     this.journal.sync()
     this.durableThrough(this.journal.lastSeq)
+  }
+
+  /** The same, off the thread FUSE shares (for an fsync(2), which waits for it anyway). */
+  async syncJournalAsync (): Promise<void> {
+    const through = this.journal.lastSeq
+    await this.journal.syncAsync()
+    this.durableThrough(through)
   }
 
   private scheduleCommit (): void {
@@ -295,9 +323,9 @@ export class Meta {
     const started = performance.now()
     const parents = this.head !== null ? [this.head] : []
     const author: Signature = { name: `swarmfs node ${this.opts.nodeId}`, email: `${this.opts.nodeId}@swarmfs` }
-    // Each step durable before the next: the contents' names, the objects (git.commit syncs
-    // them), the state, the ref; only then may the journal records it replaces go.
-    await this.syncNames.soon()
+    // Each step durable before the next: the objects (git.commit syncs them; contents are
+    // durable before a record names them), the state, the ref; only then may the journal
+    // records it replaces go.
     const commit = await this.git.commit(this.root, parents, `swarmfs: changes from node ${this.opts.nodeId}\n`, author, time)
     // State first, then the ref: see `open` for how a crash between them is finished.
     await writeState(this.opts.stateDir, { commit, seq })
@@ -341,7 +369,21 @@ export class Meta {
     const settingsBefore = this.volumeSettings()
     const adoption = applyAdoption(this.root, plan, this.busy, conflictName)
     this.separateSharedInodes(adoption.placedInodes)
-    this.applyReleased({ contents: adoption.released.contents, staged: adoption.released.staged, added: adoption.added })
+    const held: Array<() => void> = this.holding = []
+    try {
+      this.applyReleased({ contents: adoption.released.contents, staged: adoption.released.staged, added: adoption.added })
+    } finally {
+      this.holding = null
+    }
+    // Until the new HEAD is durable, a commit of the index (which holds the adoption) is what
+    // makes these removals safe.
+    let heldRun = false
+    const runHeld = (): void => {
+      if (heldRun) return
+      heldRun = true
+      for (const run of held) run()
+    }
+    this.afterDurable.push({ seq: this.journal.lastSeq + 1, run: runHeld })
     // State first, then the ref, as for a local commit: the journal after committedSeq holds only
     // local changes, which a restart replays on top of the new HEAD. The fetched objects (packs)
     // and the merge commit are synced before either names them.
@@ -349,7 +391,7 @@ export class Meta {
     await writeState(this.opts.stateDir, { commit: outcome.commit, seq: this.committedSeq })
     await this.git.setHead(outcome.commit)
     this.head = outcome.commit
-    this.durableThrough(this.committedSeq)
+    runHeld()
     if (adoption.kept.length > 0) {
       this.dirty = true
       this.opts.log.info('kept local changes over a peer\'s; its versions are kept beside them', { paths: adoption.kept.slice(0, 20) })

@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
+import { syncDir } from '../content/piece-file.js'
 import { DirSyncs, fsyncFile } from '../meta/durable.js'
 import { PieceHasher } from '../content/piece-hasher.js'
 import type { ContentStore } from '../content/store.js'
@@ -114,12 +115,10 @@ export class VolumeFs {
   remote: RemoteContent | null = null
 
   /** `space`: the guard of `disk`, shared with the pieces fetched onto it. */
-  /** Directories with new names (staging files fsynced, contents sealed) a durable record may need. */
+  /** The content directory's new names (sealed contents), synced together by concurrent seals. */
   private readonly names = new DirSyncs()
 
-  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly space: SpaceGuard, private readonly log: Logger) {
-    meta.syncNames = { now: () => this.names.flushSync(), soon: async () => await this.names.flush() }
-  }
+  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly space: SpaceGuard, private readonly log: Logger) {}
 
   private now (): number {
     return Date.now()
@@ -652,30 +651,29 @@ export class VolumeFs {
   async fsync (fh: number): Promise<void> {
     const h = this.handle(fh)
     if (h.session !== null) {
-      await h.session.sync()
-      if (!h.session.nameSynced) {
-        this.names.add(dirname(this.content.stagingPath(h.session.stagingId)))
-        h.session.nameSynced = true
-      }
-      this.stageSession(h.session)
+      const session = h.session
+      // The bytes and the staging file's name together (one journal commit of the disk's
+      // filesystem, not two), both before the record that names them.
+      await Promise.all([session.sync(), session.nameSynced ? null : syncDir(dirname(this.content.stagingPath(session.stagingId)))])
+      session.nameSynced = true
+      this.stageSession(session)
     } else if (h.file.staged !== null) {
       // Written through another handle, closed, not sealed yet: its staged bytes are what the
       // journal names.
       const path = this.content.stagingPath(h.file.staged.id)
       try {
-        await fsyncFile(path)
-        this.names.add(dirname(path))
+        await Promise.all([fsyncFile(path), syncDir(dirname(path))])
       } catch (err) {
         // Sealed and let go meanwhile, which happens only once the seal is durable.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       }
     }
-    this.meta.syncJournal()
+    await this.meta.syncJournalAsync()
   }
 
   /** fsyncdir(2): the names in a directory are journal records, synced with the journal. */
   fsyncdir (): void {
-    this.meta.syncJournal()
+    this.meta.syncDirectory()
   }
 
   private stageSession (session: WriteSession): void {
@@ -719,7 +717,7 @@ export class VolumeFs {
         this.content.remove([], [session.stagingId])
         return
       }
-      await this.seal(file, session.hasher)
+      await this.seal(file, session.hasher, !session.unsynced)
     })())
   }
 
@@ -734,15 +732,26 @@ export class VolumeFs {
   }
 
   /** Hashes a closed file's staged bytes into a content; readers use staging meanwhile. */
-  private async seal (file: FileNode, hasher: PieceHasher): Promise<void> {
+  /** `synced`: the writer's fsync covered every byte (the seal need not sync them again). */
+  private async seal (file: FileNode, hasher: PieceHasher, synced = false): Promise<void> {
     const staged = file.staged
     if (staged === null || !file.attached()) return
     let content: ContentRef | null
     try {
       // The bytes are durable before a record names them as a content (a power cut may keep the
-      // record and lose unsynced bytes); their name is synced before any sync counts the record.
-      if (staged.size > 0) await fsyncFile(this.content.stagingPath(staged.id))
+      // record and lose unsynced bytes), and so is the content's name.
+      if (staged.size > 0 && !synced) await fsyncFile(this.content.stagingPath(staged.id))
       content = await this.content.seal(staged.id, staged.size, hasher)
+      if (content !== null) {
+        // Pinned: a removal of equal bytes let go earlier must not take the file meanwhile.
+        this.meta.pin(content.infohash)
+        try {
+          this.names.add(dirname(this.content.contentPath(content.infohash)))
+          await this.names.flush()
+        } finally {
+          this.meta.unpin(content.infohash)
+        }
+      }
     } catch (err) {
       // Unlinked meanwhile, which let the staged bytes go: there is nothing left to seal.
       if (!file.attached() || file.staged?.id !== staged.id) return
@@ -753,7 +762,6 @@ export class VolumeFs {
       if (content !== null && !this.meta.contentRefs.has(content.infohash)) this.content.remove([content.infohash], [])
       return
     }
-    if (content !== null) this.names.add(dirname(this.content.contentPath(content.infohash)))
     this.meta.apply({ op: 'seal', path: file.path(), stagedId: staged.id, size: staged.size, content })
     // Only once the record that names the content is durable may the staged copy go.
     this.meta.whenDurable(() => this.content.remove([], [staged.id]))
