@@ -159,6 +159,11 @@ export class GitStore {
     return oids
   }
 
+  /** The empty tree's id, the object written if missing. */
+  async emptyTree (): Promise<string> {
+    return await this.writer.writeTree([])
+  }
+
   async treeOf (commit: string): Promise<string> {
     const { commit: c } = await git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
     return c.tree

@@ -360,11 +360,11 @@ export class Meta {
     this.commitTimer = null
     if (this.dirty) await this.commitBatch()
     const ours = this.head
-    if (ours === null) throw new Error('this volume has no commit yet')
-    if (ours === theirs) return { kind: 'up-to-date', commit: ours }
-    const outcome = await merge(ours, theirs)
-    if (outcome.kind === 'up-to-date' || outcome.commit === ours) return { kind: 'up-to-date', commit: ours }
-    const [oursTree, newTree] = await Promise.all([this.git.treeOf(ours), this.git.treeOf(outcome.commit)])
+    if (ours === theirs) return { kind: 'up-to-date', commit: theirs }
+    // No commit here (a repository a power cut left with none that loads): the peer's is taken whole.
+    const outcome = ours === null ? { kind: 'fast-forward' as const, commit: theirs } : await merge(ours, theirs)
+    if (outcome.kind === 'up-to-date' || outcome.commit === ours) return { kind: 'up-to-date', commit: ours ?? theirs }
+    const [oursTree, newTree] = await Promise.all([ours === null ? this.git.emptyTree() : this.git.treeOf(ours), this.git.treeOf(outcome.commit)])
     const plan = await planAdoption(this.git, oursTree, newTree, '', defaultAttrs())
     const settingsBefore = this.volumeSettings()
     const adoption = applyAdoption(this.root, plan, this.busy, conflictName)

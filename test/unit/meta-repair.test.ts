@@ -10,7 +10,7 @@ import { silentLogger } from '../../lib/log/index.js'
 import { GitStore } from '../../lib/meta/git-store.js'
 import { Meta } from '../../lib/meta/meta.js'
 import { isSound, ObjectWriter } from '../../lib/meta/objects.js'
-import { tempDir } from '../helpers/meta.js'
+import { openMeta, pullInto, tempDir } from '../helpers/meta.js'
 
 /** A Meta on `dir`; closed at the end of the test unless `crash` (left as a killed node leaves it). */
 async function open (tt: Test, dir: string, crash = false): Promise<Meta> {
@@ -94,4 +94,23 @@ t.test('a pack cut short is removed at open; what it held comes again from peers
   const again = await open(t, dir)
   t.same(fs.readdirSync(path.join(gitdir, 'objects', 'pack')), [], 'the pack and its index are gone')
   t.equal(again.lookup('/a')?.kind, 'dir', 'the loose objects still hold the tree')
+})
+
+t.test('with no commit left that loads, the volume opens empty and takes a peer\'s head whole', async t => {
+  const dir = tempDir(t)
+  for (const oid of await committed(t, dir, ['lost'])) {
+    fs.chmodSync(objectPath(dir, oid), 0o644)
+    fs.writeFileSync(objectPath(dir, oid), '')
+  }
+  const damaged = await open(t, dir)
+  t.equal(damaged.head, null, 'no commit')
+  t.same([...damaged.root.children.keys()], [], 'an empty volume')
+  const peerDir = tempDir(t)
+  const peer = await openMeta(t, peerDir, 'fedcba9876543210')
+  peer.apply({ op: 'mkdir', path: '/from-peer', attrs })
+  await peer.commitNow()
+  const outcome = await pullInto(peer, peerDir, damaged, dir)
+  t.equal(outcome.kind, 'fast-forward', 'a fast-forward')
+  t.equal(damaged.head, peer.head, 'to the peer\'s head')
+  t.equal(damaged.lookup('/from-peer')?.kind, 'dir', 'with its tree')
 })
