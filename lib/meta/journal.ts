@@ -28,6 +28,7 @@ export class Journal {
   /** Syncs running in the pool, and the fds of dropped files that must stay open until they end. */
   private inflight = 0
   private toClose: number[] = []
+  private dirSync: Promise<void> | null = null
   private constructor (private readonly dir: string, private nextSeq: number) {
     this.currentFirst = nextSeq
     this.fd = fs.openSync(this.fileFor(nextSeq), 'a')
@@ -94,14 +95,20 @@ export class Journal {
     const fds = [...this.older.values(), this.fd]
     const dirToo = this.newName
     this.newName = false
+    // A sync started earlier may still be syncing the directory for a new file's name: this one
+    // counts only once that is done too.
+    const dir = dirToo ? (this.dirSync = syncDir(this.dir)) : this.dirSync
     this.inflight++
     try {
-      await Promise.all([...fds.map(fsyncFd), ...(dirToo ? [syncDir(this.dir)] : [])])
+      await Promise.all([...fds.map(fsyncFd), dir])
     } catch (err) {
       if (dirToo) this.newName = true
       throw err
     } finally {
-      if (--this.inflight === 0) this.closeDropped()
+      if (--this.inflight === 0) {
+        this.closeDropped()
+        this.dirSync = null
+      }
     }
     this.syncedSeq = Math.max(this.syncedSeq, through)
   }

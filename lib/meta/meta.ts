@@ -67,6 +67,8 @@ export class Meta {
   private afterDurable: Array<{ seq: number, run: () => void }> = []
   /** The last record that changed names or attributes (not only a file's bytes). */
   private lastNameSeq = 0
+  /** An op is being applied in `apply`; its record is appended after. */
+  private applying = false
   /** Contents a seal is making durable and is about to name: not removed meanwhile. */
   private readonly pinned = new Map<string, number>()
   /** While an adoption is applied: its removals wait for the new HEAD to be durable, not for the journal. */
@@ -154,7 +156,13 @@ export class Meta {
     if (this.closed) throw new Error('metadata is closed')
     // Drawn here, once, so the record carries it: a replay after a crash makes the same node.
     if ((op.op === 'mkdir' || op.op === 'create' || op.op === 'symlink') && op.ino === undefined) op = { ...op, ino: drawVolumeInode() }
-    this.applyLocal(op)
+    // What applying it lets go waits for its own record (appended next) to be durable.
+    this.applying = true
+    try {
+      this.applyLocal(op)
+    } finally {
+      this.applying = false
+    }
     const seq = this.journal.append(op)
     if (op.op !== 'stage' && op.op !== 'seal') this.lastNameSeq = seq
     this.scheduleCommit()
@@ -226,7 +234,7 @@ export class Meta {
   /** Runs `run` once every change applied so far is durable (at the latest after the next commit). */
   whenDurable (run: () => void): void {
     if (this.holding !== null) this.holding.push(run)
-    else this.afterDurable.push({ seq: this.journal.lastSeq, run })
+    else this.afterDurable.push({ seq: this.journal.lastSeq + (this.applying ? 1 : 0), run })
   }
 
   /** Keeps a content's file from being removed until `unpin` (see `pinned`). */
@@ -318,7 +326,7 @@ export class Meta {
     this.journal.rotate()
     // git holds only sealed contents: bytes staged but not yet sealed stay in the journal, carried
     // into the file that outlives this commit.
-    this.carryStaged()
+    const carried = this.carryStaged()
     const time = Date.now()
     const started = performance.now()
     const parents = this.head !== null ? [this.head] : []
@@ -332,6 +340,9 @@ export class Meta {
     await this.git.setHead(commit)
     this.head = commit
     this.committedSeq = seq
+    // The staged records carried into the new file replace the (maybe fsynced) ones the dropped
+    // file holds: durable first.
+    if (carried > 0) await this.journal.syncAsync()
     this.journal.dropThrough(seq)
     this.durableThrough(seq)
     this.lastCommitMs = performance.now() - started
@@ -403,11 +414,17 @@ export class Meta {
     return outcome
   }
 
-  private carryStaged (): void {
+  /** Returns how many records it carried. */
+  private carryStaged (): number {
+    let carried = 0
     for (const file of this.stagedFiles) {
       if (file.staged === null || !file.attached()) this.stagedFiles.delete(file)
-      else this.journal.append({ op: 'stage', path: file.path(), staged: file.staged, ...stagedTimes(file.attrs) })
+      else {
+        this.journal.append({ op: 'stage', path: file.path(), staged: file.staged, ...stagedTimes(file.attrs) })
+        carried++
+      }
     }
+    return carried
   }
 
   get pendingChanges (): boolean {
