@@ -11,6 +11,7 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
+import { until } from '../helpers/netns.js'
 import { prng, ROOT, run, startVolume, type Volume } from '../helpers/volume.js'
 
 const CUTS = 12
@@ -22,6 +23,13 @@ async function must (cmd: string, args: string[]): Promise<string> {
   const r = await run(cmd, args, { timeoutMs: 60_000 })
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
   return r.stdout
+}
+
+/** Waits until a detached loop device is let go by everything that held it. */
+async function released (loop: string): Promise<void> {
+  const backing = `/sys/block/${loop.replace('/dev/', '')}/loop/backing_file`
+  // Another mount namespace keeping the shut-down ext4 (see /proc/*/mountinfo) holds it longer.
+  await until(`${loop} let go after umount and losetup -d`, () => !fs.existsSync(backing), 120_000)
 }
 
 /** An ext4 image on a loop device, mounted; unmounted, detached and deleted at teardown. */
@@ -44,9 +52,9 @@ async function ext4Disk (t: Test): Promise<{ dir: string, cut: () => Promise<voi
   await fsp.truncate(image, 384 << 20)
   // No lazy initialisation: nothing writes behind the test's back after the mount.
   await must('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image])
-  loop = (await must('losetup', ['--find', '--show', image])).trim()
   const mount = async (): Promise<void> => {
-    await must('mount', ['-t', 'ext4', loop as string, dir])
+    loop = (await must('losetup', ['--find', '--show', image])).trim()
+    await must('mount', ['-t', 'ext4', loop, dir])
     mounted = true
   }
   await mount()
@@ -56,6 +64,16 @@ async function ext4Disk (t: Test): Promise<{ dir: string, cut: () => Promise<voi
     remount: async () => {
       await must('umount', [dir])
       mounted = false
+      // A new loop device each time: a mount namespace made meanwhile (another test's `ip netns
+      // exec`) keeps its copy of the mount, and with it the shut-down filesystem, alive; a mount
+      // of the same device would take that one again, not replay the journal.
+      const old = loop as string
+      await must('losetup', ['-d', old])
+      loop = null
+      // Until the old device is let go, the shut-down filesystem lives on somewhere (a mount
+      // namespace made meanwhile keeps a copy of the mount), and writes back whatever it still
+      // holds when it goes: only then may the disk be mounted again, as after a real power cut.
+      await released(old)
       await mount()
     }
   }
@@ -132,11 +150,25 @@ t.test(`every acknowledged fsync survives ${CUTS} power cuts at random instants`
     await vol.exited
     await killed(writer.child)
     await disk.remount()
+    // What the cut left, before the node replays it: for the report of a loss.
+    const left = join(vol.scratch, `cut-${cut}`)
+    await run('sh', ['-c', 'mkdir -p "$1" && cp -a "$0/journal" "$0/state" "$1/" && git --git-dir "$0/meta" rev-parse HEAD > "$1/head" 2>&1', vol.disk, left])
     await vol.restart()
+    // The head the node runs on now: every later cut must leave a descendant of it (for the report of a loss).
+    await run('sh', ['-c', 'git --git-dir "$0/meta" rev-parse HEAD > "$1/head-after-start"', vol.disk, left])
     const missing = await lost(vol, acked)
     lostTotal += missing.length
     t.same(missing, [], `cut ${cut}: the node started and all ${acked.size} acknowledged files are there`)
-    if (missing.length > 0) t.comment(vol.output.stderr.slice(-3000))
+    if (missing.length > 0) {
+      // What the node says of the files it lost, to find why.
+      const names = missing.slice(0, 5).map(l => l.replace(/: FAILED.*$/, ''))
+      const seen = await run('sh', ['-c', 'for f; do stat -c "%n %s bytes" "$f"; cat "$f" >/dev/null; ls -a "$(dirname "$f")" | tr "\\n" " "; echo; done 2>&1', 'sh', ...names], { cwd: vol.mnt })
+      const meta = join(vol.disk, 'meta')
+      const inGit = await run('sh', ['-c', 'd="$1"; shift; for f; do git --git-dir "$0" log --format="%h %p %ct" -- "$f" "$(dirname "$f")/.tmp$(basename "$f" | tr -d f)"; git --git-dir "$0" ls-tree HEAD "$f"; done; git --git-dir "$0" log --format="%h %p %ct" | wc -l; for c in $(ls -d "$d"/cut-* | sort -t- -k2 -n); do echo "$(basename $c): after the cut $(cat "$c/head") $(cat "$c/state/commit-state.json"), after the start $(cat "$c/head-after-start")"; done; p=""; for c in $(ls -d "$d"/cut-* | sort -t- -k2 -n); do [ -n "$p" ] && { git --git-dir "$0" merge-base --is-ancestor "$p" "$(cat "$c/head")" && echo "$(basename $c): descends" || echo "$(basename $c): the disk went back: $(cat "$c/head") does not descend from $p"; }; p=$(cat "$c/head-after-start"); done 2>&1', meta, vol.scratch, ...names])
+      const inJournal = await run('sh', ['-c', 'cat "$0/head" "$0/state/commit-state.json"; ls -la "$0/journal"; for f; do grep -h "$(basename "$f")\\"" "$0"/journal/* | cut -c1-400; done 2>&1', join(vol.scratch, `cut-${cut}`), ...names])
+      t.comment(`git: ${inGit.stdout}\njournal: ${inJournal.stdout}`)
+      t.comment(`lost: ${seen.stdout}\nnode output: ${vol.output.stdout.slice(-2000)}${vol.output.stderr.slice(-3000)}`)
+    }
   }
   t.comment(`files lost over ${CUTS} power cuts: ${lostTotal} of ${acked.size} acknowledged`)
   await vol.stop()
