@@ -51,7 +51,13 @@ export class Journal {
       }
     }
     const last = records.length > 0 ? records[records.length - 1].seq : 0
-    return { journal: new Journal(dir, Math.max(last, committedSeq) + 1), records: records.filter(r => r.seq > committedSeq) }
+    // Above every file's first number too: a power cut can keep a file's name (any fsync commits
+    // the disk's journal) and lose the unsynced records before it. A new file numbered below it
+    // would sort before it, and dropThrough, which takes the next file's first number as the end
+    // of a file's records, would delete the new file's records with it.
+    const files = listFiles(dir)
+    const highestFirst = files.length > 0 ? files[files.length - 1] : 0
+    return { journal: new Journal(dir, Math.max(last, committedSeq, highestFirst) + 1), records: records.filter(r => r.seq > committedSeq) }
   }
 
   private fileFor (first: number): string {

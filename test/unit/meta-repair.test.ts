@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { silentLogger } from '../../lib/log/index.js'
 import { GitStore } from '../../lib/meta/git-store.js'
+import { Journal } from '../../lib/meta/journal.js'
 import { Meta } from '../../lib/meta/meta.js'
 import { isSound, ObjectWriter } from '../../lib/meta/objects.js'
 import { openMeta, pullInto, tempDir } from '../helpers/meta.js'
@@ -113,4 +114,21 @@ t.test('with no commit left that loads, the volume opens empty and takes a peer\
   t.equal(outcome.kind, 'fast-forward', 'a fast-forward')
   t.equal(damaged.head, peer.head, 'to the peer\'s head')
   t.equal(damaged.lookup('/from-peer')?.kind, 'dir', 'with its tree')
+})
+
+t.test('a journal file whose name outlived the records before it does not take later records with it', async t => {
+  const dir = tempDir(t)
+  // Records 1 to 3 reached the disk; 4 to 9 did not, but the file the next commit started (10) did.
+  const rec = (seq: number): string => JSON.stringify({ seq, op: { op: 'mkdir', path: `/d${seq}`, attrs } }) + '\n'
+  fs.writeFileSync(path.join(dir, 'journal-1.log'), rec(1) + rec(2) + rec(3))
+  fs.writeFileSync(path.join(dir, 'journal-10.log'), '')
+  const { journal, records } = Journal.open(dir, 0)
+  t.same(records.map(r => r.seq), [1, 2, 3], 'the records that reached the disk are replayed')
+  const first = journal.append({ op: 'mkdir', path: '/after', attrs })
+  t.ok(first > 10, `numbered after every file there (${first})`)
+  journal.rotate()
+  journal.dropThrough(first - 1)
+  const { records: left } = Journal.open(dir, first - 1)
+  t.same(left.map(r => r.seq), [first], 'a drop of what a commit covers keeps the record after it')
+  journal.close()
 })
