@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, then one table. Each row is a swarmfs measurement, a baseline
 // measured in the same run, and their ratio. Runs inside `unshare --net` (see package.json).
-// Env: SWARMFS_BENCH_SMALL=1 (sizes / 10), SWARMFS_BENCH_ONLY=seq,small,start,stat,content,sync,replicate,encryption,
+// Env: SWARMFS_BENCH_SMALL=1 (sizes / 10), SWARMFS_BENCH_ONLY=seq,small,fsync,start,stat,content,sync,replicate,encryption,
 // SWARMFS_BENCH_REPS=n (default 3), SWARMFS_BENCH_PROFILE=<dir> (--cpu-prof for swarmfs nodes),
 // SWARMFS_BENCH_OUT=<dir> (server logs, results.json), SWARMFS_BENCH_TMP=<dir> (scratch).
 import fs from 'node:fs'
@@ -13,6 +13,7 @@ import { killAllSync, liveChildren } from './lib/proc.js'
 import { formatTable, ratioOf, type Row } from './lib/table.js'
 import { seqIo } from './seq-io.js'
 import { smallFiles } from './small-files.js'
+import { fsyncFiles } from './fsync-files.js'
 import { startLarge } from './start-large.js'
 import { statLoad } from './stat-load.js'
 import { syncBench } from './sync.js'
@@ -23,6 +24,7 @@ import { encryptionBench } from './encryption.js'
 const benchmarks: Array<[string, Benchmark]> = [
   ['seq', seqIo],
   ['small', smallFiles],
+  ['fsync', fsyncFiles],
   ['start', startLarge],
   ['stat', statLoad],
   ['content', contentBench],

@@ -41,6 +41,10 @@ command -v tcpdump >/dev/null 2>&1 || need="$need tcpdump"
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v g++ >/dev/null 2>&1 || need="$need g++"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+# test/power/power-cut.test.ts puts a node's disk on an ext4 image on a loop device (losetup and
+# mount are util-linux and mount) and shuts it down as a power cut does (python3 fcntl.ioctl).
+command -v mkfs.ext4 >/dev/null 2>&1 || need="$need e2fsprogs"
+command -v losetup >/dev/null 2>&1 || need="$need mount"
 if [ -n "$need" ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "swarmfs setup: missing Debian packages:$need; run: sudo apt-get install -y$need" >&2

@@ -27,7 +27,7 @@ export const swarmfsBin = join(root, 'bin', 'swarmfs.js')
 export const benchDist = join(root, 'dist', 'bench')
 export const node = process.execPath
 
-/** Which benchmarks run: SWARMFS_BENCH_ONLY=seq,small,start,stat,content,sync,replicate (default: all). */
+/** Which benchmarks run: SWARMFS_BENCH_ONLY=seq,small,fsync,start,stat,content,sync,replicate (default: all). */
 export function enabled (name: string): boolean {
   const only = process.env.SWARMFS_BENCH_ONLY
   return only === undefined || only === '' || only.split(',').map(s => s.trim()).includes(name)

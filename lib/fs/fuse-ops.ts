@@ -108,7 +108,7 @@ export function fuseOps (vfs: VolumeFs, log: Logger): Record<string, (...args: a
     },
     flush: (path: string, fh: number, cb: Cb) => run('flush', path, cb, () => vfs.flush(fh)),
     fsync: (path: string, _datasync: number, fh: number, cb: Cb) => run('fsync', path, cb, () => vfs.fsync(fh)),
-    fsyncdir: (_path: string, _datasync: number, _fh: number, cb: Cb) => cb(0),
+    fsyncdir: (path: string, _datasync: number, _fh: number, cb: Cb) => run('fsyncdir', path, cb, () => vfs.fsyncdir()),
     release: (path: string, fh: number, cb: Cb) => run('release', path, cb, () => vfs.release(fh))
   }
 }

@@ -1,10 +1,13 @@
 // The volume's git repository (bare, isomorphic-git): loading the index from a commit, and writing a
 // commit that rewrites only the trees whose contents changed since the last one.
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import { dirname, join } from 'node:path'
 import git from 'isomorphic-git'
 import type { Logger } from '../log/index.js'
-import { ObjectReader, ObjectWriter, type TreeEntry } from './objects.js'
+import { syncDir } from '../content/piece-file.js'
+import { fsyncFile, writeFileDurable } from './durable.js'
+import { isSound, ObjectReader, ObjectWriter, readLooseObject, type TreeEntry } from './objects.js'
 import { decodeFile, decodeMarker, decodeWriter, encodeDirMarker, encodeFile, isSymlinkTarget, type DirMarker, type MarkerLinks } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, isVolumeInode, ROOT_INODE, SymlinkNode, type Attrs, type Node } from './nodes.js'
@@ -21,14 +24,40 @@ export class GitStore {
   private readonly cache = {}
   private readonly objects: ObjectReader
   private readonly writer: ObjectWriter
+  private readonly syncedPacks = new Set<string>()
   /** `volumeId`: entries whose torrent info names another volume are refused (null: not checked). */
   constructor (readonly gitdir: string, private readonly log: Logger, private readonly volumeId: string | null = null) {
     this.objects = new ObjectReader(gitdir)
     this.writer = new ObjectWriter(gitdir)
   }
 
+  /** Creates the repository (isomorphic-git writes it without syncing: synced here). */
   async init (): Promise<void> {
     await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: 'main' })
+    for (const file of ['config', 'HEAD']) await fsyncFile(join(this.gitdir, file))
+    const dirs = ['hooks', 'info', 'objects/info', 'objects/pack', 'objects', 'refs/heads', 'refs/tags', 'refs', '.', '..']
+    for (const dir of dirs) await syncDir(join(this.gitdir, dir))
+  }
+
+  /**
+   * Writes again what a repository needs to be one, when a power cut took it (a repository
+   * created by a version that did not sync it): HEAD naming the branch, and the config.
+   */
+  async repairSkeleton (): Promise<string[]> {
+    const repaired: string[] = []
+    if (!fs.existsSync(this.gitdir)) return repaired
+    const head = join(this.gitdir, 'HEAD')
+    if (!(fs.readFileSync(head, { encoding: 'utf8', flag: 'a+' }).startsWith('ref: '))) {
+      await writeFileDurable(head, `ref: ${BRANCH}\n`)
+      repaired.push('HEAD')
+    }
+    const config = join(this.gitdir, 'config')
+    if (!/^\[core\]/.test(fs.readFileSync(config, { encoding: 'utf8', flag: 'a+' }))) {
+      await writeFileDurable(config, '[core]\n\trepositoryformatversion = 0\n\tfilemode = false\n\tbare = true\n\tsymlinks = false\n\tignorecase = true\n')
+      repaired.push('config')
+    }
+    for (const dir of ['objects/pack', 'objects/info', 'refs/heads', 'refs/tags']) fs.mkdirSync(join(this.gitdir, dir), { recursive: true })
+    return repaired
   }
 
   async head (): Promise<string | null> {
@@ -39,13 +68,101 @@ export class GitStore {
     }
   }
 
-  /** Moves the branch atomically (isomorphic-git writes refs in place: a crash could empty it). */
+  /** Whether the branch's file exists (HEAD may still not resolve: an empty or damaged file). */
+  hasBranchFile (): boolean {
+    return fs.existsSync(join(this.gitdir, BRANCH))
+  }
+
+  /**
+   * Moves the branch atomically and durably (isomorphic-git writes refs in place: a crash could
+   * empty it). The objects it names must be durable first (`syncObjects`).
+   */
   async setHead (oid: string): Promise<void> {
     if (!/^[0-9a-f]{40}$/.test(oid)) throw new Error(`not a commit id: ${oid}`)
     const path = join(this.gitdir, BRANCH)
     await fs.promises.mkdir(dirname(path), { recursive: true })
-    await fs.promises.writeFile(path + '.lock', oid + '\n')
-    await fs.promises.rename(path + '.lock', path)
+    // The temporary name git itself uses, which no reader takes for a branch.
+    await writeFileDurable(path, oid + '\n', 0o644, path + '.lock')
+  }
+
+  /**
+   * Makes every object this process wrote or fetched durable: loose objects were synced as they
+   * were written (this syncs their directories), packs a fetch wrote are synced here.
+   */
+  async syncObjects (): Promise<void> {
+    await this.writer.flush()
+    const packDir = join(this.gitdir, 'objects', 'pack')
+    const names = fs.existsSync(packDir) ? fs.readdirSync(packDir) : []
+    const fresh = names.filter(n => !this.syncedPacks.has(n) && /\.(pack|idx)$/.test(n))
+    if (fresh.length === 0) return
+    await Promise.all(fresh.map(async n => await fsyncFile(join(packDir, n))))
+    await syncDir(packDir)
+    for (const n of fresh) this.syncedPacks.add(n)
+  }
+
+  /**
+   * Removes what a power cut may have left damaged before any reader meets it: packs cut short
+   * (their index's record of the pack's checksum is not the pack's own trailer), indexes without
+   * their pack. Their objects come again from the peers that sent them. Returns what was removed.
+   */
+  repairPacks (): string[] {
+    const packDir = join(this.gitdir, 'objects', 'pack')
+    if (!fs.existsSync(packDir)) return []
+    const names = fs.readdirSync(packDir)
+    const removed: string[] = []
+    for (const idx of names.filter(n => n.endsWith('.idx'))) {
+      const base = idx.slice(0, -'.idx'.length)
+      if (packIsWhole(join(packDir, idx), join(packDir, base + '.pack'))) continue
+      for (const n of names.filter(n => n.startsWith(base + '.'))) fs.rmSync(join(packDir, n), { force: true })
+      removed.push(base)
+    }
+    return removed
+  }
+
+  /**
+   * Removes loose objects that do not read back whole (empty, cut short, garbage) and returns
+   * their ids; a slow walk of every object, for a start that found the repository damaged.
+   */
+  removeDamagedObjects (): string[] {
+    const removed: string[] = []
+    for (const oid of this.looseObjects()) {
+      if (isSound(this.gitdir, oid)) continue
+      fs.rmSync(join(this.gitdir, 'objects', oid.slice(0, 2), oid.slice(2)), { force: true })
+      removed.push(oid)
+    }
+    return removed
+  }
+
+  /** The loose commits, newest first (by committer time): where a start falls back to. */
+  looseCommits (): string[] {
+    const commits: Array<{ oid: string, time: number }> = []
+    for (const oid of this.looseObjects()) {
+      let obj: { type: string, body: Buffer } | null
+      try {
+        obj = readLooseObject(this.gitdir, oid)
+      } catch {
+        continue
+      }
+      if (obj?.type !== 'commit') continue
+      const time = Number(/^committer .* (\d+) [+-]\d{4}$/m.exec(obj.body.toString('utf8'))?.[1] ?? 0)
+      commits.push({ oid, time })
+    }
+    return commits.sort((a, b) => b.time - a.time || (a.oid < b.oid ? -1 : 1)).map(c => c.oid)
+  }
+
+  private looseObjects (): string[] {
+    const objects = join(this.gitdir, 'objects')
+    const oids: string[] = []
+    for (const fan of fs.existsSync(objects) ? fs.readdirSync(objects) : []) {
+      if (!/^[0-9a-f]{2}$/.test(fan)) continue
+      for (const rest of fs.readdirSync(join(objects, fan))) if (/^[0-9a-f]{38}$/.test(rest)) oids.push(fan + rest)
+    }
+    return oids
+  }
+
+  /** The empty tree's id, the object written if missing. */
+  async emptyTree (): Promise<string> {
+    return await this.writer.writeTree([])
   }
 
   async treeOf (commit: string): Promise<string> {
@@ -187,7 +304,7 @@ export class GitStore {
   }
 
   /**
-   * Writes the trees of every directory changed since the last commit and a commit on top of
+   * Writes (durably: see `setHead`) the trees of every directory changed since the last commit and a commit on top of
    * `parents`. The tree is read synchronously into a plan first, so the commit is one consistent
    * state even while FUSE keeps changing the index during the writes.
    */
@@ -195,7 +312,9 @@ export class GitStore {
     const plan = planDir(root)
     const tree = await this.writePlan(plan)
     const sig = { ...author, timestamp: Math.floor(time / 1000), timezoneOffset: 0 }
-    return await this.writer.writeCommit({ message, tree, parent: parents, author: sig, committer: sig })
+    const commit = await this.writer.writeCommit({ message, tree, parent: parents, author: sig, committer: sig })
+    await this.writer.flush()
+    return commit
   }
 
   private async writePlan (plan: PlannedDir): Promise<string> {
@@ -274,4 +393,25 @@ export function applyLinkAttrs (dir: DirNode, links: MarkerLinks): void {
 /** The root's number is the same on every node without being stored, so a marker cannot move it. */
 export function adoptMarkerInode (dir: DirNode, ino: number | null): void {
   if (ino !== null && !dir.isRoot) dir.inode = ino
+}
+
+/** Whether a pack is whole: long enough, and its trailer is the checksum its index recorded for it. */
+function packIsWhole (idxPath: string, packPath: string): boolean {
+  try {
+    const idx = fs.readFileSync(idxPath)
+    const pack = fs.statSync(packPath)
+    // An index ends with the pack's checksum, then its own; a pack with a 12-byte header and its checksum.
+    if (idx.length < 8 + 256 * 4 + 40 || pack.size < 32) return false
+    if (!createHash('sha1').update(idx.subarray(0, idx.length - 20)).digest().equals(idx.subarray(idx.length - 20))) return false
+    const fd = fs.openSync(packPath, 'r')
+    try {
+      const trailer = Buffer.alloc(20)
+      fs.readSync(fd, trailer, 0, 20, pack.size - 20)
+      return trailer.equals(idx.subarray(idx.length - 40, idx.length - 20))
+    } finally {
+      fs.closeSync(fd)
+    }
+  } catch {
+    return false
+  }
 }

@@ -1,7 +1,7 @@
 // The metadata of a volume on one disk: the in-memory index FUSE is served from, the journal that
 // makes acknowledged changes survive a crash, and the git commits they become, in batches.
 import fs from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { TorrentInfo } from '../content/torrent-info.js'
 import { FsError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
@@ -10,6 +10,7 @@ import { Journal } from './journal.js'
 import { applyOp, lookup, mustLookup, type Op, type Released } from './ops.js'
 import { drawVolumeInode, LinkJoiner, separateInodes, stagedTimes, type Attrs, type DirNode, type FileNode, type Node } from './nodes.js'
 import { loadSnapshot, saveSnapshot } from './snapshot.js'
+import { fsyncDirSync, writeFileDurable } from './durable.js'
 import { applyAdoption, planAdoption, type ConflictNamer } from './adopt.js'
 import { compareSettings, effectiveSettings, isValidCopies, isValidGraceMs, MAX_COPIES, MIN_COPIES, type VolumeSettings } from './volume-settings.js'
 
@@ -59,6 +60,21 @@ export class Meta {
   readonly contentInfo = new Map<string, TorrentInfo>()
   /** Files with staged bytes; git does not hold those, so the journal must keep them. */
   private readonly stagedFiles = new Set<FileNode>()
+  /**
+   * What may happen only once the records through `seq` are durable (journal synced, or a commit
+   * that covers them synced with its ref): removing the files the older state names. A power cut
+   * may keep the removal and lose a record not yet synced, and the state on the disk would then
+   * name a file that is gone.
+   */
+  private afterDurable: Array<{ seq: number, run: () => void }> = []
+  /** The last record that changed names or attributes (not only a file's bytes). */
+  private lastNameSeq = 0
+  /** An op is being applied in `apply`; its record is appended after. */
+  private applying = false
+  /** Contents a seal is making durable and is about to name: not removed meanwhile. */
+  private readonly pinned = new Map<string, number>()
+  /** While an adoption is applied: its removals wait for the new HEAD to be durable, not for the journal. */
+  private holding: Array<() => void> | null = null
 
   private constructor (
     private readonly opts: MetaOptions,
@@ -72,21 +88,35 @@ export class Meta {
   static async open (opts: MetaOptions): Promise<Meta> {
     const git = new GitStore(opts.gitdir, opts.log, opts.volumeId ?? null)
     fs.mkdirSync(opts.stateDir, { recursive: true })
+    const repaired = await git.repairSkeleton()
+    if (repaired.length > 0) opts.log.warn('wrote missing parts of the metadata repository again (a power cut?)', { repaired })
+    // The names of the directories a new disk made (and of what they hold) durable before anything relies on them.
+    for (const dir of new Set([dirname(opts.gitdir), dirname(opts.journalDir), dirname(opts.stateDir), opts.stateDir])) fsyncDirSync(dir)
+    const removedPacks = git.repairPacks()
+    if (removedPacks.length > 0) opts.log.warn('removed damaged packs (a power cut?); peers send their objects again', { packs: removedPacks })
     let head = await git.head()
     const state = readState(opts.stateDir)
     // The state names the commit a batch wrote before the ref moved: a crash between the two leaves
     // the ref one commit behind, which is finished here.
     if (state !== null && state.commit !== head && await git.hasObject(state.commit)) {
       const parents = await git.parentsOf(state.commit)
-      if (head === null ? parents.length === 0 : parents.includes(head)) {
+      // A ref that does not read (written in place by an older version, cut by a power loss) is
+      // taken as one commit behind the state too.
+      if (head === null ? parents.length === 0 || git.hasBranchFile() : parents.includes(head)) {
         await git.setHead(state.commit)
         head = state.commit
       }
     }
-    const committedSeq = state !== null && state.commit === head ? state.seq : 0
     const defaults = defaultAttrs()
     const snapshot = head !== null ? loadSnapshot(opts.stateDir) : null
-    const root = snapshot !== null && snapshot.head === head ? snapshot.root : await git.load(head, defaults, snapshot?.root)
+    let root: DirNode
+    try {
+      root = snapshot !== null && snapshot.head === head ? snapshot.root : await git.load(head, defaults, snapshot?.root)
+    } catch (err) {
+      ({ head, root } = await loadDamaged(git, opts.log, err, [head, state?.commit ?? null, snapshot?.head ?? null], defaults))
+    }
+    // After a fall back to an older commit every record is replayed: one already in it no longer applies.
+    const committedSeq = state !== null && state.commit === head ? state.seq : 0
     const { journal, records } = Journal.open(opts.journalDir, committedSeq)
     const meta = new Meta(opts, git, journal, root, head, committedSeq)
     new LinkJoiner().joinBelow(root, file => {
@@ -128,8 +158,15 @@ export class Meta {
     if (this.closed) throw new Error('metadata is closed')
     // Drawn here, once, so the record carries it: a replay after a crash makes the same node.
     if ((op.op === 'mkdir' || op.op === 'create' || op.op === 'symlink') && op.ino === undefined) op = { ...op, ino: drawVolumeInode() }
-    this.applyLocal(op)
-    this.journal.append(op)
+    // What applying it lets go waits for its own record (appended next) to be durable.
+    this.applying = true
+    try {
+      this.applyLocal(op)
+    } finally {
+      this.applying = false
+    }
+    const seq = this.journal.append(op)
+    if (op.op !== 'stage' && op.op !== 'seal') this.lastNameSeq = seq
     this.scheduleCommit()
   }
 
@@ -188,7 +225,41 @@ export class Meta {
       }
     }
     if (unreferenced.length > 0 || released.staged.length > 0) {
-      this.opts.onReleased({ contents: unreferenced, staged: released.staged, added: [] })
+      this.whenDurable(() => {
+        // Referenced again meanwhile (a seal of equal bytes): it stays.
+        const contents = unreferenced.filter(ih => !this.contentRefs.has(ih) && !this.pinned.has(ih))
+        if (contents.length > 0 || released.staged.length > 0) this.opts.onReleased({ contents, staged: released.staged, added: [] })
+      })
+    }
+  }
+
+  /** Runs `run` once every change applied so far is durable (at the latest after the next commit). */
+  whenDurable (run: () => void): void {
+    if (this.holding !== null) this.holding.push(run)
+    else this.afterDurable.push({ seq: this.journal.lastSeq + (this.applying ? 1 : 0), run })
+  }
+
+  /** Keeps a content's file from being removed until `unpin` (see `pinned`). */
+  pin (infohash: string): void {
+    this.pinned.set(infohash, (this.pinned.get(infohash) ?? 0) + 1)
+  }
+
+  unpin (infohash: string): void {
+    const n = (this.pinned.get(infohash) ?? 1) - 1
+    if (n > 0) this.pinned.set(infohash, n)
+    else this.pinned.delete(infohash)
+  }
+
+  private durableThrough (seq: number): void {
+    if (this.afterDurable.length === 0) return
+    const due = this.afterDurable.filter(d => d.seq <= seq)
+    this.afterDurable = this.afterDurable.filter(d => d.seq > seq)
+    for (const d of due) {
+      try {
+        d.run()
+      } catch (err) {
+        this.opts.log.error('removing what a durable change replaced failed', { err })
+      }
     }
   }
 
@@ -204,9 +275,26 @@ export class Meta {
     this.contentInfo.set(file.content.infohash, file.content.info)
   }
 
+  /**
+   * fsync of a directory: its names and attributes durable. Records of bytes staged or sealed
+   * since the last sync do not ask for one (an fsync of their file does), which spares the usual
+   * fsync-file-then-directory a second sync of the journal.
+   */
+  syncDirectory (): void {
+    if (this.lastNameSeq > this.journal.syncedThrough) this.syncJournal()
+  }
+
   /** Makes every journaled change durable on disk (fsync). */
   syncJournal (): void {
     this.journal.sync()
+    this.durableThrough(this.journal.lastSeq)
+  }
+
+  /** The same, off the thread FUSE shares (for an fsync(2), which waits for it anyway). */
+  async syncJournalAsync (): Promise<void> {
+    const through = this.journal.lastSeq
+    await this.journal.syncAsync()
+    this.durableThrough(through)
   }
 
   private scheduleCommit (): void {
@@ -240,18 +328,25 @@ export class Meta {
     this.journal.rotate()
     // git holds only sealed contents: bytes staged but not yet sealed stay in the journal, carried
     // into the file that outlives this commit.
-    this.carryStaged()
+    const carried = this.carryStaged()
     const time = Date.now()
     const started = performance.now()
     const parents = this.head !== null ? [this.head] : []
     const author: Signature = { name: `swarmfs node ${this.opts.nodeId}`, email: `${this.opts.nodeId}@swarmfs` }
+    // Each step durable before the next: the objects (git.commit syncs them; contents are
+    // durable before a record names them), the state, the ref; only then may the journal
+    // records it replaces go.
     const commit = await this.git.commit(this.root, parents, `swarmfs: changes from node ${this.opts.nodeId}\n`, author, time)
     // State first, then the ref: see `open` for how a crash between them is finished.
-    writeState(this.opts.stateDir, { commit, seq })
+    await writeState(this.opts.stateDir, { commit, seq })
     await this.git.setHead(commit)
     this.head = commit
     this.committedSeq = seq
+    // The staged records carried into the new file replace the (maybe fsynced) ones the dropped
+    // file holds: durable first.
+    if (carried > 0) await this.journal.syncAsync()
     this.journal.dropThrough(seq)
+    this.durableThrough(seq)
     this.lastCommitMs = performance.now() - started
     this.opts.log.debug('committed', { commit, seq })
     this.onHead(commit)
@@ -278,21 +373,38 @@ export class Meta {
     this.commitTimer = null
     if (this.dirty) await this.commitBatch()
     const ours = this.head
-    if (ours === null) throw new Error('this volume has no commit yet')
-    if (ours === theirs) return { kind: 'up-to-date', commit: ours }
-    const outcome = await merge(ours, theirs)
-    if (outcome.kind === 'up-to-date' || outcome.commit === ours) return { kind: 'up-to-date', commit: ours }
-    const [oursTree, newTree] = await Promise.all([this.git.treeOf(ours), this.git.treeOf(outcome.commit)])
+    if (ours === theirs) return { kind: 'up-to-date', commit: theirs }
+    // No commit here (a repository a power cut left with none that loads): the peer's is taken whole.
+    const outcome = ours === null ? { kind: 'fast-forward' as const, commit: theirs } : await merge(ours, theirs)
+    if (outcome.kind === 'up-to-date' || outcome.commit === ours) return { kind: 'up-to-date', commit: ours ?? theirs }
+    const [oursTree, newTree] = await Promise.all([ours === null ? this.git.emptyTree() : this.git.treeOf(ours), this.git.treeOf(outcome.commit)])
     const plan = await planAdoption(this.git, oursTree, newTree, '', defaultAttrs())
     const settingsBefore = this.volumeSettings()
     const adoption = applyAdoption(this.root, plan, this.busy, conflictName)
     this.separateSharedInodes(adoption.placedInodes)
-    this.applyReleased({ contents: adoption.released.contents, staged: adoption.released.staged, added: adoption.added })
+    const held: Array<() => void> = this.holding = []
+    try {
+      this.applyReleased({ contents: adoption.released.contents, staged: adoption.released.staged, added: adoption.added })
+    } finally {
+      this.holding = null
+    }
+    // Until the new HEAD is durable, a commit of the index (which holds the adoption) is what
+    // makes these removals safe.
+    let heldRun = false
+    const runHeld = (): void => {
+      if (heldRun) return
+      heldRun = true
+      for (const run of held) run()
+    }
+    this.afterDurable.push({ seq: this.journal.lastSeq + 1, run: runHeld })
     // State first, then the ref, as for a local commit: the journal after committedSeq holds only
-    // local changes, which a restart replays on top of the new HEAD.
-    writeState(this.opts.stateDir, { commit: outcome.commit, seq: this.committedSeq })
+    // local changes, which a restart replays on top of the new HEAD. The fetched objects (packs)
+    // and the merge commit are synced before either names them.
+    await this.git.syncObjects()
+    await writeState(this.opts.stateDir, { commit: outcome.commit, seq: this.committedSeq })
     await this.git.setHead(outcome.commit)
     this.head = outcome.commit
+    runHeld()
     if (adoption.kept.length > 0) {
       this.dirty = true
       this.opts.log.info('kept local changes over a peer\'s; its versions are kept beside them', { paths: adoption.kept.slice(0, 20) })
@@ -304,11 +416,17 @@ export class Meta {
     return outcome
   }
 
-  private carryStaged (): void {
+  /** Returns how many records it carried. */
+  private carryStaged (): number {
+    let carried = 0
     for (const file of this.stagedFiles) {
       if (file.staged === null || !file.attached()) this.stagedFiles.delete(file)
-      else this.journal.append({ op: 'stage', path: file.path(), staged: file.staged, ...stagedTimes(file.attrs) })
+      else {
+        this.journal.append({ op: 'stage', path: file.path(), staged: file.staged, ...stagedTimes(file.attrs) })
+        carried++
+      }
     }
+    return carried
   }
 
   get pendingChanges (): boolean {
@@ -325,6 +443,8 @@ export class Meta {
     this.commitTimer = null
     await this.commitNow()
     this.closed = true
+    // Whatever still waits (changes a commit found nothing to write for) is durable once synced.
+    this.syncJournal()
     if (this.head !== null) saveSnapshot(this.opts.stateDir, this.head, this.root)
     this.journal.close()
   }
@@ -344,8 +464,35 @@ function readState (dir: string): CommitState | null {
   }
 }
 
-function writeState (dir: string, state: CommitState): void {
-  const tmp = join(dir, 'commit-state.json.tmp')
-  fs.writeFileSync(tmp, JSON.stringify(state))
-  fs.renameSync(tmp, join(dir, 'commit-state.json'))
+async function writeState (dir: string, state: CommitState): Promise<void> {
+  await writeFileDurable(join(dir, 'commit-state.json'), JSON.stringify(state))
+}
+
+/**
+ * The index of the newest commit that loads whole, when HEAD's does not (objects a power cut
+ * damaged, written by a version that did not sync them): damaged loose objects are removed first,
+ * then HEAD, the commit the state names, the snapshot's and every loose commit, newest first, are
+ * tried. The branch moves there; the journal and the peers bring back what is newer. Never a
+ * repository that cannot be opened: with no commit left, the volume starts empty and takes its
+ * peers' head at the first sync.
+ */
+async function loadDamaged (git: GitStore, log: Logger, err: unknown, tried: Array<string | null>, defaults: Attrs): Promise<{ head: string | null, root: DirNode }> {
+  log.error('the commit at HEAD does not load; looking for damaged objects', { head: tried[0], err })
+  const removed = git.removeDamagedObjects()
+  log.warn('removed damaged git objects', { count: removed.length, objects: removed.slice(0, 20) })
+  const candidates = [...new Set([...tried.filter((c): c is string => c !== null), ...git.looseCommits()])]
+  for (const commit of candidates) {
+    try {
+      const root = await git.load(commit, defaults)
+      if (commit !== tried[0]) {
+        await git.setHead(commit)
+        log.warn('HEAD fell back to the newest commit that loads whole', { from: tried[0], to: commit })
+      }
+      return { head: commit, root }
+    } catch (e) {
+      log.debug('commit does not load', { commit, err: e })
+    }
+  }
+  log.error('no commit of the repository loads; starting empty until a peer sends its head', {})
+  return { head: null, root: await git.load(null, defaults) }
 }

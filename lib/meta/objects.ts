@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import { join } from 'node:path'
 import zlib from 'node:zlib'
 import git from 'isomorphic-git'
+import { DirSyncs, writeSynced } from './durable.js'
 
 export interface TreeEntry { mode: string, path: string, oid: string, type: 'blob' | 'tree' | 'commit' }
 
@@ -137,8 +138,19 @@ export function parseTree (body: Buffer, oid = '?'): TreeEntry[] {
 export class ObjectWriter {
   private active = 0
   private readonly waiting: Array<() => void> = []
+  private readonly dirs: DirSyncs
 
-  constructor (private readonly gitdir: string, private readonly concurrency = 16) {}
+  constructor (private readonly gitdir: string, private readonly concurrency = 16) {
+    this.dirs = objectDirs(gitdir)
+  }
+
+  /**
+   * Makes every object written so far durable: each file was synced as it was written, and this
+   * syncs the directories they were named in, each once. A ref may name them only after this.
+   */
+  async flush (): Promise<void> {
+    await this.dirs.flush()
+  }
 
   async writeBlob (body: Buffer): Promise<string> {
     return await this.write('blob', body)
@@ -165,20 +177,41 @@ export class ObjectWriter {
     if (this.active >= this.concurrency) await new Promise<void>(resolve => this.waiting.push(resolve))
     this.active++
     try {
-      // An object file left empty or cut short (a crash of a writer that did not write atomically)
-      // is written again.
-      const existing = fs.statSync(path, { throwIfNoEntry: false })
-      if (existing !== undefined && existing.size > 0) return oid
+      // An object file left empty or cut short (a power cut before it was synced, a writer that
+      // did not write atomically) is written again: one that exists is used only once it reads back.
+      if (fs.statSync(path, { throwIfNoEntry: false }) !== undefined && isSound(this.gitdir, oid)) return oid
       const deflated = zlib.deflateSync(raw)
-      await fs.promises.mkdir(dir, { recursive: true })
+      const made = await fs.promises.mkdir(dir, { recursive: true })
+      if (made !== undefined) this.dirs.add(join(this.gitdir, 'objects'))
       const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
-      await fs.promises.writeFile(tmp, deflated, { mode: 0o444 })
+      await writeSynced(tmp, deflated, 0o444)
       await fs.promises.rename(tmp, path)
+      this.dirs.add(dir)
       return oid
     } finally {
       this.active--
       this.waiting.shift()?.()
     }
+  }
+}
+
+/**
+ * The object directories of a repository with names not yet synced, shared by every writer of it
+ * in this process (the node's commits and a sync's merge commits): one flush covers them all.
+ */
+const pendingDirs = new Map<string, DirSyncs>()
+function objectDirs (gitdir: string): DirSyncs {
+  let dirs = pendingDirs.get(gitdir)
+  if (dirs === undefined) pendingDirs.set(gitdir, dirs = new DirSyncs())
+  return dirs
+}
+
+/** Whether a loose object reads back whole: it inflates and its content matches its id. */
+export function isSound (gitdir: string, oid: string): boolean {
+  try {
+    return readLooseObject(gitdir, oid, { verify: true }) !== null
+  } catch {
+    return false
   }
 }
 

@@ -4,6 +4,7 @@
 import fs from 'node:fs'
 import { join } from 'node:path'
 import v8 from 'node:v8'
+import { writeFileDurableSync } from './durable.js'
 import { DirNode, FileNode, isVolumeInode, reserveInodes, ROOT_INODE, SymlinkNode, type Attrs, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings } from './volume-settings.js'
 
@@ -86,9 +87,7 @@ function fromRow (row: Row): Node {
 }
 
 export function saveSnapshot (dir: string, head: string, root: DirNode): void {
-  const tmp = join(dir, FILE + '.tmp')
-  fs.writeFileSync(tmp, v8.serialize({ version: VERSION, head, root: toRow(root, ''), volume: root.volume }))
-  fs.renameSync(tmp, join(dir, FILE))
+  writeFileDurableSync(join(dir, FILE), v8.serialize({ version: VERSION, head, root: toRow(root, ''), volume: root.volume }))
 }
 
 /**

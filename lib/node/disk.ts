@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path'
 import { UserError } from '../errors/index.js'
+import { writeFileDurableSync } from '../meta/durable.js'
 
 export interface NodeConfig {
   version: 1
@@ -181,8 +182,8 @@ export function writeNewConfig (disk: string, volumeName: string, volumeKey: str
 
 export function writeConfig (disk: string, config: NodeConfig): void {
   const path = layout(disk).config
-  fs.writeFileSync(path + '.tmp', JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
-  fs.renameSync(path + '.tmp', path)
+  // Durable: it holds the volume key, which nothing else on the disk can give back.
+  writeFileDurableSync(path, JSON.stringify(config, null, 2) + '\n', 0o600)
 }
 
 export function readConfig (disk: string): NodeConfig {

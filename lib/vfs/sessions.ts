@@ -19,6 +19,13 @@ export class WriteSession {
   writers = 0
   /** Bytes written since the last `stage` record. */
   dirty = false
+  /** The staging file's name was synced (its directory, at the first fsync). */
+  nameSynced = false
+  /**
+   * Bytes may not be on the disk: changed since the last fsync, or never synced (a copy of the
+   * content, or staged bytes of an earlier session). The seal syncs them unless a fsync did.
+   */
+  unsynced = true
   /** The last change queued; it never rejects. */
   private tail: Promise<void> = Promise.resolve()
   private changes = 0
@@ -75,6 +82,7 @@ export class WriteSession {
 
   private wrote (at: number, written: number): void {
     this.dirty = true
+    this.unsynced = true
     if (at + written > this.size) this.size = at + written
   }
 
@@ -88,6 +96,7 @@ export class WriteSession {
       this.hasher.invalidateFrom(Math.min(size, this.size))
       this.size = size
       this.dirty = true
+      this.unsynced = true
       stampModified(this.file.attrs, time)
       resolve()
     })))
@@ -104,12 +113,25 @@ export class WriteSession {
       this.hasher.invalidateFrom(Math.min(offset, this.size, size))
       this.size = size
       this.dirty = true
+      this.unsynced = true
       stampModified(this.file.attrs, time)
     })
   }
 
   sync (): Promise<void> {
-    return this.queue(() => new Promise<void>((resolve, reject) => fs.fsync(this.fd, err => err ? reject(err) : resolve())))
+    return this.queue(() => new Promise<void>((resolve, reject) => {
+      // Changes run one at a time: none comes between this and the fsync.
+      const was = this.unsynced
+      this.unsynced = false
+      fs.fsync(this.fd, err => {
+        if (err !== null) {
+          this.unsynced = was
+          reject(err)
+        } else {
+          resolve()
+        }
+      })
+    }))
   }
 
   async read (buf: Buffer, len: number, pos: number): Promise<number> {

@@ -2,6 +2,9 @@
 // FsErrors for everything POSIX forbids. It knows nothing of FUSE itself.
 import fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
+import { dirname } from 'node:path'
+import { syncDir } from '../content/piece-file.js'
+import { DirSyncs, fsyncFile } from '../meta/durable.js'
 import { PieceHasher } from '../content/piece-hasher.js'
 import type { ContentStore } from '../content/store.js'
 import { fsError, FsError } from '../errors/index.js'
@@ -112,6 +115,9 @@ export class VolumeFs {
   remote: RemoteContent | null = null
 
   /** `space`: the guard of `disk`, shared with the pieces fetched onto it. */
+  /** The content directory's new names (sealed contents), synced together by concurrent seals. */
+  private readonly names = new DirSyncs()
+
   constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly space: SpaceGuard, private readonly log: Logger) {}
 
   private now (): number {
@@ -637,13 +643,37 @@ export class VolumeFs {
     if (h.session !== null) this.stageSession(h.session)
   }
 
+  /**
+   * fsync(2) and fdatasync(2): durable against a power cut before the answer. The staged bytes and
+   * their file's name, then the journal with the record that names them (and every record before
+   * it: the file's own name, a rename of it).
+   */
   async fsync (fh: number): Promise<void> {
     const h = this.handle(fh)
     if (h.session !== null) {
-      await h.session.sync()
-      this.stageSession(h.session)
+      const session = h.session
+      // The bytes and the staging file's name together (one journal commit of the disk's
+      // filesystem, not two), both before the record that names them.
+      await Promise.all([session.sync(), session.nameSynced ? null : syncDir(dirname(this.content.stagingPath(session.stagingId)))])
+      session.nameSynced = true
+      this.stageSession(session)
+    } else if (h.file.staged !== null) {
+      // Written through another handle, closed, not sealed yet: its staged bytes are what the
+      // journal names.
+      const path = this.content.stagingPath(h.file.staged.id)
+      try {
+        await Promise.all([fsyncFile(path), syncDir(dirname(path))])
+      } catch (err) {
+        // Sealed and let go meanwhile, which happens only once the seal is durable.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      }
     }
-    this.meta.syncJournal()
+    await this.meta.syncJournalAsync()
+  }
+
+  /** fsyncdir(2): the names in a directory are journal records, synced with the journal. */
+  fsyncdir (): void {
+    this.meta.syncDirectory()
   }
 
   private stageSession (session: WriteSession): void {
@@ -687,7 +717,7 @@ export class VolumeFs {
         this.content.remove([], [session.stagingId])
         return
       }
-      await this.seal(file, session.hasher)
+      await this.seal(file, session.hasher, !session.unsynced)
     })())
   }
 
@@ -702,12 +732,26 @@ export class VolumeFs {
   }
 
   /** Hashes a closed file's staged bytes into a content; readers use staging meanwhile. */
-  private async seal (file: FileNode, hasher: PieceHasher): Promise<void> {
+  /** `synced`: the writer's fsync covered every byte (the seal need not sync them again). */
+  private async seal (file: FileNode, hasher: PieceHasher, synced = false): Promise<void> {
     const staged = file.staged
     if (staged === null || !file.attached()) return
     let content: ContentRef | null
     try {
+      // The bytes are durable before a record names them as a content (a power cut may keep the
+      // record and lose unsynced bytes), and so is the content's name.
+      if (staged.size > 0 && !synced) await fsyncFile(this.content.stagingPath(staged.id))
       content = await this.content.seal(staged.id, staged.size, hasher)
+      if (content !== null) {
+        // Pinned: a removal of equal bytes let go earlier must not take the file meanwhile.
+        this.meta.pin(content.infohash)
+        try {
+          this.names.add(dirname(this.content.contentPath(content.infohash)))
+          await this.names.flush()
+        } finally {
+          this.meta.unpin(content.infohash)
+        }
+      }
     } catch (err) {
       // Unlinked meanwhile, which let the staged bytes go: there is nothing left to seal.
       if (!file.attached() || file.staged?.id !== staged.id) return
@@ -719,8 +763,8 @@ export class VolumeFs {
       return
     }
     this.meta.apply({ op: 'seal', path: file.path(), stagedId: staged.id, size: staged.size, content })
-    // Only now that the journal names the content may the staged copy go.
-    this.content.remove([], [staged.id])
+    // Only once the record that names the content is durable may the staged copy go.
+    this.meta.whenDurable(() => this.content.remove([], [staged.id]))
   }
 
   /** Seals what earlier runs staged but did not seal (from the journal). */

@@ -221,6 +221,8 @@ export interface Volume {
 
 export interface VolumeOptions {
   name?: string
+  /** The disk directory (not there yet, or empty), e.g. on a filesystem the test made; default: a new one beside the mount. */
+  disk?: string
 }
 
 async function makeTmp (prefix: string): Promise<string> {
@@ -233,7 +235,7 @@ async function makeTmp (prefix: string): Promise<string> {
  */
 export async function startVolume (t: Test, opts: VolumeOptions = {}): Promise<Volume> {
   const base = await makeTmp('swarmfs-test-')
-  const disk = join(base, 'disk')
+  const disk = opts.disk ?? join(base, 'disk')
   const mnt = join(base, 'mnt')
   const scratch = join(base, 'scratch')
   await fsp.mkdir(mnt)

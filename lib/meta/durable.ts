@@ -1,0 +1,93 @@
+// Writes that survive a power cut. A rename is atomic but not durable: until the directory is
+// synced, a cut may leave the old name, or (for a file never fsynced) the new name on an empty or
+// short file: ext4 allocates a file's blocks only at writeback, after the rename is already in
+// its log. So every small state file is written temp + fsync + rename + fsync of the directory,
+// and writes of many files (a commit's objects) sync each file, then each directory once.
+import fs from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { dirname } from 'node:path'
+import { syncDir } from '../content/piece-file.js'
+
+/** Replaces `path` with `data` atomically and durably (synchronous: for small state files). */
+export function writeFileDurableSync (path: string, data: string | Buffer, mode = 0o644): void {
+  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
+  const fd = fs.openSync(tmp, 'w', mode)
+  try {
+    fs.writeFileSync(fd, data)
+    fs.fsyncSync(fd)
+  } catch (err) {
+    fs.closeSync(fd)
+    fs.rmSync(tmp, { force: true })
+    throw err
+  }
+  fs.closeSync(fd)
+  fs.renameSync(tmp, path)
+  fsyncDirSync(dirname(path))
+}
+
+/** The same, off the thread: for a write that the mount's thread must not wait on. */
+export async function writeFileDurable (path: string, data: string | Buffer, mode = 0o644, tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`): Promise<void> {
+  await writeSynced(tmp, data, mode)
+  await fs.promises.rename(tmp, path)
+  await syncDir(dirname(path))
+}
+
+/** Writes a new file and fsyncs it before closing; the caller makes its name durable. */
+export async function writeSynced (path: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  const file = await fs.promises.open(path, 'w', mode)
+  try {
+    await file.writeFile(data)
+    await file.sync()
+  } catch (err) {
+    await file.close()
+    await fs.promises.rm(path, { force: true })
+    throw err
+  }
+  await file.close()
+}
+
+/** fsync(2) of a file by name (one another handle wrote). */
+export async function fsyncFile (path: string): Promise<void> {
+  const file = await fs.promises.open(path, 'r')
+  try {
+    await file.sync()
+  } finally {
+    await file.close()
+  }
+}
+
+export function fsyncDirSync (dir: string): void {
+  const fd = fs.openSync(dir, 'r')
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/**
+ * Directories whose entries changed since they were last synced, synced together: concurrent
+ * callers share one round (a burst of seals or a commit's objects need each directory once).
+ */
+export class DirSyncs {
+  private pending = new Set<string>()
+  private round: Promise<void> | null = null
+
+  add (dir: string): void {
+    this.pending.add(dir)
+  }
+
+  /** Resolves once every directory added before the call is synced. */
+  async flush (): Promise<void> {
+    while (this.round !== null) await this.round.catch(() => {})
+    if (this.pending.size === 0) return
+    const dirs = [...this.pending]
+    this.pending = new Set()
+    this.round = Promise.all(dirs.map(syncDir)).then(() => {}, err => {
+      // Not synced: the next flush tries them again.
+      for (const d of dirs) this.pending.add(d)
+      throw err
+    }).finally(() => { this.round = null })
+    await this.round
+  }
+}
