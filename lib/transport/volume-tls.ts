@@ -13,7 +13,7 @@
 // What a listener still learns: that two hosts talk, when, and how much (lengths of records).
 // The identity is a fixed label, not a node id, so it tells nothing either.
 import { hkdfSync } from 'node:crypto'
-import type tls from 'node:tls'
+import tls from 'node:tls'
 
 export const PEER_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305'
 const IDENTITY = 'swarmfs-volume-v1'
@@ -38,7 +38,10 @@ export function volumeTls (volumeKey: string): VolumeTls {
   const known = cache.get(volumeKey)
   if (known !== undefined) return known
   const psk = peerPsk(volumeKey)
-  const common = { ciphers: PEER_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const
+  // One OpenSSL context for every connection of the volume, both ways: without it each socket made
+  // with `new TLSSocket` or tls.connect builds one of its own, and a wire is made per content.
+  const secureContext = tls.createSecureContext({ ciphers: PEER_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' })
+  const common = { ciphers: PEER_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', secureContext } as const
   const made: VolumeTls = {
     server: {
       ...common,
