@@ -27,8 +27,6 @@ command -v awk >/dev/null 2>&1 || need="$need mawk"
 command -v tar >/dev/null 2>&1 || need="$need tar"
 # test/mount/attrs.test.ts copies with rsync -a (times to the nanosecond).
 command -v rsync >/dev/null 2>&1 || need="$need rsync"
-# test/cluster/hostile-peer.test.ts asks the peer API with curl.
-command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v ffprobe >/dev/null 2>&1 || need="$need ffmpeg"
 # test/cluster/media.test.ts plays videos through the mount headless with mpv and VLC (cvlc, its

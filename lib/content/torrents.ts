@@ -207,13 +207,6 @@ class Entry {
 }
 
 
-/** An IPv4-mapped IPv6 address (how a dual-stack server sees IPv4 peers) as plain IPv4. */
-function plainIp (address: string | undefined): string | null {
-  if (typeof address !== 'string' || address === '') return null
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
-  return mapped !== null ? mapped[1]! : address
-}
-
 function peerAddr (host: string, port: number): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
 }

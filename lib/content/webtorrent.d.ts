@@ -85,8 +85,6 @@ declare module 'webtorrent' {
     listening: boolean
     torrentPort: number
     torrents: Torrent[]
-    /** Consulted by Torrent.addPeer (outgoing connections) as an ip-set. */
-    blocked?: { contains (ip: string): boolean }
     _connPool: { tcpServer: Server | null, _onTCPConnectionBound: (conn: Socket) => void } | null
     add (torrentId: Uint8Array, opts?: TorrentOptions): Torrent
     /** Hashes a file and seeds it (the content benchmark's plain-webtorrent baseline only). */

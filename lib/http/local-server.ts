@@ -7,10 +7,8 @@ import http from 'node:http'
 import { dirname, basename, join } from 'node:path'
 import type { Socket } from 'node:net'
 import type { Logger } from '../log/index.js'
+import { sendText, serveJsonCall, type ApiAnswer, type ApiCall } from './json-api.js'
 
-export interface LocalCall { method: string, path: string, query: URLSearchParams, body: unknown }
-/** 200 with a JSON body, or another status with a one-line explanation. */
-export type LocalAnswer = { status: 200, body: unknown } | { status: number, body: string }
 
 const BODY_LIMIT = 64 * 1024
 /** sun_path holds 108 bytes with its NUL; a longer path is reached through the directory's fd. */
@@ -49,12 +47,12 @@ export class LocalServer {
   /** libuv unlinks the name it bound at close: a /proc/self/fd name needs its fd open until then. */
   private bound: { path: string, close: () => void } | null = null
 
-  constructor (private readonly path: string, private readonly api: (call: LocalCall) => Promise<LocalAnswer | null>, log: Logger, private readonly owner?: { uid: number, gid: number }) {
+  constructor (private readonly path: string, private readonly api: (call: ApiCall) => Promise<ApiAnswer | null>, log: Logger, private readonly owner?: { uid: number, gid: number }) {
     this.log = log.child({ part: 'local-server' })
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch(err => {
         this.log.error('local request failed', { err, method: req.method, url: req.url })
-        send(res, 500, 'internal error')
+        sendText(res, 500, 'internal error', { Connection: 'close' })
       })
     })
     this.server.on('connection', socket => {
@@ -117,55 +115,8 @@ export class LocalServer {
   }
 
   private async handle (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://local')
-    const method = req.method ?? 'GET'
-    let body: unknown = null
-    if (method === 'POST') {
-      const raw = await readLimited(req, BODY_LIMIT)
-      if (raw === null) {
-        send(res, 413, `body larger than ${BODY_LIMIT} bytes`)
-        return
-      }
-      try {
-        body = raw.length === 0 ? null : JSON.parse(raw.toString('utf8'))
-      } catch {
-        send(res, 400, 'body is not valid JSON')
-        return
-      }
-    }
-    const answer = await this.api({ method, path: url.pathname, query: url.searchParams, body })
-    if (answer === null) send(res, 404, 'not found')
-    else if (answer.status === 200) sendJson(res, answer.body)
-    else send(res, answer.status, String(answer.body))
+    // Only the disk's owner connects: a larger body is read to its end, so the CLI gets the answer.
+    await serveJsonCall(req, res, new URL(req.url ?? '/', 'http://local'), this.api, { limit: BODY_LIMIT, drain: true, textHeaders: { Connection: 'close' } })
   }
 }
 
-function send (res: http.ServerResponse, status: number, text: string): void {
-  if (res.headersSent) {
-    res.destroy()
-    return
-  }
-  const body = text + '\n'
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' })
-  res.end(body)
-}
-
-function sendJson (res: http.ServerResponse, value: unknown): void {
-  const body = JSON.stringify(value) + '\n'
-  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
-  res.end(body)
-}
-
-/**
- * A body of at most `limit` bytes; null when it is larger. Only the disk's owner can connect, so the
- * rest of a larger one is read and dropped, and the answer still reaches the CLI.
- */
-async function readLimited (req: http.IncomingMessage, limit: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size <= limit) chunks.push(chunk)
-  }
-  return size > limit ? null : Buffer.concat(chunks)
-}

@@ -19,6 +19,7 @@ import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from '../log/index.js'
 import { volumeTls } from '../transport/volume-tls.js'
+import { readLimited, sendJson, sendText, serveJsonCall, type ApiAnswer, type ApiCall } from './json-api.js'
 
 export interface NotifyMessage {
   nodeId: string
@@ -41,9 +42,7 @@ export interface PeerServerOptions {
   api?: (call: ApiCall) => Promise<ApiAnswer | null>
 }
 
-export interface ApiCall { method: string, path: string, query: URLSearchParams, body: unknown }
-/** 200 with a JSON body, or another status with a one-line explanation. */
-export type ApiAnswer = { status: 200, body: unknown } | { status: number, body: string }
+export type { ApiAnswer, ApiCall } from './json-api.js'
 
 const NOTIFY_LIMIT = 64 * 1024
 const CGI_HEADER_LIMIT = 64 * 1024
@@ -92,38 +91,6 @@ export function validateNotify (body: unknown): NotifyMessage | string {
 function normalizeAddress (addr: string | undefined): string {
   if (addr === undefined) return ''
   return addr.startsWith('::ffff:') ? addr.slice(7) : addr
-}
-
-function sendText (res: http.ServerResponse, status: number, text: string, headers: http.OutgoingHttpHeaders = {}): void {
-  if (res.writableEnded) return
-  if (res.headersSent) {
-    // Too late for a status: cutting the connection is the only way left to say it failed.
-    res.destroy()
-    return
-  }
-  const body = text === '' ? '' : text + '\n'
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...headers })
-  res.end(body)
-}
-
-/** Reads a body of at most `limit` bytes; null when it is larger (the rest is not read). */
-function readLimited (req: http.IncomingMessage, limit: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        req.removeAllListeners('data')
-        req.pause()
-        resolve(null)
-        return
-      }
-      chunks.push(chunk)
-    })
-    req.on('end', () => resolve(Buffer.concat(chunks)))
-    req.on('error', reject)
-  })
 }
 
 interface CgiHead { status: number, headers: Array<[string, string]> }
@@ -244,7 +211,7 @@ export class PeerServer {
     } else if (url.pathname === '/status' && method === 'GET') {
       this.serveStatus(res)
     } else {
-      await this.serveApi(req, res, url, method)
+      await this.serveApi(req, res, url)
     }
   }
 
@@ -387,38 +354,11 @@ export class PeerServer {
     res.end()
   }
 
-  private async serveApi (req: http.IncomingMessage, res: http.ServerResponse, url: URL, method: string): Promise<void> {
-    let body: unknown = null
-    if (method === 'POST') {
-      const raw = await readLimited(req, NOTIFY_LIMIT)
-      if (raw === null) {
-        sendText(res, 413, `body larger than ${NOTIFY_LIMIT} bytes`, { Connection: 'close' })
-        return
-      }
-      try {
-        body = raw.length === 0 ? null : JSON.parse(raw.toString('utf8'))
-      } catch {
-        sendText(res, 400, 'body is not valid JSON')
-        return
-      }
-    }
-    const answer = await this.opts.api?.({ method, path: url.pathname, query: url.searchParams, body }) ?? null
-    if (answer === null) {
-      sendText(res, 404, 'not found')
-    } else if (answer.status === 200) {
-      this.sendJson(res, answer.body)
-    } else {
-      sendText(res, answer.status, String(answer.body))
-    }
-  }
-
-  private sendJson (res: http.ServerResponse, value: unknown): void {
-    const body = JSON.stringify(value) + '\n'
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
-    res.end(body)
+  private async serveApi (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    await serveJsonCall(req, res, url, async call => await this.opts.api?.(call) ?? null, { limit: NOTIFY_LIMIT })
   }
 
   private serveStatus (res: http.ServerResponse): void {
-    this.sendJson(res, this.opts.status())
+    sendJson(res, this.opts.status())
   }
 }

@@ -8,7 +8,7 @@ import { TorrentService } from '../content/torrents.js'
 import { Discovery } from '../discovery/index.js'
 import { mountVolume, type Mounted } from '../fs/mount.js'
 import { PeerServer, type ApiAnswer, type ApiCall } from '../http/peer-server.js'
-import { LocalServer, localSocketPath, type LocalAnswer, type LocalCall } from '../http/local-server.js'
+import { LocalServer, localSocketPath } from '../http/local-server.js'
 import type { Logger } from '../log/index.js'
 import { GitStore } from '../meta/git-store.js'
 import { Meta } from '../meta/meta.js'
@@ -378,7 +378,7 @@ export class SwarmNode {
   }
 
   /** What this machine's CLI asks over the node's socket: status, replication, scrub, volume settings, retire. */
-  private async localApi (call: LocalCall): Promise<LocalAnswer | null> {
+  private async localApi (call: ApiCall): Promise<ApiAnswer | null> {
     if (call.path === '/status' && call.method === 'GET') return { status: 200, body: this.status() }
     const r = this.replicator
     if (r === null) return { status: 503, body: 'the node is starting' }
