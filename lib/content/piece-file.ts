@@ -257,7 +257,9 @@ export async function readFully (fd: number, position: number, length: number, i
   const buf = into ?? Buffer.allocUnsafe(length)
   let done = 0
   while (done < length) {
-    const { bytesRead: n } = await readP(fd, buf, done, length - done, position + done)
+    // The page cache at once, on this thread; the thread pool only for what would wait for the disk.
+    let n = fileops.readCached(fd, buf, done, length - done, position + done)
+    if (n < 0) n = (await readP(fd, buf, done, length - done, position + done)).bytesRead
     if (n === 0) throw eio(`a content file is shorter than its info says (no bytes at ${position + done})`)
     done += n
   }

@@ -44,6 +44,7 @@ interface OutgoingPeer {
 /** The fields of a webtorrent Torrent our _drain uses. */
 interface DrainingTorrent {
   destroyed: boolean
+  done: boolean
   paused: boolean
   client: { maxConns: number }
   _numConns: number
@@ -157,7 +158,8 @@ export function secureOutgoing (torrent: Torrent, volumeTls: VolumeTls, admitted
     })
     peer.startConnectTimeout()
     conn.on('close', () => {
-      if (this.destroyed || peer.retries >= RECONNECT_WAIT.length) return
+      // A torrent that has every piece has nothing to fetch: its wires to seeders are closed on purpose.
+      if (this.destroyed || this.done || peer.retries >= RECONNECT_WAIT.length) return
       const retry = setTimeout(() => {
         if (this.destroyed) return
         const again = this._addPeer(peer.addr, 'tcp', peer.source)

@@ -25,7 +25,8 @@
 //   - by seed(), which the node calls when a content is written, so new contents stay active
 //     while they are likely to be read elsewhere.
 // Seeding torrents never connect out (a seeder has nothing to fetch); a partial torrent connects
-// to the cluster's peers only while a read waits for pieces.
+// to the cluster's peers only while a read waits for pieces. Two seeders of a content close the
+// wire between them (dropIfBothSeed).
 //
 // Reads of a content this disk does not hold completely: the torrent's storage is a sparse file
 // <partialDir>/<infohash> plus <partialDir>/<infohash>.bitfield (written at most once a second,
@@ -315,8 +316,15 @@ export class TorrentService {
   }
 
   /** Every wire of every torrent: checked again (a second line behind the two above), and given a pipeline floor. */
-  private readonly onWire = (wire: Wire): void => {
+  private readonly onWire = (wire: Wire, entry: Entry): void => {
     reassembleMessagesOnce(wire)
+    // Once webtorrent has handled the message (it records the peer's pieces), outside its handlers.
+    const check = (): void => { setImmediate(() => dropIfBothSeed(entry, wire)) }
+    wire.on('bitfield', check)
+    wire.on('have', check)
+    wire.on('have-all', check)
+    // A peer's pieces shrink only by a don't-have (BEP 54): then they are looked at again.
+    wire.lt_donthave?.on('donthave', () => heldUpTo.delete(wire))
     // The same meter records received bytes (called with a count): pass those through.
     const meter = wire.downloadSpeed
     wire.downloadSpeed = (delta?: number) => delta === undefined ? Math.max(meter(), MIN_WIRE_SPEED) : meter(delta)
@@ -483,7 +491,7 @@ export class TorrentService {
       }
     })
     torrent.on('done', () => { if (entry.kind === 'partial') this.complete(entry) })
-    torrent.on('wire', (wire: Wire) => this.onWire(wire))
+    torrent.on('wire', (wire: Wire) => this.onWire(wire, entry))
     torrent.on('upload', () => {
       const now = Date.now()
       if (now - entry.lastUploadTouch > 1_000) {
@@ -646,6 +654,7 @@ export class TorrentService {
         }
         await syncDir(this.opts.contentDir)
         entry.kind = 'seed'
+        for (const wire of entry.torrent?.wires ?? []) setImmediate(() => dropIfBothSeed(entry, wire))
         await fsp.rm(this.bitfieldPath(ih), { force: true })
         this.known.set(ih, entry.info)
         this.log.info('content complete', { infohash: ih, length: entry.info.length })
@@ -1291,4 +1300,27 @@ function withDeadline<T> (promise: Promise<T>, deadline: number, error: () => Er
     const timer = setTimeout(() => reject(error()), Math.max(0, deadline - Date.now()))
     promise.then(v => { clearTimeout(timer); resolve(v) }, err => { clearTimeout(timer); reject(err instanceof FsError ? err : eio((err as Error).message)) })
   })
+}
+
+/**
+ * Two seeders of a content have nothing to trade: their wire goes, as BitTorrent clients do, and
+ * with it the socket and the TLS buffers it holds (a holder that had served 2,000 contents kept a
+ * wire open for each of its 64 active torrents). A peer that later lacks pieces connects again.
+ */
+function dropIfBothSeed (entry: Entry, wire: Wire): void {
+  if (entry.kind === 'seed' && entry.torrent?.done === true && !wire.destroyed && peerHoldsEvery(wire, entry.pieces)) wire.destroy()
+}
+
+/** How far each wire's pieces are known to be all there: a peer's pieces only grow (haves), so each is looked at once. */
+const heldUpTo = new WeakMap<Wire, number>()
+
+/**
+ * The peer has every piece, by the pieces it announced. (Not webtorrent's wire.isSeeder: it is set
+ * when a wire's piece map is still empty and is never cleared, so peers with a few pieces pass.)
+ */
+function peerHoldsEvery (wire: Wire, pieces: number): boolean {
+  let i = heldUpTo.get(wire) ?? 0
+  while (i < pieces && wire.peerPieces.get(i)) i++
+  heldUpTo.set(wire, i)
+  return i === pieces
 }

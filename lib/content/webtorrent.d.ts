@@ -9,6 +9,10 @@ declare module 'webtorrent' {
     remoteAddress?: string
     remotePort?: number
     destroyed: boolean
+    /** The pieces the peer announced (its bitfield, then its haves). */
+    peerPieces: { get (index: number): boolean }
+    /** BEP 54: emits 'donthave' when the peer no longer has a piece. */
+    lt_donthave?: EventEmitter
     destroy (): void
     /** A `throughput` meter: records `delta` received bytes, or without one returns bytes per second lately; webtorrent sizes request pipelines with it. */
     downloadSpeed: (delta?: number) => number

@@ -29,6 +29,13 @@ export interface PeerState {
   refused: boolean
 }
 
+/** Where a peer is reached: what a proof or a failure is about. */
+type Place = Pick<PeerState, 'host' | 'httpPort' | 'torrentPort'>
+
+function placeOf (p: PeerState): Place {
+  return { host: p.host, httpPort: p.httpPort, torrentPort: p.torrentPort }
+}
+
 /** A host that announced the volume (or was named with --peer, or connected to us) and failed the handshake. */
 export interface RefusedHost {
   host: string
@@ -216,8 +223,9 @@ export class Syncer {
   announce (head: string): void {
     const { httpPort, torrentPort } = this.opts.ports()
     for (const p of this.peers.values()) {
-      notifyPeer({ host: p.host, port: p.httpPort, key: this.opts.volumeKey, body: { nodeId: this.opts.nodeId, head, httpPort, torrentPort } })
-        .catch(err => this.failed(p, err))
+      const at = placeOf(p)
+      notifyPeer({ host: at.host, port: at.httpPort, key: this.opts.volumeKey, body: { nodeId: this.opts.nodeId, head, httpPort, torrentPort } })
+        .catch(err => this.failed(p, err, at))
     }
   }
 
@@ -252,12 +260,17 @@ export class Syncer {
     const meta = this.opts.meta
     const heard = p.head
     if (heard !== null && (heard === meta.head || await this.contains(meta.head, heard))) return
-    const theirs = heard !== null && await this.has(heard)
-      ? heard
-      : await this.fetch(p)
-    p.lastSeen = Date.now()
-    p.lastError = null
-    this.authenticated(p)
+    let theirs: string | null = heard
+    if (heard === null || !await this.has(heard)) {
+      const at = placeOf(p)
+      try {
+        theirs = await this.fetch(p, at)
+      } catch (err) {
+        this.failed(p, err, at)
+        return
+      }
+      if (!this.provenAt(p, at)) return
+    }
     if (theirs === null || this.stopped) return
     // A notice that came during the fetch told a head the fetch may not have seen: overwritten
     // here, the sync scheduled after this one would find nothing to do and the change would wait
@@ -269,8 +282,8 @@ export class Syncer {
   }
 
   /** A peer's head, with the objects it needs stored loose (unpack-packs.ts says why). */
-  private async fetch (p: PeerState): Promise<string | null> {
-    const head = await fetchPeer({ gitdir: this.opts.gitdir, host: p.host, port: p.httpPort, key: this.opts.volumeKey, peerId: p.nodeId })
+  private async fetch (p: PeerState, at: Place): Promise<string | null> {
+    const head = await fetchPeer({ gitdir: this.opts.gitdir, host: at.host, port: at.httpPort, key: this.opts.volumeKey, peerId: p.nodeId })
     this.unpackSoon()
     return head
   }
@@ -336,20 +349,19 @@ export class Syncer {
   }
 
   private async pollPeer (p: PeerState): Promise<void> {
+    const at = placeOf(p)
     try {
-      const status = await getPeerStatus({ host: p.host, port: p.httpPort, key: this.opts.volumeKey, timeoutMs: PROBE_TIMEOUT_MS })
+      const status = await getPeerStatus({ host: at.host, port: at.httpPort, key: this.opts.volumeKey, timeoutMs: PROBE_TIMEOUT_MS })
       const id = (status as { nodeId?: unknown } | null)?.nodeId
-      if (id !== p.nodeId) throw new PeerError('SWARMFS_PEER_INVALID', `${p.host}:${p.httpPort} answers as node ${String(id)}, not ${p.nodeId}`)
+      if (id !== p.nodeId) throw new PeerError('SWARMFS_PEER_INVALID', `${at.host}:${at.httpPort} answers as node ${String(id)}, not ${p.nodeId}`)
       const head = headOf(status)
-      p.lastSeen = Date.now()
-      p.lastError = null
-      this.authenticated(p)
+      if (!this.provenAt(p, at)) return
       if (head !== undefined && head !== p.head) {
         p.head = head
         this.schedule(p.nodeId)
       }
     } catch (err) {
-      this.failed(p, err)
+      this.failed(p, err, at)
     }
   }
 
@@ -374,6 +386,20 @@ export class Syncer {
     }
   }
 
+  /**
+   * A call to `at` proved the key and answered as `p`. An mDNS record may have moved `p` while
+   * the call was under way: the proof is about `at`, so `p` goes back there, proven, rather than
+   * being taken as proven where the record put it. False when `p` is no longer a peer.
+   */
+  private provenAt (p: PeerState, at: Place): boolean {
+    if (this.peers.get(p.nodeId) !== p) return false
+    if (p.host !== at.host || p.httpPort !== at.httpPort) this.peerSeen({ nodeId: p.nodeId, ...at }, p.manual, true)
+    p.lastSeen = Date.now()
+    p.lastError = null
+    this.authenticated(p)
+    return true
+  }
+
   private authenticated (p: PeerState): void {
     p.refused = false
     if (p.authenticated) return
@@ -382,9 +408,15 @@ export class Syncer {
     this.opts.peerReady?.(p)
   }
 
-  private failed (p: PeerState, err: unknown): void {
+  /** A call to `at` (where `p` was reached, by default where it is now) failed. */
+  private failed (p: PeerState, err: unknown, at: Place = placeOf(p)): void {
     const message = (err as Error).message ?? String(err)
     const refused = isRefusal(err)
+    if (this.peers.get(p.nodeId) !== p || p.host !== at.host || p.httpPort !== at.httpPort) {
+      // About a place `p` is no longer at: it says nothing of where `p` is now.
+      if (refused) this.refuse({ host: at.host, port: at.httpPort, nodeId: p.nodeId, reason: message })
+      return
+    }
     if (p.lastError !== message) {
       this.opts.log[refused ? 'warn' : 'info']('sync with a peer failed', { peer: p.nodeId, host: p.host, err: message })
     }

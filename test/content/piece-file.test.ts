@@ -5,6 +5,8 @@
 //   - punch: punched pieces give their blocks back (st_blocks) and read as zeros, the others keep
 //     their bytes;
 //   - claim: a piece whose claim rejects (a full disk) is not written;
+//   - reads copy what the page cache holds at once (fileops.readCached, RWF_NOWAIT) and go to the
+//     thread pool only for what is not cached, with the same bytes either way;
 //   - a piece read whole to serve a peer's blocks goes back to the serving pool once it has
 //     expired, even when no request follows (the last pieces of every active torrent stayed),
 //     and all files together keep at most 8 MiB of such pieces.
@@ -92,6 +94,40 @@ t.test('a piece whose claim is refused is not written', async t => {
   t.same(claims, [MiB, MiB], 'each put claimed its piece\'s length')
   const second = await store.readAt(MiB, MiB)
   t.ok(second.every(b => b === 0), 'the refused piece was not written')
+})
+
+t.test('a read takes cached bytes at once, and reads the rest from the disk', async t => {
+  const { readCached, fadvise, POSIX_FADV_DONTNEED } = (await import('@swarmfs/fileops')).default
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-piece-file-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'file')
+  const data = randomBytes(2 * MiB + 1000)
+  fs.writeFileSync(path, data)
+  const fd = fs.openSync(path, 'r')
+  t.teardown(() => fs.closeSync(fd))
+  fs.fsyncSync(fd)
+  fs.readFileSync(path)
+  const buf = Buffer.alloc(MiB)
+  t.equal(readCached(fd, buf, 0, MiB, 0), MiB, 'a cached MiB is read whole at once')
+  t.ok(buf.equals(data.subarray(0, MiB)), 'with the file\'s bytes')
+  t.equal(readCached(fd, buf, 100, 5000, 2 * MiB), 1000, 'across the end of the file: the bytes there are')
+  t.ok(buf.subarray(100, 1100).equals(data.subarray(2 * MiB)), 'at the offset asked in the buffer')
+  t.equal(readCached(fd, buf, 0, 10, data.length), 0, 'at the end of the file: 0')
+
+  await fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+  t.equal(residentBytes(path), 0, 'dropped from the page cache')
+  buf.fill(7)
+  t.equal(readCached(fd, buf, 0, MiB, MiB), -1, 'not cached: nothing read, -1 ...')
+  t.ok(buf.every(b => b === 7), '... and the buffer untouched')
+  const info: TorrentInfo = { name: 'f00dfeed00112233', length: data.length, pieceLength: MiB, pieces: '' }
+  const store = await PieceFile.open(path, info, false)
+  t.teardown(() => store.release())
+  const read = await store.readAt(MiB - 10, MiB + 20)
+  t.ok(read.equals(data.subarray(MiB - 10, 2 * MiB + 10)), 'a read of bytes partly cached, partly not, has the file\'s bytes')
+
+  t.throws(() => readCached(fd, buf, MiB - 5, 10, 0), RangeError, 'a range past the buffer throws a RangeError')
+  t.throws(() => readCached(fd, 'x' as unknown as Buffer, 0, 1, 0), TypeError, 'a buffer that is not one throws a TypeError')
+  t.throws(() => readCached(-1, buf, 0, 10, 0), { code: 'EBADF' }, 'a bad descriptor throws, with EBADF as the code')
 })
 
 t.test('a bad descriptor is an error, not a crash', async t => {

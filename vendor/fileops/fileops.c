@@ -1,13 +1,15 @@
 // posix_fadvise(2) and fallocate(2) (its hole punching among its modes) as promises: both run on libuv's thread pool,
 // since POSIX_FADV_DONTNEED walks every cached page of the range (and starts writeback of dirty
 // ones) and a punch frees the range's blocks, and neither may stall the JavaScript thread a FUSE
-// mount answers on.
+// mount answers on. And readCached: a read that happens at once if the page cache has the bytes,
+// and not at all if it would have to wait for the disk (preadv2 with RWF_NOWAIT).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <node_api.h>
 
 typedef enum { OP_FADVISE, OP_FALLOCATE } op_t;
@@ -45,6 +47,8 @@ static const char *code_of (int err) {
     case EPERM: return "EPERM";
     case EFBIG: return "EFBIG";
     case EINTR: return "EINTR";
+    case EISDIR: return "EISDIR";
+    case EFAULT: return "EFAULT";
     default: return "EFILEOPS";
   }
 }
@@ -144,6 +148,63 @@ static napi_value fallocate_any (napi_env env, napi_callback_info info) {
   return fallocate_call(env, info, -1);
 }
 
+// A filesystem that cannot read without waiting (EOPNOTSUPP) is not asked again.
+static int nowait_unsupported = 0;
+
+// readCached(fd, buffer, offset, length, position): the bytes read into buffer[offset..] now,
+// from the page cache, on the calling thread; 0 at the end of the file; -1 when the read would
+// wait for the disk (nothing read: read the usual way). Throws on any other failure.
+static napi_value read_cached (napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t fd;
+  int64_t offset, length, position;
+  bool is_typed = false;
+  if (argc == 5) napi_is_typedarray(env, argv[1], &is_typed);
+  if (argc != 5 || !is_typed ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &offset) != napi_ok ||
+      napi_get_value_int64(env, argv[3], &length) != napi_ok ||
+      napi_get_value_int64(env, argv[4], &position) != napi_ok) {
+    napi_throw_type_error(env, NULL, "readCached(fd, buffer, offset, length, position): an integer, a Uint8Array, three integers");
+    return NULL;
+  }
+  napi_typedarray_type type;
+  size_t count;
+  void *data;
+  if (napi_get_typedarray_info(env, argv[1], &type, &count, &data, NULL, NULL) != napi_ok) return NULL;
+  if (type != napi_uint8_array || offset < 0 || length < 0 || position < 0 || (uint64_t) offset + (uint64_t) length > count) {
+    napi_throw_range_error(env, NULL, "readCached: the range is outside the buffer");
+    return NULL;
+  }
+  ssize_t n = -1;
+  if (!nowait_unsupported) {
+    struct iovec iov = { (char *) data + offset, (size_t) length };
+    do {
+      n = preadv2(fd, &iov, 1, (off_t) position, RWF_NOWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      int err = errno;
+      if (err == EOPNOTSUPP || err == ENOSYS) nowait_unsupported = 1;
+      else if (err != EAGAIN) {
+        napi_value message, code, error, errnum;
+        napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &message);
+        napi_create_string_utf8(env, code_of(err), NAPI_AUTO_LENGTH, &code);
+        napi_create_error(env, code, message, &error);
+        napi_create_int32(env, err, &errnum);
+        napi_set_named_property(env, error, "errno", errnum);
+        napi_throw(env, error);
+        return NULL;
+      }
+      n = -1;
+    }
+  }
+  napi_value result;
+  napi_create_int64(env, (int64_t) n, &result);
+  return result;
+}
+
 static void constant (napi_env env, napi_value exports, const char *name, int value) {
   napi_value v;
   napi_create_int32(env, value, &v);
@@ -158,6 +219,8 @@ NAPI_MODULE_INIT () {
   napi_set_named_property(env, exports, "punchHole", fn);
   napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, fallocate_any, NULL, &fn);
   napi_set_named_property(env, exports, "fallocate", fn);
+  napi_create_function(env, "readCached", NAPI_AUTO_LENGTH, read_cached, NULL, &fn);
+  napi_set_named_property(env, exports, "readCached", fn);
   constant(env, exports, "FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);
   constant(env, exports, "FALLOC_FL_PUNCH_HOLE", FALLOC_FL_PUNCH_HOLE);
   constant(env, exports, "FALLOC_FL_ZERO_RANGE", FALLOC_FL_ZERO_RANGE);

@@ -8,6 +8,13 @@ export function fadvise (fd: number, offset: number, length: number, advice: num
 export function punchHole (fd: number, offset: number, length: number): Promise<void>
 /** fallocate(2) with any mode (FALLOC_FL_*) on libuv's thread pool; rejects as punchHole does. */
 export function fallocate (fd: number, mode: number, offset: number, length: number): Promise<void>
+/**
+ * pread(2) that never waits for the disk (preadv2 with RWF_NOWAIT), on the calling thread: the
+ * bytes read into `buffer` at `offset` from the page cache (fewer than asked when only some are
+ * cached), 0 at the end of the file, or -1 when nothing could be read without waiting (then read
+ * the usual way; also always -1 on a filesystem that cannot). Throws with the errno's code otherwise.
+ */
+export function readCached (fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number
 export const FALLOC_FL_KEEP_SIZE: number
 export const FALLOC_FL_PUNCH_HOLE: number
 export const FALLOC_FL_ZERO_RANGE: number
