@@ -1,12 +1,15 @@
 // The syncer between two real indexes over the real peer HTTP server: a notice that arrives while
-// a fetch is under way is not lost, and fetched packs become loose objects once syncing pauses.
+// a fetch is under way is not lost, and fetched packs become loose objects once syncing pauses; a
+// peer's answer proves it where it was asked, not where an mDNS record moved it meanwhile.
 // Listens on 127.0.0.1 only; run inside `unshare --net`.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fs from 'node:fs'
 import https from 'node:https'
+import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { silentLogger, type Logger } from '../../lib/log/index.js'
+import type { Meta } from '../../lib/meta/meta.js'
 import type { Attrs } from '../../lib/meta/nodes.js'
 import { PeerServer } from '../../lib/http/peer-server.js'
 import { conflictName, gitObjectStore, mergeHeads } from '../../lib/sync/merge.js'
@@ -20,12 +23,15 @@ const B = 'bbbbbbbbbbbbbbbb'
 const T0 = 1_700_000_000_000
 const attrs = (): Attrs => ({ perm: 0o755, uid: 1000, gid: 100, mtime: T0, ctime: T0, atime: T0 })
 
+/** The second step of a fetch, after the refs were read. */
+const packRequest = (req: IncomingMessage): boolean => req.method === 'POST' && req.url?.endsWith('/git-upload-pack') === true
+
 /**
- * A pass-through proxy in front of a peer server that holds the first pack request (the second
- * step of a fetch, after the refs were read) until `release()`: the window in which a notice
- * can arrive during a fetch, made wide.
+ * A pass-through proxy in front of a peer server that holds the first request `holds` picks (by
+ * default a fetch's pack request) until `release()`: the window in which a notice can arrive
+ * during a fetch, or a record during a poll, made wide.
  */
-async function holdingProxy (target: number): Promise<{ port: number, held: Promise<void>, release: () => void, close: () => Promise<void> }> {
+async function holdingProxy (target: number, holds = packRequest): Promise<{ port: number, held: Promise<void>, release: () => void, close: () => Promise<void> }> {
   let release = (): void => {}
   const released = new Promise<void>(resolve => { release = resolve })
   let onHeld = (): void => {}
@@ -41,7 +47,7 @@ async function holdingProxy (target: number): Promise<{ port: number, held: Prom
       up.on('error', () => res.destroy())
       req.pipe(up)
     }
-    if (holding && req.method === 'POST' && req.url?.endsWith('/git-upload-pack') === true) {
+    if (holding && holds(req)) {
       holding = false
       req.pause()
       onHeld()
@@ -57,6 +63,28 @@ async function holdingProxy (target: number): Promise<{ port: number, held: Prom
     release,
     close: () => new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => resolve()) })
   }
+}
+
+/** B's syncer, stopped at the test's end; it polls its peers once, when started, then not again within a test. */
+function nodeB (t: Test, gitdir: string, meta: Meta, log: Logger): Syncer {
+  const store = gitObjectStore(gitdir)
+  const syncer = new Syncer({
+    gitdir,
+    nodeId: B,
+    volumeKey: KEY,
+    meta,
+    store,
+    merge: async (ours, theirs) => await mergeHeads(store, ours, theirs, silentLogger),
+    conflictName,
+    ports: () => ({ httpPort: 1, torrentPort: 0 }),
+    log,
+    pollMs: 3_600_000
+  })
+  t.teardown(async () => {
+    syncer.stop()
+    await syncer.settle()
+  })
+  return syncer
 }
 
 t.test('a notice that arrives during a fetch is fetched after it, not left for the next poll', async t => {
@@ -83,24 +111,8 @@ t.test('a notice that arrives during a fetch is fetched after it, not left for t
     debug: (msg, fields) => { if (msg === 'fetched packs unpacked') unpacked.push(fields ?? {}) },
     warn: (msg, fields) => { unpacked.push({ warning: msg, ...fields }) }
   }
-  const store = gitObjectStore(gitdirB)
-  const syncer = new Syncer({
-    gitdir: gitdirB,
-    nodeId: B,
-    volumeKey: KEY,
-    meta: b,
-    store,
-    merge: async (ours, theirs) => await mergeHeads(store, ours, theirs, silentLogger),
-    conflictName,
-    ports: () => ({ httpPort: 1, torrentPort: 0 }),
-    log: recording,
-    // Never polled within the test: only the notices can bring A's commits.
-    pollMs: 3_600_000
-  })
-  t.teardown(async () => {
-    syncer.stop()
-    await syncer.settle()
-  })
+  // Never polled within the test: only the notices can bring A's commits.
+  const syncer = nodeB(t, gitdirB, b, recording)
   const notice = (head: string): void => syncer.notified({ nodeId: A, head, httpPort: proxy.port, torrentPort: 0 }, '127.0.0.1')
 
   notice(first)
@@ -128,4 +140,35 @@ t.test('a notice that arrives during a fetch is fetched after it, not left for t
   t.equal(unpacked.reduce((n, u) => n + Number(u.packs), 0), 2, 'the two fetches\' packs')
   t.same(packsLeft(), [], 'no pack is left')
   t.ok(b.lookup('/two'), 'and the tree reads as before')
+})
+
+t.test('an answer proves a peer where it was asked, though a record moved it meanwhile', async t => {
+  const [aDir, bDir] = [tempDir(t), tempDir(t)]
+  const a = await openMeta(t, aDir, A)
+  const b = await openMeta(t, bDir, B)
+  a.apply({ op: 'mkdir', path: '/one', attrs: attrs() })
+  await a.commitNow()
+  b.apply({ op: 'mkdir', path: '/b', attrs: attrs() })
+  await b.commitNow()
+  const server = new PeerServer({ gitdir: join(aDir, 'meta'), volumeKey: KEY, host: '127.0.0.1', port: 0, log: silentLogger, onNotify: () => {}, status: () => ({ nodeId: A, head: a.head }) })
+  const serverPort = await server.start()
+  t.teardown(() => server.stop())
+  // A's status answer is held: the poll is under way while the record below comes.
+  const proxy = await holdingProxy(serverPort, req => req.method === 'GET' && req.url === '/status')
+  t.teardown(proxy.close)
+
+  const syncer = nodeB(t, join(bDir, 'meta'), b, silentLogger)
+  syncer.peerSeen({ nodeId: A, host: '127.0.0.1', httpPort: proxy.port, torrentPort: 7 })
+  syncer.start()
+  await proxy.held
+  // A record (as a stranger's on mDNS) names A at a place that holds no key; A is not proven yet.
+  syncer.peerSeen({ nodeId: A, host: '127.0.0.2', httpPort: 9, torrentPort: 9 })
+  t.equal(syncer.peers.get(A)?.host, '127.0.0.2', 'the record moved the unproven peer')
+  proxy.release()
+
+  const deadline = Date.now() + 20_000
+  while (syncer.peers.get(A)?.authenticated !== true && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+  const peer = syncer.peers.get(A)
+  t.ok(peer?.authenticated, 'A\'s answer proved it')
+  t.same({ host: peer?.host, httpPort: peer?.httpPort, torrentPort: peer?.torrentPort }, { host: '127.0.0.1', httpPort: proxy.port, torrentPort: 7 }, '... where it was asked, not where the record put it')
 })
