@@ -318,8 +318,9 @@ export class TorrentService {
   /** Every wire of every torrent: checked again (a second line behind the two above), and given a pipeline floor. */
   private readonly onWire = (wire: Wire, entry: Entry): void => {
     reassembleMessagesOnce(wire)
-    // Once webtorrent has handled the message (it records the peer's pieces), outside its handlers.
-    const check = (): void => { setImmediate(() => dropIfBothSeed(entry, wire)) }
+    // Once webtorrent has handled the message (it records the peer's pieces), outside its handlers;
+    // only a complete copy here can have nothing to trade.
+    const check = (): void => { if (entry.kind === 'seed') setImmediate(() => dropIfBothSeed(entry, wire)) }
     wire.on('bitfield', check)
     wire.on('have', check)
     wire.on('have-all', check)
@@ -654,7 +655,7 @@ export class TorrentService {
         }
         await syncDir(this.opts.contentDir)
         entry.kind = 'seed'
-        for (const wire of entry.torrent?.wires ?? []) setImmediate(() => dropIfBothSeed(entry, wire))
+        setImmediate(() => { for (const wire of [...entry.torrent?.wires ?? []]) dropIfBothSeed(entry, wire) })
         await fsp.rm(this.bitfieldPath(ih), { force: true })
         this.known.set(ih, entry.info)
         this.log.info('content complete', { infohash: ih, length: entry.info.length })

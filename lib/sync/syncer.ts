@@ -36,6 +36,11 @@ function placeOf (p: PeerState): Place {
   return { host: p.host, httpPort: p.httpPort, torrentPort: p.torrentPort }
 }
 
+/** The same peer API address (a new torrent port alone is no move). */
+function samePlace (a: Pick<Place, 'host' | 'httpPort'>, b: Pick<Place, 'host' | 'httpPort'>): boolean {
+  return a.host === b.host && a.httpPort === b.httpPort
+}
+
 /** A host that announced the volume (or was named with --peer, or connected to us) and failed the handshake. */
 export interface RefusedHost {
   host: string
@@ -133,7 +138,7 @@ export class Syncer {
     if (p.nodeId === this.opts.nodeId) return
     const known = this.peers.get(p.nodeId)
     if (known !== undefined) {
-      const moved = known.host !== p.host || known.httpPort !== p.httpPort
+      const moved = !samePlace(known, p)
       if (moved && !proven && known.authenticated && !known.refused && known.lastError === null) {
         // A proven peer that still answers where it is moves only to an address that proves it.
         this.verifyMove(known, p)
@@ -393,7 +398,7 @@ export class Syncer {
    */
   private provenAt (p: PeerState, at: Place): boolean {
     if (this.peers.get(p.nodeId) !== p) return false
-    if (p.host !== at.host || p.httpPort !== at.httpPort) this.peerSeen({ nodeId: p.nodeId, ...at }, p.manual, true)
+    if (!samePlace(p, at)) this.peerSeen({ nodeId: p.nodeId, ...at }, p.manual, true)
     p.lastSeen = Date.now()
     p.lastError = null
     this.authenticated(p)
@@ -412,7 +417,7 @@ export class Syncer {
   private failed (p: PeerState, err: unknown, at: Place = placeOf(p)): void {
     const message = (err as Error).message ?? String(err)
     const refused = isRefusal(err)
-    if (this.peers.get(p.nodeId) !== p || p.host !== at.host || p.httpPort !== at.httpPort) {
+    if (this.peers.get(p.nodeId) !== p || !samePlace(p, at)) {
       // About a place `p` is no longer at: it says nothing of where `p` is now.
       if (refused) this.refuse({ host: at.host, port: at.httpPort, nodeId: p.nodeId, reason: message })
       return
