@@ -4,6 +4,7 @@ import { GitStore } from '../meta/git-store.js'
 import { silentLogger } from '../log/index.js'
 import { layout, lockHolder, readConfig } from '../node/disk.js'
 import { formatBytes } from '../replicate/plan.js'
+import { isInfoHash } from '../content/torrent-info.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
 import { callLocalNode } from './local-node.js'
 
@@ -57,7 +58,8 @@ export async function statusOf (disk: string): Promise<Status> {
   let cachedContents = 0
   let cachedBytes = 0
   for (const name of names(paths.partial)) {
-    if (name.endsWith('.bitfield')) continue
+    // The sparse data files only: not their bitfields, nor a bitfield's temporary being renamed.
+    if (!isInfoHash(name)) continue
     const st = fs.statSync(`${paths.partial}/${name}`, { throwIfNoEntry: false })
     if (st === undefined) continue
     cachedContents++

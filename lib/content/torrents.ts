@@ -252,6 +252,10 @@ export class TorrentService {
     this.maxReadAhead = Math.max(0, opts.maxReadAheadBytes ?? DEFAULT_MAX_READ_AHEAD)
     fs.mkdirSync(opts.contentDir, { recursive: true })
     fs.mkdirSync(opts.partialDir, { recursive: true })
+    // A bitfield's temporary (writeBitfield) outlives only a crash; nothing renames it now.
+    for (const name of fs.readdirSync(opts.partialDir)) {
+      if (name.endsWith('.tmp')) fs.rmSync(join(opts.partialDir, name), { force: true })
+    }
     this.tls = volumeTls(opts.volumeKey)
     this.client = constructListeningOn(opts.listenHost, () => new WebTorrent({
       torrentPort: opts.listenPort,

@@ -306,7 +306,11 @@ t.test('pieces move between two nodes, stay on disk, and are verified', async t 
     const bitfield = join(diskB, 'partial', `${X.ih}.bitfield`)
     const old = new Date('2001-01-01T00:00:00Z')
     fs.utimesSync(bitfield, old, old)
+    // What a crash between writeBitfield's write and its rename leaves.
+    const torn = `${bitfield}.0123456789ab.tmp`
+    fs.writeFileSync(torn, bits)
     B = await startB()
+    t.notOk(fs.existsSync(torn), 'a bitfield\'s temporary left by a crash is removed at start')
     for (const [offset, length] of ranges) {
       const r = await B.read(X, offset, length)
       t.same({ length: r.result?.length, sha256: r.result?.sha256 }, expected(X, offset, length), `bytes of ${offset}+${length}`)
