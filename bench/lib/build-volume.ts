@@ -5,7 +5,7 @@
 // node build-volume.js <disk> <dirs> <files per dir>      (the disk was made by `swarmfs init --no-start`)
 import fs from 'node:fs'
 import { ContentStore } from '../../lib/content/store.js'
-import { silentLogger } from '../../lib/log/index.js'
+import { silentLogger } from '../../lib/core/log.js'
 import { Meta } from '../../lib/meta/meta.js'
 import { layout, lockDisk, readConfig } from '../../lib/node/disk.js'
 import type { ContentRef } from '../../lib/meta/nodes.js'

@@ -2,7 +2,7 @@
 // running as a child process that prints "mounted" once the kernel talks to it and unmounts on
 // SIGTERM.
 import Fuse from 'fuse-native'
-import { mountOptions } from '../../lib/fs/mount.js'
+import { mountOptions } from '../../lib/fuse/mount.js'
 
 /** swarmfs's mount options, unchanged except for the label in the mount table. */
 export function baselineMountOptions (label: string): Record<string, unknown> {

@@ -2,7 +2,7 @@
 // disk directory (lib/http/local-server.ts), which only the disk's owner can open. The CLI needs
 // neither the volume key nor the peer port for it.
 import http from 'node:http'
-import { UserError } from '../errors/index.js'
+import { UserError } from '../core/errors.js'
 import { localSocketPath, withShortPath } from '../http/local-server.js'
 import { lockHolder, readConfig, retiredMessage } from '../node/disk.js'
 

@@ -1,7 +1,7 @@
 // The one parser of the CLI's numeric flags. Number() takes '' as 0, '1e9' and '0x10' as numbers and
 // '1e10' seconds overflows a timer (setTimeout fires at once past 2^31-1 ms): here a value is plain
 // decimal digits within the flag's range, or one line says what was wrong and what is accepted.
-import { UserError } from '../errors/index.js'
+import { UserError } from '../core/errors.js'
 
 export interface NumberRule {
   /** The flag as the user typed it, e.g. "--wait". */

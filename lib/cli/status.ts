@@ -1,10 +1,10 @@
 // What `swarmfs status` reports, read from the disk (and the lock) without disturbing a running node.
 import fs from 'node:fs'
 import { GitStore } from '../meta/git-store.js'
-import { silentLogger } from '../log/index.js'
+import { silentLogger } from '../core/log.js'
 import { layout, lockHolder, readConfig } from '../node/disk.js'
 import { formatBytes } from '../replicate/plan.js'
-import { isInfoHash } from '../content/torrent-info.js'
+import { isInfoHash } from '../core/torrent-info.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
 import { callLocalNode } from './local-node.js'
 

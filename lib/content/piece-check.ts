@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import { bitfieldLength, hasPiece, setPiece } from './bitfield.js'
 import { readFully } from './piece-file.js'
-import { pieceBytes, pieceCount, pieceDigest, type TorrentInfo } from './torrent-info.js'
+import { pieceBytes, pieceCount, pieceDigest, type TorrentInfo } from '../core/torrent-info.js'
 
 function pieceSpan (info: TorrentInfo, index: number): { offset: number, length: number } {
   return { offset: index * info.pieceLength, length: pieceBytes(info, index) }

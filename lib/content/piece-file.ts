@@ -5,8 +5,8 @@ import fs from 'node:fs'
 import { promisify } from 'node:util'
 import fileops from '@swarmfs/fileops'
 import type { ChunkStore } from 'webtorrent'
-import { FsError } from '../errors/index.js'
-import type { TorrentInfo } from './torrent-info.js'
+import { FsError } from '../core/errors.js'
+import type { TorrentInfo } from '../core/torrent-info.js'
 import { servingBuffers } from './serving-buffers.js'
 
 /** Whole pieces a content file keeps in memory to serve block requests from. */
@@ -276,15 +276,6 @@ export async function readLocal (path: string, offset: number, length: number, i
   }
   try {
     return await readFully(fd, offset, length, into)
-  } finally {
-    await closeP(fd).catch(() => {})
-  }
-}
-
-export async function syncDir (dir: string): Promise<void> {
-  const fd = await openP(dir, fs.constants.O_RDONLY)
-  try {
-    await fsyncP(fd)
   } finally {
     await closeP(fd).catch(() => {})
   }

@@ -3,7 +3,7 @@
 // hashes from there to the end by reading the file, in small steps that leave the event loop free.
 import { createHash, type Hash } from 'node:crypto'
 import { open } from 'node:fs/promises'
-import { BASE_PIECE_LENGTH, pieceLengthFor } from './torrent-info.js'
+import { BASE_PIECE_LENGTH, pieceLengthFor } from '../core/torrent-info.js'
 
 const READ_CHUNK = 1 << 20
 

@@ -14,7 +14,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import type { Torrent } from 'webtorrent'
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 import type { VolumeTls } from '../transport/volume-tls.js'
 import { HANDSHAKE_TIMEOUT_MS, isHandshakeRefusal } from '../transport/volume-tls.js'
 

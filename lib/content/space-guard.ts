@@ -4,7 +4,7 @@
 // bytes written since could have used up half of what was left. One guard per disk, shared by the
 // writes through the mount and the pieces fetched from peers, so both count against one figure.
 import fs from 'node:fs'
-import { FsError } from '../errors/index.js'
+import { FsError } from '../core/errors.js'
 
 /** Room kept for metadata: 1 % of the disk, at least 1 MiB and at most 64 MiB. */
 export function metadataReserve (total: number): number {

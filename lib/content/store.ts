@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import type { Logger } from '../log/index.js'
-import type { ContentRef } from '../meta/nodes.js'
+import type { Logger } from '../core/log.js'
 import { PieceHasher } from './piece-hasher.js'
-import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash } from './torrent-info.js'
+import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash } from '../core/torrent-info.js'
+import type { ContentRef } from '../core/torrent-info.js'
 
 const run = promisify(execFile)
 /**

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events'
 import os from 'node:os'
 import Bonjour, { type Browser, type Service } from 'bonjour-service'
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 
 export const SERVICE_TYPE = 'swarmfs'
 

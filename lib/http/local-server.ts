@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import { dirname, basename, join } from 'node:path'
 import type { Socket } from 'node:net'
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 import { sendText, serveJsonCall, type ApiAnswer, type ApiCall } from './json-api.js'
 
 

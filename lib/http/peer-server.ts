@@ -17,7 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { basename, dirname, resolve } from 'node:path'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 import { volumeTls } from '../transport/volume-tls.js'
 import { readLimited, sendJson, sendText, serveJsonCall, type ApiAnswer, type ApiCall } from './json-api.js'
 

@@ -2,7 +2,7 @@
 // the torrent info, so a first remote read needs no round trip); a directory's own attributes live
 // in its marker blob; a symlink is a git symlink. Decoding checks everything, since a tree may come
 // from a peer.
-import { infoHash, infoProblem, isInfoHash } from '../content/torrent-info.js'
+import { infoHash, infoProblem, isInfoHash } from '../core/torrent-info.js'
 import { isVolumeInode, S_IFLNK, SPECIAL_TYPES, subMsNs, type Attrs, type ContentRef, type DirNode, type FileNode, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings, type VolumeSettings } from './volume-settings.js'
 

@@ -4,8 +4,7 @@
 // once a commit covers them, and only once that commit is durable (meta.ts).
 import fs from 'node:fs'
 import { dirname, join } from 'node:path'
-import { syncDir } from '../content/piece-file.js'
-import { fsyncDirSync } from './durable.js'
+import { fsyncDirSync, syncDir } from '../core/durable.js'
 import type { Op } from './ops.js'
 
 export interface JournalRecord { seq: number, op: Op }

@@ -1,7 +1,7 @@
 // The in-memory index that FUSE operations are served from. Nodes know their parent so a node keeps
 // its identity across renames (open handles follow it) and a change marks exactly the trees above it.
 import { createHash, randomBytes } from 'node:crypto'
-import type { TorrentInfo } from '../content/torrent-info.js'
+import type { ContentRef, TorrentInfo } from '../core/torrent-info.js'
 import { isConflictCopyName } from './names.js'
 import type { VolumeSettings } from './volume-settings.js'
 
@@ -72,10 +72,7 @@ export function subMsNs (v: unknown): number {
   return Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 1_000_000 ? v as number : 0
 }
 
-export interface ContentRef {
-  infohash: string
-  info: TorrentInfo
-}
+export type { ContentRef } from '../core/torrent-info.js'
 
 /** Bytes written and closed (or fsynced) that are not yet hashed into content. */
 export interface Staged {

@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import { join } from 'node:path'
 import zlib from 'node:zlib'
 import git from 'isomorphic-git'
-import { DirSyncs, writeSynced } from './durable.js'
+import { DirSyncs, writeSynced } from '../core/durable.js'
 
 export interface TreeEntry { mode: string, path: string, oid: string, type: 'blob' | 'tree' | 'commit' }
 

@@ -1,7 +1,7 @@
 // Every change to the index is one of these records: applied to the tree here (a pure function of
 // tree and record, with POSIX's rules and errnos), appended to the journal before FUSE acknowledges
 // it, and replayed from the journal after a crash.
-import { fsError } from '../errors/index.js'
+import { fsError } from '../core/errors.js'
 import { isSafeName, splitPath } from './names.js'
 import { collectData, DirNode, FileNode, isVolumeInode, S_IFLNK, stampModified, subMsNs, SymlinkNode, type Attrs, type ContentRef, type Node, type Special, type Staged } from './nodes.js'
 import { compareSettings, effectiveSettings, parseVolumeSettings } from './volume-settings.js'

@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import { join } from 'node:path'
 import v8 from 'node:v8'
-import { writeFileDurableSync } from './durable.js'
+import { writeFileDurableSync } from '../core/durable.js'
 import { DirNode, FileNode, isVolumeInode, reserveInodes, ROOT_INODE, SymlinkNode, type Attrs, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings } from './volume-settings.js'
 

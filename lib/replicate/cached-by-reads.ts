@@ -6,7 +6,7 @@
 // the last second of it, and a lost entry only makes a cached copy count as an ordinary one.
 import fs from 'node:fs'
 import { join } from 'node:path'
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 
 const HEX40 = /^[0-9a-f]{40}$/
 const WRITE_DELAY_MS = 1000

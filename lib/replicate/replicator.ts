@@ -18,7 +18,7 @@
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 import { DropAnnouncements, planDrops } from './drops.js'
 import { parseHoldings, type CopyProgress, type Holdings } from './holdings.js'
 import { plan, retireObstacle, retireRemaining, type ContentNeed, type NodeView, type Plan } from './plan.js'

@@ -7,7 +7,7 @@
 // (TorrentService.checkCopy and checkPartial, and lib/node); this keeps the progress and the
 // findings.
 import type { CopyCheck } from '../content/torrents.js'
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 
 export interface ScrubStatus {
   running: boolean

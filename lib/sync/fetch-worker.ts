@@ -1,7 +1,7 @@
 // A worker thread that runs git fetches for fetch-pool.ts, so the pack's transfer, inflation and
 // indexing happen off the thread that serves FUSE.
 import { parentPort } from 'node:worker_threads'
-import { SwarmError } from '../errors/index.js'
+import { SwarmError } from '../core/errors.js'
 import { fetchPack } from './peer-client.js'
 import type { FetchAnswer, FetchJob } from './fetch-pool.js'
 

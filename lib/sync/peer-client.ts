@@ -7,7 +7,7 @@ import http from 'node:http'
 import https from 'node:https'
 import git from 'isomorphic-git'
 import gitHttp from 'isomorphic-git/http/node'
-import { SwarmError } from '../errors/index.js'
+import { SwarmError } from '../core/errors.js'
 import { isHandshakeRefusal, volumeTls } from '../transport/volume-tls.js'
 import { fetchInWorker } from './fetch-pool.js'
 

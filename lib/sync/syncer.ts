@@ -7,10 +7,10 @@
 // A record that fails the handshake is kept as refused (shown by status, never as a peer), and a
 // record naming a node already proven at another address moves it only once the new address has
 // proven the key and answered with that node id, so a stranger cannot steer a peer away.
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 import type { Meta, MergeOutcome } from '../meta/meta.js'
 import { unpackPacks } from '../meta/unpack-packs.js'
-import type { ObjectStore } from './merge.js'
+import type { ObjectStore } from '../meta/merge.js'
 import { fetchPeer, getPeerStatus, notifyPeer, PeerError } from './peer-client.js'
 
 export interface PeerState {

@@ -9,7 +9,7 @@
 // file (a staging file, the journal, a git object), where a late ftruncate or write would land.
 import fs from 'node:fs'
 import fileops from '@swarmfs/fileops'
-import { FsError } from '../errors/index.js'
+import { FsError } from '../core/errors.js'
 import type { PieceHasher } from '../content/piece-hasher.js'
 import { stampModified, type FileNode } from '../meta/nodes.js'
 

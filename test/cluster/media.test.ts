@@ -27,7 +27,7 @@ import { createNetwork, outputOf, waitForLine, type Network, type NetHost, until
 import { childEnv, CLI, isMounted, prng, randomBytesSeeded, run } from '../helpers/volume.js'
 
 const MiB = 1024 * 1024
-/** Piece length of every content up to 4 GiB (lib/content/torrent-info.ts). */
+/** Piece length of every content up to 4 GiB (lib/core/torrent-info.ts). */
 const PIECE = MiB
 const LOG_DIR = process.env.SWARMFS_TEST_LOGS ?? join(os.tmpdir(), 'swarmfs-media-logs')
 

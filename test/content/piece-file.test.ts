@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
 import { PieceFile } from '../../lib/content/piece-file.js'
 import { servingBuffers } from '../../lib/content/serving-buffers.js'
-import type { TorrentInfo } from '../../lib/content/torrent-info.js'
+import type { TorrentInfo } from '../../lib/core/torrent-info.js'
 import { residentBytes } from '../helpers/volume.js'
 
 const MiB = 1 << 20

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { residentBytes, ROOT } from '../helpers/volume.js'
 import { createNetwork, outputOf, stopProcess, waitForLine, type NetHost, type Network } from '../helpers/netns.js'
-import { buildInfo, infoHash, pieceLengthFor, type TorrentInfo } from '../../lib/content/torrent-info.js'
+import { buildInfo, infoHash, pieceLengthFor, type TorrentInfo } from '../../lib/core/torrent-info.js'
 
 const FIXTURE = join(ROOT, 'test', 'content', 'fixtures', 'torrent-node.mjs')
 const BUILT = join(ROOT, 'dist', 'lib', 'content', 'torrents.js')

@@ -4,10 +4,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { Test } from 'tap'
-import { silentLogger } from '../../lib/log/index.js'
+import { silentLogger } from '../../lib/core/log.js'
 import { GitStore } from '../../lib/meta/git-store.js'
 import { Meta, type MergeOutcome } from '../../lib/meta/meta.js'
-import { conflictName, gitObjectStore, mergeHeads } from '../../lib/sync/merge.js'
+import { conflictName, gitObjectStore, mergeHeads } from '../../lib/meta/merge.js'
 
 /** A temporary directory, removed at the end of the test. */
 export function tempDir (tt: Test, prefix = 'swarmfs-meta-'): string {

@@ -6,8 +6,8 @@ import type { Test } from 'tap'
 import fs from 'node:fs'
 import { join } from 'node:path'
 import { assertSameTree, isMounted, prng, randomBytesSeeded, run, sh, startHelperProcess, startVolume, type Volume } from '../helpers/volume.js'
-import { clearStaleMount } from '../../lib/fs/mount.js'
-import { silentLogger } from '../../lib/log/index.js'
+import { clearStaleMount } from '../../lib/fuse/mount.js'
+import { silentLogger } from '../../lib/core/log.js'
 
 const MiB = 1024 * 1024
 

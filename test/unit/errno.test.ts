@@ -1,8 +1,8 @@
 // Failures become errnos; an EIO or ENOSPC is logged as a warning, and its repeats (the same
 // operation on the same path) within a minute are counted into the next line, not logged each.
 import t from 'tap'
-import { REPEAT_WINDOW_MS, toErrno } from '../../lib/fs/errno.js'
-import type { Logger } from '../../lib/log/index.js'
+import { REPEAT_WINDOW_MS, toErrno } from '../../lib/fuse/errno.js'
+import type { Logger } from '../../lib/core/log.js'
 
 function recorder (): { log: Logger, warnings: Array<{ msg: string, fields?: Record<string, unknown> }> } {
   const warnings: Array<{ msg: string, fields?: Record<string, unknown> }> = []

@@ -3,7 +3,7 @@
 // node that merges another's commit, and the rule that gives files sharing a number one each.
 import t from 'tap'
 import path from 'node:path'
-import { silentLogger } from '../../lib/log/index.js'
+import { silentLogger } from '../../lib/core/log.js'
 import { decodeFile, decodeMarker, encodeDirMarker, encodeFile } from '../../lib/meta/entry-codec.js'
 import { GitStore } from '../../lib/meta/git-store.js'
 import type { Meta } from '../../lib/meta/meta.js'

@@ -4,13 +4,13 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import git from 'isomorphic-git'
-import { buildInfo, infoHash, pieceLengthFor } from '../../lib/content/torrent-info.js'
-import { silentLogger, type Logger } from '../../lib/log/index.js'
+import { buildInfo, infoHash, pieceLengthFor } from '../../lib/core/torrent-info.js'
+import { silentLogger, type Logger } from '../../lib/core/log.js'
 import { DIR_MARKER, fromGitName, isSafeName } from '../../lib/meta/names.js'
 import {
   conflictName, gitObjectStore, mergeHeads, MissingObjectError,
   type MergeResult, type ObjectStore, type RawTreeEntry
-} from '../../lib/sync/merge.js'
+} from '../../lib/meta/merge.js'
 
 /** The type of a subtest's `t`. */
 type Tt = Parameters<Parameters<typeof t.test>[0]>[0]

@@ -4,14 +4,14 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import v8 from 'node:v8'
-import { FsError } from '../../lib/errors/index.js'
-import { silentLogger } from '../../lib/log/index.js'
+import { FsError } from '../../lib/core/errors.js'
+import { silentLogger } from '../../lib/core/log.js'
 import { GitStore } from '../../lib/meta/git-store.js'
 import { defaultAttrs, Meta } from '../../lib/meta/meta.js'
 import { DirNode } from '../../lib/meta/nodes.js'
 import { loadSnapshot, saveSnapshot } from '../../lib/meta/snapshot.js'
 import { DEFAULT_VOLUME_SETTINGS, type VolumeSettings } from '../../lib/meta/volume-settings.js'
-import { conflictName, gitObjectStore, mergeHeads } from '../../lib/sync/merge.js'
+import { conflictName, gitObjectStore, mergeHeads } from '../../lib/meta/merge.js'
 
 type Tt = Parameters<Parameters<typeof t.test>[0]>[0]
 

@@ -1,4 +1,4 @@
-// Torrent info from a peer is checked by one validator (infoProblem, lib/content/torrent-info.ts)
+// Torrent info from a peer is checked by one validator (infoProblem, lib/core/torrent-info.ts)
 // wherever it enters: a file entry decoded (entry-codec), the index loaded at start (GitStore), and
 // the clone at join (screened as a merge; the merge itself is tested in merge.test.ts). A hostile
 // entry is refused and logged; the node goes on with the rest.
@@ -8,8 +8,8 @@ import os from 'node:os'
 import path from 'node:path'
 import git from 'isomorphic-git'
 import t from 'tap'
-import { buildInfo, infoHash, infoProblem, pieceLengthFor, type TorrentInfo } from '../../lib/content/torrent-info.js'
-import { silentLogger, type Logger } from '../../lib/log/index.js'
+import { buildInfo, infoHash, infoProblem, pieceLengthFor, type TorrentInfo } from '../../lib/core/torrent-info.js'
+import { silentLogger, type Logger } from '../../lib/core/log.js'
 import { decodeFile } from '../../lib/meta/entry-codec.js'
 import { GitStore } from '../../lib/meta/git-store.js'
 import { defaultAttrs } from '../../lib/meta/meta.js'

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { PieceFile } from '../../lib/content/piece-file.js'
-import type { TorrentInfo } from '../../lib/content/torrent-info.js'
+import type { TorrentInfo } from '../../lib/core/torrent-info.js'
 
 interface PieceLike {
   missing: number

@@ -6,7 +6,6 @@
 import fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
-import { syncDir } from '../content/piece-file.js'
 
 /** Replaces `path` with `data` atomically and durably (synchronous: for small state files). */
 export function writeFileDurableSync (path: string, data: string | Buffer, mode = 0o644): void {
@@ -89,5 +88,15 @@ export class DirSyncs {
       throw err
     }).finally(() => { this.round = null })
     await this.round
+  }
+}
+
+/** Syncs a directory: the names created, renamed or removed in it survive a power cut. */
+export async function syncDir (dir: string): Promise<void> {
+  const fd = await fs.promises.open(dir, fs.constants.O_RDONLY)
+  try {
+    await fd.sync()
+  } finally {
+    await fd.close().catch(() => {})
   }
 }

@@ -31,6 +31,12 @@ export interface TorrentInfo {
   pieces: string
 }
 
+/** A content as an entry names it: its infohash and the torrent info it was made from. */
+export interface ContentRef {
+  infohash: string
+  info: TorrentInfo
+}
+
 export function buildInfo (volumeId: string, length: number, pieceLength: number, digests: Buffer[]): TorrentInfo {
   return { name: volumeId, length, pieceLength, pieces: Buffer.concat(digests).toString('base64') }
 }

@@ -1,7 +1,7 @@
 // fuse-native handlers: translate arguments, call the volume, map the error once.
 import fs from 'node:fs'
 import Fuse from 'fuse-native'
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 import type { Owner, VolumeFs } from '../vfs/volume-fs.js'
 import { toErrno } from './errno.js'
 

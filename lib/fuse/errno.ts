@@ -2,7 +2,7 @@
 // Node's own fs errors through, which carry the same codes); anything else is a bug or an I/O
 // failure and becomes EIO, logged.
 import os from 'node:os'
-import type { Logger } from '../log/index.js'
+import type { Logger } from '../core/log.js'
 
 const errnos = os.constants.errno as Record<string, number>
 
