@@ -1,7 +1,7 @@
-// The one place where failures become errnos for the kernel. Inner code throws FsErrors (or lets
-// Node's own fs errors through, which carry the same codes); anything else is a bug or an I/O
-// failure and becomes EIO, logged.
+// The one place where failures become errnos for the kernel: by the table of codes (core/errors.ts),
+// or as a Node fs error's own errno; anything else is a bug or an I/O failure and becomes EIO, logged.
 import os from 'node:os'
+import { errnoOf } from '../core/errors.js'
 import type { Logger } from '../core/log.js'
 
 const errnos = os.constants.errno as Record<string, number>
@@ -27,9 +27,9 @@ function warnOnce (log: Logger, op: string, path: string, code: string, err: unk
 }
 
 export function toErrno (err: unknown, log: Logger, op: string, path: string, now = Date.now()): number {
-  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
+  const code = errnoOf(err, c => errnos[c] !== undefined)
   if (code === 'ENOTSUP') return -(errnos.EOPNOTSUPP ?? 95)
-  if (typeof code === 'string' && code.startsWith('E') && errnos[code] !== undefined) {
+  if (code !== undefined && errnos[code] !== undefined) {
     if (code === 'EIO' || code === 'ENOSPC') warnOnce(log, op, path, code, err, now)
     else log.debug(`${op} failed`, { path, code })
     return -errnos[code]

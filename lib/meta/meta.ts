@@ -38,11 +38,13 @@ export class Meta {
   private committing: Promise<void> | null = null
   /** A sync moving HEAD to a peer's commit; local commits wait for it, and it for them. */
   private syncing: Promise<unknown> | null = null
+  /** Files open for writing, as the filesystem tells (beginWrite, endWrite). */
+  private readonly writing = new Set<Node>()
   /**
-   * Nodes a sync must not replace: files open for writing (set by the filesystem) or holding
-   * staged bytes. Their peer versions are kept beside them as conflict copies.
+   * Nodes a sync must not replace: files open for writing or holding staged bytes. Their peer
+   * versions are kept beside them as conflict copies.
    */
-  busy: (node: Node) => boolean = node => node.kind === 'file' && node.staged !== null
+  private readonly busy = (node: Node): boolean => node.kind === 'file' && (node.staged !== null || this.writing.has(node))
   /** Called after HEAD moved (a local commit or a commit taken from a peer). */
   onHead: (head: string) => void = () => {}
   /** Called after the volume settings in force changed (set here, or taken from a peer). */
@@ -171,6 +173,15 @@ export class Meta {
   }
 
   /** The volume settings in force (the defaults where none were ever set). */
+  /** A write session opened on `file`: a sync keeps a peer's version of it beside it, not over it. */
+  beginWrite (file: FileNode): void {
+    this.writing.add(file)
+  }
+
+  endWrite (file: FileNode): void {
+    this.writing.delete(file)
+  }
+
   volumeSettings (): VolumeSettings {
     return effectiveSettings(this.root.volume)
   }

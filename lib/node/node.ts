@@ -120,7 +120,6 @@ export class SwarmNode {
       const space = new SpaceGuard(opts.disk)
       const vfs = new VolumeFs(meta, content, opts.disk, space, log)
       vfs.resumeSeals()
-      meta.busy = n => n.kind === 'file' && (n.staged !== null || vfs.isWriting(n))
       const node = new SwarmNode(config, opts.disk, meta, content, vfs, space, log)
       holder.node = node
       node.unlock = unlock

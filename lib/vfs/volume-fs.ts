@@ -468,6 +468,7 @@ export class VolumeFs {
       if (truncate && (file.size > 0 || file.staged !== null)) created.dirty = true
       created.writers++
       this.sessions.set(file, created)
+      this.meta.beginWrite(file)
       return created
     }
   }
@@ -707,7 +708,10 @@ export class VolumeFs {
       // The session stays findable until it closes, so reads and truncates may still come: the
       // close waits for those too, and follows the last check in the same step.
       while (session.busy) await session.idle()
-      if (this.sessions.get(file) === session) this.sessions.delete(file)
+      if (this.sessions.get(file) === session) {
+        this.sessions.delete(file)
+        this.meta.endWrite(file)
+      }
       session.close()
       // Changes done since the release's own stage record (that truncate) are recorded now.
       this.stageSession(session)
@@ -775,11 +779,6 @@ export class VolumeFs {
   async settle (): Promise<void> {
     for (const session of this.sessions.values()) this.stageSession(session)
     while (this.sealing.size > 0) await Promise.all([...this.sealing.values()])
-  }
-
-  /** A file some handle has open for writing: a sync must not replace it under the writer. */
-  isWriting (node: Node): boolean {
-    return node.kind === 'file' && this.sessions.has(node)
   }
 
   openHandles (): number {

@@ -1,6 +1,9 @@
 // Failures become errnos; an EIO or ENOSPC is logged as a warning, and its repeats (the same
 // operation on the same path) within a minute are counted into the next line, not logged each.
+import os from 'node:os'
 import t from 'tap'
+import { ERROR_CODES, fsError, httpStatusOf, SwarmError, UserError } from '../../lib/core/errors.js'
+import { PeerError } from '../../lib/sync/peer-client.js'
 import { REPEAT_WINDOW_MS, toErrno } from '../../lib/fuse/errno.js'
 import type { Logger } from '../../lib/core/log.js'
 
@@ -32,4 +35,20 @@ t.test('other errnos are not warnings; a failure that is no errno is EIO', async
   t.equal(toErrno(Object.assign(new Error('x'), { code: 'ENOTSUP' }), log, 'setxattr', '/x'), -95)
   t.equal(toErrno(new Error('a bug'), log, 'read', '/x'), -5)
   t.equal(warnings.length, 0)
+})
+
+t.test('one table of codes: each maps to one errno and one HTTP status', async t => {
+  const { log } = recorder()
+  t.equal(toErrno(new PeerError('SWARMFS_PEER_TIMEOUT', 'the holder did not answer'), log, 'read', '/x'), -5, 'a peer timing out is EIO at the mount')
+  t.equal(httpStatusOf(new PeerError('SWARMFS_PEER_TIMEOUT', 'the holder did not answer')), 504, '... and 504 over HTTP')
+  t.equal(toErrno(new SwarmError('SWARMFS_OBJECT_TOO_LARGE', 'big'), log, 'read', '/x'), -27, 'too large: EFBIG')
+  t.equal(httpStatusOf(fsError('ENOENT', '/x')), 404, 'a missing name: 404')
+  t.equal(httpStatusOf(fsError('ENOSPC', '/x')), 507, 'a full disk: 507')
+  t.equal(httpStatusOf(new UserError('give a number')), 400)
+  t.equal(httpStatusOf(new Error('a bug')), 500, 'an error without a code: 500')
+  t.equal(httpStatusOf(Object.assign(new Error('x'), { code: 'ECONNRESET' })), 500, 'a code outside the table: 500')
+  for (const [code, meaning] of Object.entries(ERROR_CODES)) {
+    t.ok(meaning.http >= 400 && meaning.http < 600, `${code}: an error status`)
+    t.ok(meaning.errno in os.constants.errno || meaning.errno === 'ENOTSUP', `${code}: a real errno`)
+  }
 })
