@@ -21,7 +21,7 @@ import { Replicator } from '../replicate/replicator.js'
 import { closePeerConnections, peerJson } from '../sync/peer-client.js'
 import { stopFetchWorker } from '../sync/fetch-pool.js'
 import { Syncer } from '../sync/syncer.js'
-import { VolumeFs } from '../vfs/volume-fs.js'
+import { VolumeFs, type RemoteContent } from '../vfs/volume-fs.js'
 import { FsError, UserError } from '../core/errors.js'
 import { layout, lockDisk, readConfig, reserveOf, writeConfig, type NodeConfig } from './disk.js'
 import type { TorrentInfo } from '../core/torrent-info.js'
@@ -60,6 +60,10 @@ export class SwarmNode {
   syncer: Syncer | null = null
   replicator: Replicator | null = null
   private mountPoint: string | null = null
+  /** The filesystem the mount serves; made once the torrent client runs (its remote reads go there). */
+  vfs: VolumeFs | null = null
+  /** Remote reads fail at once from the start of a stop: the torrent client is going. */
+  private remoteClosed = false
   /** Called when the node wants its process to stop: its disk is drained (retired), or its mount was unmounted from outside. */
   onStopRequested: (why: 'retired' | 'unmounted') => void = () => {}
   /** Contents reads on this node completed (a cache): told to peers so they trim no copy in their favour. */
@@ -72,7 +76,6 @@ export class SwarmNode {
     readonly disk: string,
     readonly meta: Meta,
     readonly content: ContentStore,
-    readonly vfs: VolumeFs,
     private readonly space: SpaceGuard,
     private readonly log: Logger
   ) {
@@ -118,13 +121,15 @@ export class SwarmNode {
       const removed = content.removeOrphanStaging(new Set(meta.stagedNow().map(f => f.staged?.id ?? '')))
       if (removed > 0) log.info('removed staging files of writes never closed', { removed })
       const space = new SpaceGuard(opts.disk)
-      const vfs = new VolumeFs(meta, content, opts.disk, space, log)
-      vfs.resumeSeals()
-      const node = new SwarmNode(config, opts.disk, meta, content, vfs, space, log)
+      const node = new SwarmNode(config, opts.disk, meta, content, space, log)
       holder.node = node
       node.unlock = unlock
       try {
-        await node.startSync(opts)
+        const torrents = await node.startTorrents(opts.address)
+        const vfs = new VolumeFs({ meta, content, disk: opts.disk, space, remote: node.remoteReader(torrents), volumeSpace: () => node.replicator?.space() ?? null, log })
+        node.vfs = vfs
+        vfs.resumeSeals()
+        await node.startSync(opts, torrents)
         const owner = fs.statSync(opts.disk)
         node.local = new LocalServer(localSocketPath(opts.disk), async call => await node.localApi(call), log, { uid: owner.uid, gid: owner.gid })
         await node.local.start()
@@ -147,11 +152,10 @@ export class SwarmNode {
   }
 
   /** The peer server (git endpoint, notices, status), mDNS, and the syncer between them and meta. */
-  private async startSync (opts: NodeOptions): Promise<void> {
+  private async startSync (opts: NodeOptions, torrents: TorrentService): Promise<void> {
     const { config, log } = this
     const paths = layout(this.disk)
     const store = gitObjectStore(paths.meta)
-    const torrents = await this.startTorrents(opts.address)
     const syncer = new Syncer({
       gitdir: paths.meta,
       nodeId: config.nodeId,
@@ -188,7 +192,6 @@ export class SwarmNode {
       writeConfig(this.disk, config)
     }
     this.replicator = this.startReplication(torrents)
-    this.vfs.volumeSpace = () => this.replicator?.space() ?? null
     this.meta.onHead = head => {
       syncer.announce(head)
       this.replicator?.poke()
@@ -236,12 +239,18 @@ export class SwarmNode {
     })
     const torrents = await onSavedPort(config.torrentPort, 'BitTorrent', log, create)
     this.torrents = torrents
+    return torrents
+  }
+
+  /** How the filesystem reads what this disk does not hold: from the torrent client, with a deadline. */
+  private remoteReader (torrents: TorrentService): RemoteContent {
     // The kernel retries a page whose read-ahead failed with a read of its own; without this the
     // reader would wait a second full deadline for the same piece. (Only waits that ran out are
     // remembered: a full disk answers at once, and a retry after freeing space must not fail.)
     const failedAt = new Map<string, number>()
-    this.vfs.remote = {
+    return {
       read: async (ref, offset, length, into) => {
+        if (this.remoteClosed) throw new FsError('EIO', 'EIO: the node is stopping')
         const key = `${ref.infohash}:${Math.floor(offset / ref.info.pieceLength)}`
         const failed = failedAt.get(key)
         if (failed !== undefined && Date.now() - failed < RECENT_FAILURE_MS) throw new FsError('EIO', 'EIO: that piece could not be fetched just now')
@@ -254,9 +263,11 @@ export class SwarmNode {
           throw err
         }
       },
-      fetchAll: async ref => await this.fetchWhole(torrents, ref.infohash, ref.info)
+      fetchAll: async ref => {
+        if (this.remoteClosed) throw new FsError('EIO', 'EIO: the node is stopping')
+        await this.fetchWhole(torrents, ref.infohash, ref.info)
+      }
     }
-    return torrents
   }
 
   /** Fetches a whole content onto this disk (a copy-on-write, a replica); resolves once it is in content/. */
@@ -291,7 +302,7 @@ export class SwarmNode {
    * as before.
    */
   private refetchDamaged (infohash: string, info: TorrentInfo): void {
-    this.vfs.copySetAside(infohash)
+    this.vfs?.copySetAside(infohash)
     this.replicator?.poke(0)
     if (this.cachedByReads.has(infohash)) {
       this.cachedByReads.delete(infohash)
@@ -335,7 +346,7 @@ export class SwarmNode {
       },
       drop: async infohash => {
         // A file open here keeps its copy: a reader (a video being watched) is not cut off.
-        if (this.vfs.isOpen(infohash)) throw new Error('a file with this content is open on this node')
+        if (this.vfs?.isOpen(infohash) === true) throw new Error('a file with this content is open on this node')
         await torrents.forget(infohash, { dropPartial: true })
         this.content.remove([infohash], [])
         this.cachedByReads.delete(infohash)
@@ -437,7 +448,7 @@ export class SwarmNode {
       if (this.mounted !== null) await this.mounted.unmount()
       await this.replicator?.stop()
       this.scrub.stop()
-      this.vfs.remote = null
+      this.remoteClosed = true
       await this.torrents?.destroy()
       this.cachedByReads.flush()
       this.syncer?.stop()
@@ -445,7 +456,7 @@ export class SwarmNode {
       await this.syncer?.settle()
       await stopFetchWorker()
       closePeerConnections()
-      await this.vfs.settle()
+      await this.vfs?.settle()
       await this.meta.close()
       await this.server?.stop()
       await this.local?.stop()

@@ -76,6 +76,24 @@ export interface RemoteContent {
   fetchAll (ref: ContentRef): Promise<void>
 }
 
+/** What a VolumeFs is made of, given by the node that wires it. */
+export interface VolumeFsParts {
+  meta: Meta
+  content: ContentStore
+  /** The disk directory (what statfs measures). */
+  disk: string
+  /** The guard of `disk`, shared with the pieces fetched onto it. */
+  space: SpaceGuard
+  /** Contents this disk does not hold: read from, or fetched whole from, the nodes that do. */
+  remote: RemoteContent
+  /**
+   * The volume's space as `df` shows it (every disk's, divided by the copy target); null until
+   * known, and then this disk's own is shown.
+   */
+  volumeSpace: () => { total: number, free: number } | null
+  log: Logger
+}
+
 /** readSource's answer for a content that is not on this disk. */
 const REMOTE = 'remote'
 const REMOTE_RECHECK_MS = 1000
@@ -110,14 +128,25 @@ export class VolumeFs {
    */
   private readonly hidden = new Map<string, FileNode>()
 
-  /** Set once the node's torrent client runs; until then a content not on this disk reads as EIO. */
-  remote: RemoteContent | null = null
-
-  /** `space`: the guard of `disk`, shared with the pieces fetched onto it. */
   /** The content directory's new names (sealed contents), synced together by concurrent seals. */
   private readonly names = new DirSyncs()
+  readonly meta: Meta
+  readonly content: ContentStore
+  private readonly disk: string
+  private readonly space: SpaceGuard
+  private readonly remote: RemoteContent
+  private readonly volumeSpace: () => { total: number, free: number } | null
+  private readonly log: Logger
 
-  constructor (readonly meta: Meta, readonly content: ContentStore, private readonly disk: string, private readonly space: SpaceGuard, private readonly log: Logger) {}
+  constructor (parts: VolumeFsParts) {
+    this.meta = parts.meta
+    this.content = parts.content
+    this.disk = parts.disk
+    this.space = parts.space
+    this.remote = parts.remote
+    this.volumeSpace = parts.volumeSpace
+    this.log = parts.log
+  }
 
   private now (): number {
     return Date.now()
@@ -330,15 +359,9 @@ export class VolumeFs {
     this.setattr(path, attrs)
   }
 
-  /**
-   * The volume's space as `df` shows it (every disk's, divided by the copy target); null until
-   * known, and then this disk's own is shown.
-   */
-  volumeSpace: (() => { total: number, free: number } | null) | null = null
-
   statfs (): fs.StatsFs {
     const local = fs.statfsSync(this.disk)
-    const space = this.volumeSpace?.() ?? null
+    const space = this.volumeSpace()
     if (space === null) return local
     const blocks = Math.floor(space.total / local.bsize)
     const free = Math.min(blocks, Math.floor(space.free / local.bsize))
@@ -452,7 +475,6 @@ export class VolumeFs {
         const from = truncate ? null : file.content
         if (from !== null && !this.content.has(from.infohash)) {
           // A change to part of a content held elsewhere starts from a whole local copy.
-          if (this.remote === null) throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
           await this.remote.fetchAll(from)
         }
         staged = await this.content.stage(from)
@@ -493,7 +515,6 @@ export class VolumeFs {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.sourceKey(file) !== key) continue
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file.staged === null && file.content !== null) {
           // The entry names a content this disk does not hold (written on another node).
-          if (this.remote === null) throw new FsError('EIO', `EIO: the content of ${file.path()} is not on this disk`)
           this.retireReadFd(h)
           h.readKey = key
           h.remoteAt = Date.now()
@@ -553,7 +574,7 @@ export class VolumeFs {
       if (fd === null) return 0
       if (fd === REMOTE) {
         const ref = h.file.content
-        if (ref === null || this.remote === null) throw new FsError('EIO', 'EIO: content not on this disk')
+        if (ref === null) throw new FsError('EIO', 'EIO: content not on this disk')
         if (pos >= ref.info.length) return 0
         return await this.remote.read(ref, pos, Math.min(len, buf.length, ref.info.length - pos), buf)
       }
