@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import { promisify } from 'node:util'
 import fileops from '@swarmfs/fileops'
 import type { ChunkStore } from 'webtorrent'
-import { FsError } from '../core/errors.js'
+import { FsError, SwarmError } from '../core/errors.js'
 import type { TorrentInfo } from '../core/torrent-info.js'
 import { servingBuffers } from './serving-buffers.js'
 
@@ -77,7 +77,7 @@ export class PieceFile implements ChunkStore {
         // Sparse: only the pieces written take space.
         if (st.size !== info.length) await ftruncateP(fd, info.length)
       } else if (st.size !== info.length) {
-        throw new Error(`${path} has ${st.size} bytes, its info says ${info.length}`)
+        throw new SwarmError('SWARMFS_DISK', `${path} has ${st.size} bytes, its info says ${info.length}`)
       }
     } catch (err) {
       fs.close(fd, () => {})
@@ -87,7 +87,7 @@ export class PieceFile implements ChunkStore {
   }
 
   private async track<T> (work: () => Promise<T>): Promise<T> {
-    if (this.released !== null) throw new Error('store released')
+    if (this.released !== null) throw new SwarmError('SWARMFS_STOPPING', 'store released')
     this.inflight++
     try {
       return await work()
@@ -107,11 +107,11 @@ export class PieceFile implements ChunkStore {
 
   put (index: number, chunk: Uint8Array, cb: (err?: Error | null) => void = () => {}): void {
     if (!this.writable) {
-      queueMicrotask(() => cb(new Error('a complete content is never written')))
+      queueMicrotask(() => cb(new SwarmError('SWARMFS_INTERNAL', 'a complete content is never written')))
       return
     }
     if (!Number.isInteger(index) || index < 0 || index * this.chunkLength >= this.length || chunk.length !== this.pieceSize(index)) {
-      queueMicrotask(() => cb(new Error(`bad piece ${index} (${chunk.length} bytes)`)))
+      queueMicrotask(() => cb(new SwarmError('SWARMFS_INTERNAL', `bad piece ${index} (${chunk.length} bytes)`)))
       return
     }
     const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
@@ -135,7 +135,7 @@ export class PieceFile implements ChunkStore {
     const offset = opts?.offset ?? 0
     const length = opts?.length ?? size - offset
     if (!Number.isInteger(index) || index < 0 || size <= 0 || offset < 0 || length < 0 || offset + length > size) {
-      queueMicrotask(() => cb(new Error(`bad get ${index} ${offset}+${length}`)))
+      queueMicrotask(() => cb(new SwarmError('SWARMFS_INTERNAL', `bad get ${index} ${offset}+${length}`)))
       return
     }
     if (length === size) {

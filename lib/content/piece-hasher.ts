@@ -4,6 +4,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { open } from 'node:fs/promises'
 import { BASE_PIECE_LENGTH, pieceLengthFor } from '../core/torrent-info.js'
+import { SwarmError } from '../core/errors.js'
 
 const READ_CHUNK = 1 << 20
 
@@ -94,7 +95,7 @@ export async function hashFile (path: string, start: number, end: number, pieceL
     while (pos < end) {
       const want = Math.min(buf.length, end - pos, pieceLength - inPiece)
       const { bytesRead } = await handle.read(buf, 0, want, pos)
-      if (bytesRead === 0) throw new Error(`short read hashing ${path} at ${pos}`)
+      if (bytesRead === 0) throw new SwarmError('SWARMFS_DISK', `short read hashing ${path} at ${pos}`)
       hash.update(buf.subarray(0, bytesRead))
       pos += bytesRead
       inPiece += bytesRead

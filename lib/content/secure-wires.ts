@@ -16,42 +16,14 @@ import tls from 'node:tls'
 import type { Torrent } from 'webtorrent'
 import type { Logger } from '../core/log.js'
 import type { VolumeTls } from '../transport/volume-tls.js'
+import { incomingRoute, replaceDrain, type ConnPool, type DrainingTorrent } from './webtorrent-internals.js'
+import { SwarmError } from '../core/errors.js'
 import { HANDSHAKE_TIMEOUT_MS, isHandshakeRefusal } from '../transport/volume-tls.js'
 
 /** Incoming handshakes under way at once: a flood of connections from strangers holds no more. */
 const MAX_PENDING_HANDSHAKES = 64
 /** webtorrent's own: reconnect after 1, 5, 15 s, then give up (torrent.js RECONNECT_WAIT). */
 const RECONNECT_WAIT = [1_000, 5_000, 15_000]
-
-/** The fields of webtorrent's ConnPool we use. */
-interface ConnPool {
-  /** null once the client is destroyed. */
-  tcpServer: net.Server | null
-  _onTCPConnectionBound: (conn: net.Socket) => void
-}
-
-interface OutgoingPeer {
-  addr: string
-  conn: net.Socket | null
-  retries: number
-  source: string
-  destroyed: boolean
-  onConnect: () => void
-  destroy: (err?: Error) => void
-  startConnectTimeout: () => void
-}
-
-/** The fields of a webtorrent Torrent our _drain uses. */
-interface DrainingTorrent {
-  destroyed: boolean
-  done: boolean
-  paused: boolean
-  client: { maxConns: number }
-  _numConns: number
-  _queue: OutgoingPeer[]
-  _drain: () => void
-  _addPeer: (addr: string, type: string, source: string) => OutgoingPeer | null
-}
 
 /** Builds a webtorrent client whose TCP server listens on `host` only (every interface when undefined). */
 export function constructListeningOn<T> (host: string | undefined, make: () => T): T {
@@ -85,15 +57,15 @@ export interface WireGuardEvents {
  * webtorrent only once its handshake proved the key.
  */
 export function secureIncoming (pool: ConnPool, volumeTls: VolumeTls, events: WireGuardEvents): void {
-  const route = pool._onTCPConnectionBound
+  const route = incomingRoute(pool)
   const server = pool.tcpServer
-  if (server === null) throw new Error('webtorrent has no TCP server')
+  if (server === null) throw new SwarmError('SWARMFS_INTERNAL', 'webtorrent has no TCP server')
   server.removeListener('connection', route)
   let pending = 0
   server.on('connection', (raw: net.Socket) => {
     raw.on('error', () => {})
     if (pending >= MAX_PENDING_HANDSHAKES) {
-      events.refused(raw.remoteAddress, new Error('too many handshakes under way'))
+      events.refused(raw.remoteAddress, new SwarmError('SWARMFS_PEER_KEY_REFUSED', 'too many handshakes under way'))
       raw.destroy()
       return
     }
@@ -109,7 +81,7 @@ export function secureIncoming (pool: ConnPool, volumeTls: VolumeTls, events: Wi
     }
     const timer = setTimeout(() => {
       done()
-      events.refused(address, new Error('TLS handshake timed out'))
+      events.refused(address, new SwarmError('SWARMFS_PEER_TIMEOUT', 'TLS handshake timed out'))
       socket.destroy()
     }, HANDSHAKE_TIMEOUT_MS)
     socket.once('secure', () => {
@@ -134,8 +106,7 @@ export function secureIncoming (pool: ConnPool, volumeTls: VolumeTls, events: Wi
 
 /** Makes `torrent` connect out over TLS only (see the header). */
 export function secureOutgoing (torrent: Torrent, volumeTls: VolumeTls, admitted: (socket: tls.TLSSocket) => void, log: Logger): void {
-  const t = torrent as unknown as DrainingTorrent
-  t._drain = function drain (this: DrainingTorrent): void {
+  replaceDrain(torrent, function drain (this: DrainingTorrent): void {
     if (this.destroyed || this.paused || this._numConns >= this.client.maxConns) return
     const peer = this._queue.shift()
     if (peer === undefined) return
@@ -167,5 +138,5 @@ export function secureOutgoing (torrent: Torrent, volumeTls: VolumeTls, admitted
       }, RECONNECT_WAIT[peer.retries])
       retry.unref()
     })
-  }
+  })
 }

@@ -1,6 +1,10 @@
 // Contents on this disk, by infohash, and the staging files that become them. A content file is
 // never changed in place: an overwrite copies it to staging first (copy-on-write), so whatever
 // seeds or reads a content keeps seeing the bytes its infohash names.
+//
+// The one owner of the disk's content/ and partial/ folders: every other part learns their paths
+// or what they hold from here (the torrent service is given contentDir and partialDir, and keeps
+// partial/ as its own cache within it).
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
@@ -11,6 +15,7 @@ import type { Logger } from '../core/log.js'
 import { PieceHasher } from './piece-hasher.js'
 import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash } from '../core/torrent-info.js'
 import type { ContentRef } from '../core/torrent-info.js'
+import { SwarmError } from '../core/errors.js'
 
 const run = promisify(execFile)
 /**
@@ -30,22 +35,26 @@ async function copySparse (from: string, to: string, size: number): Promise<void
 
 export class ContentStore {
   readonly contentDir: string
+  /** Partly fetched contents (sparse files and their bitfields), which the torrent service keeps. */
+  readonly partialDir: string
   readonly stagingDir: string
 
   constructor (disk: string, private readonly volumeId: string, private readonly log: Logger) {
     this.contentDir = join(disk, 'content')
+    this.partialDir = join(disk, 'partial')
     this.stagingDir = join(disk, 'staging')
     fs.mkdirSync(this.contentDir, { recursive: true })
+    fs.mkdirSync(this.partialDir, { recursive: true })
     fs.mkdirSync(this.stagingDir, { recursive: true })
   }
 
   contentPath (infohash: string): string {
-    if (!isInfoHash(infohash)) throw new Error(`not an infohash: ${JSON.stringify(infohash)}`)
+    if (!isInfoHash(infohash)) throw new SwarmError('SWARMFS_BAD_INPUT', `not an infohash: ${JSON.stringify(infohash)}`)
     return join(this.contentDir, infohash)
   }
 
   stagingPath (id: string): string {
-    if (!/^[0-9a-f]{32}$/.test(id)) throw new Error(`not a staging id: ${JSON.stringify(id)}`)
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new SwarmError('SWARMFS_INTERNAL', `not a staging id: ${JSON.stringify(id)}`)
     return join(this.stagingDir, id)
   }
 
@@ -124,6 +133,21 @@ export class ContentStore {
 
   has (infohash: string): boolean {
     return fs.existsSync(this.contentPath(infohash))
+  }
+
+  /** The contents this disk holds completely, as one listing of content/ (empty when it cannot be read). */
+  async heldInfohashes (): Promise<Set<string>> {
+    const names = await fsp.readdir(this.contentDir).catch(() => [] as string[])
+    return new Set(names.filter(isInfoHash))
+  }
+
+  /** heldInfohashes(), synchronously: for callers that answer at once (the replicator's reclaimable()). */
+  heldInfohashesSync (): Set<string> {
+    try {
+      return new Set(fs.readdirSync(this.contentDir).filter(isInfoHash))
+    } catch {
+      return new Set()
+    }
   }
 
   /** Synchronous, so that a seal of equal bytes right after finds the content gone, not going. */

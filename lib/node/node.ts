@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { SpaceGuard } from '../content/space-guard.js'
 import { ContentStore } from '../content/store.js'
 import { TorrentService } from '../content/torrents.js'
+import { SwarmReader } from '../content/swarm-reader.js'
 import { Discovery } from '../discovery/index.js'
 import { mountVolume, type Mounted } from '../fuse/mount.js'
 import { PeerServer, type ApiAnswer, type ApiCall } from '../http/peer-server.js'
@@ -21,17 +22,11 @@ import { Replicator } from '../replicate/replicator.js'
 import { closePeerConnections, peerJson } from '../sync/peer-client.js'
 import { stopFetchWorker } from '../sync/fetch-pool.js'
 import { Syncer } from '../sync/syncer.js'
-import { VolumeFs, type RemoteContent } from '../vfs/volume-fs.js'
+import { VolumeFs } from '../vfs/volume-fs.js'
 import { FsError, UserError } from '../core/errors.js'
 import { layout, lockDisk, readConfig, reserveOf, writeConfig, type NodeConfig } from './disk.js'
 import type { TorrentInfo } from '../core/torrent-info.js'
 
-/** A read waits this long for pieces, then fails with EIO: below fuse-native's own 15 s answer. */
-const READ_DEADLINE_MS = 10_000
-/** A read of a piece that failed this recently fails at once. */
-const RECENT_FAILURE_MS = 3000
-/** A whole content is fetched in steps of this, each with the read deadline. */
-const FETCH_CHUNK = 16 * 1024 * 1024
 /** A peer hashes one piece of its copy (all of them when it is bad) before it answers. */
 const BAD_PIECE_TIMEOUT_MS = 60_000
 /** Peers' holdings documents: 43 bytes per content, so room for a million. */
@@ -62,8 +57,8 @@ export class SwarmNode {
   private mountPoint: string | null = null
   /** The filesystem the mount serves; made once the torrent client runs (its remote reads go there). */
   vfs: VolumeFs | null = null
-  /** Remote reads fail at once from the start of a stop: the torrent client is going. */
-  private remoteClosed = false
+  /** Reads of what this disk does not hold (closed at the start of a stop: the torrent client is going). */
+  private remote: SwarmReader | null = null
   /** Called when the node wants its process to stop: its disk is drained (retired), or its mount was unmounted from outside. */
   onStopRequested: (why: 'retired' | 'unmounted') => void = () => {}
   /** Contents reads on this node completed (a cache): told to peers so they trim no copy in their favour. */
@@ -79,7 +74,7 @@ export class SwarmNode {
     private readonly space: SpaceGuard,
     private readonly log: Logger
   ) {
-    this.cachedByReads = new CachedByReads(join(layout(disk).state, 'cached-by-reads.json'), layout(disk).content, log)
+    this.cachedByReads = new CachedByReads(join(layout(disk).state, 'cached-by-reads.json'), content, log)
     this.scrub = new Scrub(async (c, onBytes) => {
       const torrents = this.torrents
       if (torrents === null) throw new Error('the node is stopping')
@@ -126,7 +121,8 @@ export class SwarmNode {
       node.unlock = unlock
       try {
         const torrents = await node.startTorrents(opts.address)
-        const vfs = new VolumeFs({ meta, content, disk: opts.disk, space, remote: node.remoteReader(torrents), volumeSpace: () => node.replicator?.space() ?? null, log })
+        const remote = node.remote = new SwarmReader(torrents, content)
+        const vfs = new VolumeFs({ meta, content, disk: opts.disk, space, remote, volumeSpace: () => node.replicator?.space() ?? null, log })
         node.vfs = vfs
         vfs.resumeSeals()
         await node.startSync(opts, torrents)
@@ -213,11 +209,10 @@ export class SwarmNode {
    * a read needs from the peers that proved they hold the volume key.
    */
   private async startTorrents (listenHost: string | undefined): Promise<TorrentService> {
-    const { config, log, meta } = this
-    const paths = layout(this.disk)
+    const { config, log, meta, content } = this
     const create = async (port: number): Promise<TorrentService> => await TorrentService.create({
-      contentDir: paths.content,
-      partialDir: paths.partial,
+      contentDir: content.contentDir,
+      partialDir: content.partialDir,
       volumeId: config.volumeId,
       listenPort: port,
       listenHost,
@@ -240,45 +235,6 @@ export class SwarmNode {
     const torrents = await onSavedPort(config.torrentPort, 'BitTorrent', log, create)
     this.torrents = torrents
     return torrents
-  }
-
-  /** How the filesystem reads what this disk does not hold: from the torrent client, with a deadline. */
-  private remoteReader (torrents: TorrentService): RemoteContent {
-    // The kernel retries a page whose read-ahead failed with a read of its own; without this the
-    // reader would wait a second full deadline for the same piece. (Only waits that ran out are
-    // remembered: a full disk answers at once, and a retry after freeing space must not fail.)
-    const failedAt = new Map<string, number>()
-    return {
-      read: async (ref, offset, length, into) => {
-        if (this.remoteClosed) throw new FsError('EIO', 'EIO: the node is stopping')
-        const key = `${ref.infohash}:${Math.floor(offset / ref.info.pieceLength)}`
-        const failed = failedAt.get(key)
-        if (failed !== undefined && Date.now() - failed < RECENT_FAILURE_MS) throw new FsError('EIO', 'EIO: that piece could not be fetched just now')
-        try {
-          return (await torrents.read(ref.infohash, ref.info, offset, length, READ_DEADLINE_MS, into)).length
-        } catch (err) {
-          if ((err as FsError).code === 'ENOSPC') throw err
-          failedAt.set(key, Date.now())
-          if (failedAt.size > 1000) failedAt.clear()
-          throw err
-        }
-      },
-      fetchAll: async ref => {
-        if (this.remoteClosed) throw new FsError('EIO', 'EIO: the node is stopping')
-        await this.fetchWhole(torrents, ref.infohash, ref.info)
-      }
-    }
-  }
-
-  /** Fetches a whole content onto this disk (a copy-on-write, a replica); resolves once it is in content/. */
-  private async fetchWhole (torrents: TorrentService, infohash: string, info: TorrentInfo, progress: (done: number) => void = () => {}): Promise<void> {
-    for (let at = 0; at < info.length && !this.content.has(infohash); at += FETCH_CHUNK) {
-      const n = Math.min(FETCH_CHUNK, info.length - at)
-      await torrents.fetch(infohash, info, at, n, READ_DEADLINE_MS)
-      progress(at + n)
-    }
-    // The last piece in, the partial file is synced and moved into content/ just after.
-    if (!await torrents.completed(infohash, READ_DEADLINE_MS)) throw new FsError('EIO', 'EIO: the content could not be fetched whole')
   }
 
   /** Asks every peer to check its copy of a piece that came here bad (lib/replicate/bad-pieces.ts). */
@@ -308,9 +264,9 @@ export class SwarmNode {
       this.cachedByReads.delete(infohash)
       return
     }
-    const torrents = this.torrents
-    if (torrents === null || !this.meta.contentInfo.has(infohash)) return
-    this.fetchWhole(torrents, infohash, info).then(
+    const remote = this.remote
+    if (remote === null || !this.meta.contentInfo.has(infohash)) return
+    remote.fetchWhole(infohash, info).then(
       () => this.log.warn('a damaged copy is whole again', { infohash }),
       err => this.log.error('a damaged copy could not be fetched again from another holder: the bad pieces read as EIO until one has them', { infohash, err: (err as Error).message })
     )
@@ -331,7 +287,7 @@ export class SwarmNode {
     const replicator = new Replicator({
       nodeId: config.nodeId,
       disk: this.disk,
-      contentDir: layout(this.disk).content,
+      held: this.content,
       reserve: total => reserveOf(config, total),
       contents: () => [...meta.contentInfo].map(([infohash, info]) => ({ infohash, length: info.length })),
       cachedByReads: this.cachedByReads,
@@ -342,7 +298,8 @@ export class SwarmNode {
       copy: async (infohash, progress) => {
         const info = meta.contentInfo.get(infohash)
         if (info === undefined) throw new Error('no longer in the tree')
-        await this.fetchWhole(torrents, infohash, info, progress)
+        if (this.remote === null) throw new FsError('EIO', 'EIO: the node is stopping')
+        await this.remote.fetchWhole(infohash, info, progress)
       },
       drop: async infohash => {
         // A file open here keeps its copy: a reader (a video being watched) is not cut off.
@@ -448,7 +405,7 @@ export class SwarmNode {
       if (this.mounted !== null) await this.mounted.unmount()
       await this.replicator?.stop()
       this.scrub.stop()
-      this.remoteClosed = true
+      this.remote?.close()
       await this.torrents?.destroy()
       this.cachedByReads.flush()
       this.syncer?.stop()

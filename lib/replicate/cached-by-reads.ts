@@ -5,7 +5,6 @@
 // files completes 10,000 contents), atomically, and at stop. It is a hint: a crash loses at most
 // the last second of it, and a lost entry only makes a cached copy count as an ordinary one.
 import fs from 'node:fs'
-import { join } from 'node:path'
 import type { Logger } from '../core/log.js'
 
 const HEX40 = /^[0-9a-f]{40}$/
@@ -15,9 +14,9 @@ export class CachedByReads {
   private readonly set: Set<string>
   private timer: NodeJS.Timeout | null = null
 
-  /** `contentDir`: where complete contents live; entries whose content is gone are forgotten. */
-  constructor (private readonly path: string, contentDir: string, private readonly log: Logger) {
-    this.set = new Set(read(path, log).filter(ih => fs.existsSync(join(contentDir, ih))))
+  /** `held`: the contents this disk holds completely (ContentStore); entries whose content is gone are forgotten. */
+  constructor (private readonly path: string, held: { has: (infohash: string) => boolean }, private readonly log: Logger) {
+    this.set = new Set(read(path, log).filter(ih => held.has(ih)))
   }
 
   has (infohash: string): boolean {

@@ -15,7 +15,6 @@
 // A peer not heard from stops being a candidate for copies at once, and its contents stop counting
 // once the grace period has passed since it was last heard from; then other nodes copy them. For a
 // drop only the peers that answered in this round count.
-import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../core/log.js'
@@ -29,8 +28,8 @@ export interface ReplicatorOptions {
   nodeId: string
   /** Directory on the disk (its filesystem's space is reported). */
   disk: string
-  /** Where complete contents live, one file per infohash. */
-  contentDir: string
+  /** The contents this disk holds completely (ContentStore: the one owner of content/). */
+  held: { heldInfohashes: () => Promise<Set<string>>, heldInfohashesSync: () => Set<string> }
   /** Bytes this disk keeps free: no copy is taken that would go below, and copies beyond the target are dropped to get back above. */
   reserve: (total: number) => number
   /** The contents of the tree now (each distinct infohash once). */
@@ -149,12 +148,7 @@ export class Replicator {
   reclaimable (): number {
     const { copies } = this.opts.settings()
     const others = this.views.filter(n => n.nodeId !== this.opts.nodeId && n.live && !n.retiring)
-    let here: Set<string>
-    try {
-      here = new Set(fs.readdirSync(this.opts.contentDir))
-    } catch {
-      return 0
-    }
+    const here = this.opts.held.heldInfohashesSync()
     let bytes = 0
     for (const c of this.opts.contents()) {
       if (here.has(c.infohash) && others.filter(n => n.complete.has(c.infohash) && !n.dropping.has(c.infohash)).length >= copies) bytes += c.length
@@ -214,7 +208,7 @@ export class Replicator {
   private async takeStock (contents: ContentNeed[]): Promise<Holdings> {
     const stock = ++this.stocks
     const st = await fsp.statfs(this.opts.disk)
-    const names = new Set(await fsp.readdir(this.opts.contentDir).catch(() => [] as string[]))
+    const names = await this.opts.held.heldInfohashes()
     if (stock < this.shownStock && this.own !== null) return this.own
     const complete = contents.filter(c => names.has(c.infohash) && !((this.dropEnded.get(c.infohash) ?? 0) >= stock)).map(c => c.infohash).sort()
     const total = st.blocks * st.bsize

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { silentLogger } from '../../lib/core/log.js'
 import { Replicator, type ReplicaPeer } from '../../lib/replicate/replicator.js'
+import { ContentStore } from '../../lib/content/store.js'
 import type { ContentNeed } from '../../lib/replicate/plan.js'
 import { prng } from '../helpers/volume.js'
 
@@ -59,7 +60,7 @@ t.test('replicators short of room, with late answers and restarts, drop every ex
     const r = new Replicator({
       nodeId: d.id,
       disk: d.dir,
-      contentDir: d.content,
+      held: new ContentStore(d.dir, 'volume', silentLogger),
       // Every disk is below its reserve: each wants to drop every copy the volume holds beyond its target.
       reserve: total => total,
       contents: () => contents,
