@@ -2,7 +2,7 @@
 // package.json; webtorrent.d.ts types them). Each accessor says why the public API does not do.
 import type net from 'node:net'
 import type WebTorrent from 'webtorrent'
-import type { Torrent } from 'webtorrent'
+import type { Torrent, Wire } from 'webtorrent'
 import { SwarmError } from '../core/errors.js'
 
 /** The fields of webtorrent's ConnPool we use. */
@@ -86,4 +86,25 @@ export function removeSelection (torrent: Torrent, tag: () => void): void {
  */
 export function markUnverified (torrent: Torrent, index: number): void {
   torrent._markUnverified(index)
+}
+
+/** The fields of bittorrent-protocol's Wire (pinned through webtorrent 2.8.5) that its _write uses. */
+export interface WireInternals {
+  _write: (data: Uint8Array, cb: (err: Error | null) => void) => void
+  _buffer: Uint8Array[]
+  _bufferSize: number
+  _parserSize: number
+  _parser: (buf: Uint8Array) => void
+  _cryptoSyncPattern: Uint8Array | null
+  _encryptionMethod: number | null
+}
+
+/**
+ * A wire's message parser state, to replace its _write (wire-reassembly.ts): the wire copies all it
+ * holds on every chunk of a large message, and nothing public changes how it buffers. Null when
+ * the wire is not shaped as expected (the replacement is then skipped; the wire works as it is).
+ */
+export function wireInternals (wire: Wire): WireInternals | null {
+  const w = wire as unknown as WireInternals
+  return typeof w._write === 'function' && Array.isArray(w._buffer) ? w : null
 }

@@ -7,22 +7,12 @@
 // exactly the chunks it spans, once. (Message stream encryption, never used by swarmfs, keeps the
 // original path.)
 import type { Wire } from 'webtorrent'
-
-/** The fields of bittorrent-protocol's Wire (pinned through webtorrent 2.8.5) that _write uses. */
-interface WireInternals {
-  _write: (data: Uint8Array, cb: (err: Error | null) => void) => void
-  _buffer: Uint8Array[]
-  _bufferSize: number
-  _parserSize: number
-  _parser: (buf: Uint8Array) => void
-  _cryptoSyncPattern: Uint8Array | null
-  _encryptionMethod: number | null
-}
+import { wireInternals, type WireInternals } from './webtorrent-internals.js'
 
 export function reassembleMessagesOnce (wire: Wire): void {
-  const w = wire as unknown as WireInternals
+  const w = wireInternals(wire)
+  if (w === null) return
   const original = w._write
-  if (typeof original !== 'function' || !Array.isArray(w._buffer)) return
   w._write = function (this: WireInternals, data: Uint8Array, cb: (err: Error | null) => void): void {
     if (this._encryptionMethod === 2 || this._cryptoSyncPattern !== null) {
       original.call(this, data, cb)
