@@ -22,6 +22,7 @@ import { closePeerConnections, peerJson } from '../sync/peer-client.js'
 import { stopFetchWorker } from '../sync/fetch-pool.js'
 import { Syncer } from '../sync/syncer.js'
 import { VolumeFs, type RemoteContent } from '../vfs/volume-fs.js'
+import { diskSpace } from '../vfs/disk-space.js'
 import { FsError, UserError } from '../core/errors.js'
 import { layout, lockDisk, readConfig, reserveOf, writeConfig, type NodeConfig } from './disk.js'
 import type { TorrentInfo } from '../core/torrent-info.js'
@@ -126,7 +127,7 @@ export class SwarmNode {
       node.unlock = unlock
       try {
         const torrents = await node.startTorrents(opts.address)
-        const vfs = new VolumeFs({ meta, content, disk: opts.disk, space, remote: node.remoteReader(torrents), volumeSpace: () => node.replicator?.space() ?? null, log })
+        const vfs = new VolumeFs({ meta, content, space: diskSpace(space, opts.disk, () => node.replicator?.space() ?? null), remote: node.remoteReader(torrents), log })
         node.vfs = vfs
         vfs.resumeSeals()
         await node.startSync(opts, torrents)
