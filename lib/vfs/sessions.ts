@@ -87,7 +87,14 @@ export class WriteSession {
 
   /** mtime and ctime become `ms`: the bytes changed. */
   stamp (ms: number): void {
-    this.modified = { mtime: ms, mtimeNs: 0, ctime: ms }
+    // In place: it is on the path of every write.
+    const m = this.modified
+    if (m === null) {
+      this.modified = { mtime: ms, mtimeNs: 0, ctime: ms }
+      return
+    }
+    m.mtime = m.ctime = ms
+    m.mtimeNs = 0
   }
 
   private wrote (at: number, written: number): void {

@@ -324,6 +324,25 @@ export const scenarios: Scenario[] = [
     }
   },
   {
+    // Moved from test/mount/shell.test.ts, which keeps mv's own refusal.
+    name: 'failures change nothing: link of a directory, rmdir of a non-empty one, a directory into itself',
+    async run (t, d, dir) {
+      await d.mkdir(`${dir}/err`)
+      await writeFile(d, `${dir}/err/a`, 'a')
+      await d.mkdir(`${dir}/err/d`)
+      await d.mkdir(`${dir}/err/d/sub`)
+      await writeFile(d, `${dir}/err/d/b`, 'b')
+      t.equal(await errnoOf(d.link(`${dir}/err/d`, `${dir}/err/hard`)), 'EPERM', 'link(2) of a directory: EPERM')
+      t.equal(await errnoOf(d.rmdir(`${dir}/err/d`)), 'ENOTEMPTY', 'rmdir of a non-empty directory: ENOTEMPTY')
+      t.equal(await errnoOf(d.rename(`${dir}/err/d`, `${dir}/err/d/sub/inner`)), 'EINVAL', 'rename(2) of a directory into itself: EINVAL')
+      t.equal(await errnoOf(d.unlink(`${dir}/err/d`)), 'EISDIR', 'unlink(2) of a directory: EISDIR')
+      t.equal(await errnoOf(d.mkdir(`${dir}/err/a`)), 'EEXIST', 'mkdir over a file: EEXIST')
+      t.equal(await errnoOf(d.open(`${dir}/err/a/x`, O_RDONLY)), 'ENOTDIR', 'a file used as a directory: ENOTDIR')
+      t.same([await d.readdir(`${dir}/err`), await d.readdir(`${dir}/err/d`), await d.readdir(`${dir}/err/d/sub`)], [['a', 'd'], ['b', 'sub'], []], 'the names are as they were')
+      t.equal((await readFile(d, `${dir}/err/a`)).toString() + (await readFile(d, `${dir}/err/d/b`)).toString(), 'ab', 'and the bytes')
+    }
+  },
+  {
     name: 'fsync of a file being written, and of one closed',
     async run (t, d, dir) {
       const fd = await d.open(`${dir}/f`, O_WRONLY | O_CREAT, 0o644)
