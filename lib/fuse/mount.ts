@@ -34,7 +34,7 @@ const run = promisify(execFile)
  *   truncate, so `> file` never copies the old content first (which may not even be on this disk).
  *   The kernel then drops that truncate's times and setuid/setgid clearing too: the open does them.
  * - no hard_remove: libfuse 2 asks for fstat by path, so an unlinked file that is still open keeps
- *   one, `.fuse_hidden…`, which VolumeFs knows and keeps out of the tree (see VolumeFs.rename).
+ *   one, `.fuse_hidden…`, which the vfs knows and keeps out of the tree (see lib/vfs/hidden-files.ts).
  * - allow_other (`allowOther`): other users reach the mount, as on a local disk; default_permissions
  *   makes the kernel check their rights. Root may always ask for it; others only where
  *   /etc/fuse.conf has user_allow_other (fusermount refuses the mount otherwise).

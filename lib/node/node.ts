@@ -23,6 +23,7 @@ import { closePeerConnections, peerJson } from '../sync/peer-client.js'
 import { stopFetchWorker } from '../sync/fetch-pool.js'
 import { Syncer } from '../sync/syncer.js'
 import { VolumeFs } from '../vfs/volume-fs.js'
+import { diskSpace } from '../vfs/disk-space.js'
 import { FsError, UserError } from '../core/errors.js'
 import { layout, lockDisk, readConfig, reserveOf, writeConfig, type NodeConfig } from './disk.js'
 import type { TorrentInfo } from '../core/torrent-info.js'
@@ -122,7 +123,7 @@ export class SwarmNode {
       try {
         const torrents = await node.startTorrents(opts.address)
         const remote = node.remote = new SwarmReader(torrents, content)
-        const vfs = new VolumeFs({ meta, content, disk: opts.disk, space, remote, volumeSpace: () => node.replicator?.space() ?? null, log })
+        const vfs = new VolumeFs({ meta, content, space: diskSpace(space, opts.disk, () => node.replicator?.space() ?? null), remote, log })
         node.vfs = vfs
         vfs.resumeSeals()
         await node.startSync(opts, torrents)

@@ -9,9 +9,9 @@
 // file (a staging file, the journal, a git object), where a late ftruncate or write would land.
 import fs from 'node:fs'
 import fileops from '@swarmfs/fileops'
-import { FsError } from '../core/errors.js'
+import { FsError, SwarmError } from '../core/errors.js'
 import type { PieceHasher } from '../content/piece-hasher.js'
-import { stampModified, type FileNode } from '../meta/nodes.js'
+import type { FileNode } from '../meta/nodes.js'
 
 const SYNC_WRITE_MAX = 16 * 1024
 
@@ -26,6 +26,11 @@ export class WriteSession {
    * content, or staged bytes of an earlier session). The seal syncs them unless a fsync did.
    */
   unsynced = true
+  /**
+   * The times its writers' changes stamped, which the next `stage` record carries into the index
+   * (and stat shows meanwhile); null until one does. The index's node is changed only by its ops.
+   */
+  modified: { mtime: number, mtimeNs: number, ctime: number } | null = null
   /** The last change queued; it never rejects. */
   private tail: Promise<void> = Promise.resolve()
   private changes = 0
@@ -80,6 +85,18 @@ export class WriteSession {
     })
   }
 
+  /** mtime and ctime become `ms`: the bytes changed. */
+  stamp (ms: number): void {
+    // In place: it is on the path of every write.
+    const m = this.modified
+    if (m === null) {
+      this.modified = { mtime: ms, mtimeNs: 0, ctime: ms }
+      return
+    }
+    m.mtime = m.ctime = ms
+    m.mtimeNs = 0
+  }
+
   private wrote (at: number, written: number): void {
     this.dirty = true
     this.unsynced = true
@@ -97,7 +114,7 @@ export class WriteSession {
       this.size = size
       this.dirty = true
       this.unsynced = true
-      stampModified(this.file.attrs, time)
+      this.stamp(time)
       resolve()
     })))
   }
@@ -114,7 +131,7 @@ export class WriteSession {
       this.size = size
       this.dirty = true
       this.unsynced = true
-      stampModified(this.file.attrs, time)
+      this.stamp(time)
     })
   }
 
@@ -164,7 +181,7 @@ export class WriteSession {
 
   /** Only when not busy: nothing may be under way on the fd. */
   close (): void {
-    if (this.busy) throw new Error('a write session closed while its fd is in use')
+    if (this.busy) throw new SwarmError('SWARMFS_INTERNAL', 'a write session closed while its fd is in use')
     this.closed = true
     fs.closeSync(this.fd)
   }

@@ -212,27 +212,13 @@ t.test('shell life in a mounted volume', async t => {
     t.match(ls.stdout, /^\.git$/m, '.git is an ordinary name in the mount')
   })
 
-  await t.test('errors: hard link of a directory, rmdir of a non-empty directory, a directory into itself', async t => {
-    await sh(t, 'mkdir err && printf a > err/a && mkdir -p err/d/sub && printf b > err/d/b', { cwd: mnt })
-    // ln refuses a directory itself; link(2) must refuse it too.
-    const ln = await sh(t, 'python3 -c "import os; os.link(\'err/d\', \'err/hard\')"', { cwd: mnt, allowFail: true })
-    t.match(ln.stderr, /Operation not permitted/, 'link(2) of a directory: EPERM')
-    const rmdir = await sh(t, 'rmdir err/d', { cwd: mnt, allowFail: true })
-    t.not(rmdir.code, 0, 'rmdir of a non-empty directory fails')
-    t.match(rmdir.stderr, /Directory not empty/, 'with ENOTEMPTY')
+  await t.test('mv refuses to move a directory into itself', async t => {
+    // The errnos of link, rmdir, rename, unlink and mkdir that fail are in test/conformance.
+    await sh(t, 'mkdir err && mkdir -p err/d/sub', { cwd: mnt })
     const mv = await sh(t, 'mv err/d err/d/sub/inner', { cwd: mnt, allowFail: true })
     t.not(mv.code, 0, 'mv of a directory into itself fails')
-    // mv checks this itself; rename(2) must refuse it too.
-    const rename = await sh(t, 'python3 -c "import os; os.rename(\'err/d\', \'err/d/sub/inner\')"', { cwd: mnt, allowFail: true })
-    t.match(rename.stderr, /Invalid argument/, 'rename(2) of a directory into itself: EINVAL')
-    const unlink = await sh(t, 'unlink err/d', { cwd: mnt, allowFail: true })
-    t.match(unlink.stderr, /Is a directory/, 'unlink(2) of a directory: EISDIR')
-    const mkdir = await sh(t, 'mkdir err/a', { cwd: mnt, allowFail: true })
-    t.match(mkdir.stderr, /File exists/, 'mkdir over a file: EEXIST')
-    const notdir = await sh(t, 'cat err/a/x', { cwd: mnt, allowFail: true })
-    t.match(notdir.stderr, /Not a directory/, 'a file used as a directory: ENOTDIR')
-    const after = await sh(t, 'find err | sort && cat err/a err/d/b', { cwd: mnt })
-    t.equal(after.stdout, 'err\nerr/a\nerr/d\nerr/d/b\nerr/d/sub\nab', 'nothing changed by the failures')
+    const after = await sh(t, 'find err | sort', { cwd: mnt })
+    t.equal(after.stdout, 'err\nerr/d\nerr/d/sub\n', 'nothing changed')
   })
 
   await t.test('a file reads back right after each write that closed', async t => {
