@@ -12,7 +12,7 @@ import { silentLogger } from '../../lib/core/log.js'
 import { MemoryIndex, MemorySpace } from '../../lib/vfs/memory-parts.js'
 import { VolumeFs, type Stat as VfsStat } from '../../lib/vfs/volume-fs.js'
 import type { Driver, Stat } from './driver.js'
-import { MemoryRemote } from './memory-remote.js'
+import { MemoryReader } from '../../lib/content/memory-reader.js'
 
 const CHUNK = 128 * 1024
 const { O_CREAT, O_EXCL, O_APPEND } = fs.constants
@@ -45,7 +45,7 @@ interface Open { fh: number, path: string, append: boolean }
 export interface MemoryVolume {
   vfs: VolumeFs
   index: MemoryIndex
-  remote: MemoryRemote
+  remote: MemoryReader
   content: ContentStore
   dir: string
 }
@@ -54,7 +54,7 @@ export function memoryVolume (): MemoryVolume {
   const dir = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-conformance-'))
   const content = new ContentStore(dir, 'conformance', silentLogger)
   const index = new MemoryIndex(released => content.remove(released.contents, released.staged))
-  const remote = new MemoryRemote((infohash, bytes) => fs.writeFileSync(content.contentPath(infohash), bytes))
+  const remote = new MemoryReader(new Map(), (ref, bytes) => fs.writeFileSync(content.contentPath(ref.infohash), bytes))
   const vfs = new VolumeFs({ meta: index, content, remote, space: new MemorySpace(), log: silentLogger })
   return { vfs, index, remote, content, dir }
 }
