@@ -27,17 +27,17 @@ export async function planAdoption (git: GitStore, oursTree: string, newTree: st
   const plan: DirPlan = { oursOid: oursTree, newOid: newTree, marker: null, changes: new Map() }
   if (oursTree === newTree) return plan
   const [ours, next] = await Promise.all([git.readTree(oursTree), git.readTree(newTree)])
-  const oursByName = new Map(ours.map(e => [e.path, e]))
-  const nextByName = new Map(next.map(e => [e.path, e]))
+  const oursByName = new Map(ours.map(e => [e.name, e]))
+  const nextByName = new Map(next.map(e => [e.name, e]))
   const work: Array<Promise<void>> = []
   for (const entry of next) {
-    const old = oursByName.get(entry.path)
+    const old = oursByName.get(entry.name)
     if (old !== undefined && old.oid === entry.oid && old.mode === entry.mode) continue
-    if (entry.path === DIR_MARKER) {
+    if (entry.name === DIR_MARKER) {
       work.push(git.readMarker(entry.oid, defaults).then(marker => { plan.marker = marker }))
       continue
     }
-    const name = fromGitName(entry.path)
+    const name = fromGitName(entry.name)
     if (old !== undefined && isDir(old) && isDir(entry)) {
       work.push(planAdoption(git, old.oid, entry.oid, `${path}/${name}`, defaults).then(sub => {
         plan.changes.set(name, { kind: 'descend', oursOid: old.oid, plan: sub })
@@ -50,7 +50,7 @@ export async function planAdoption (git: GitStore, oursTree: string, newTree: st
     }))
   }
   for (const old of ours) {
-    if (old.path !== DIR_MARKER && !nextByName.has(old.path)) plan.changes.set(fromGitName(old.path), { kind: 'remove', oursOid: old.oid })
+    if (old.name !== DIR_MARKER && !nextByName.has(old.name)) plan.changes.set(fromGitName(old.name), { kind: 'remove', oursOid: old.oid })
   }
   await Promise.all(work)
   return plan

@@ -6,7 +6,9 @@ import { dirname, join } from 'node:path'
 import git from 'isomorphic-git'
 import type { Logger } from '../core/log.js'
 import { fsyncFile, writeFileDurable, syncDir } from '../core/durable.js'
-import { isSound, ObjectReader, ObjectWriter, readLooseObject, type TreeEntry } from './objects.js'
+import { isObjectId } from '../core/ids.js'
+import { BadObjectError } from './object-errors.js'
+import { isSound, ObjectReader, ObjectWriter, readLooseObject, type TreeEntry, type TreeItem } from './objects.js'
 import { decodeFile, decodeMarker, decodeWriter, encodeDirMarker, encodeFile, isSymlinkTarget, type DirMarker, type MarkerLinks } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, isVolumeInode, ROOT_INODE, SymlinkNode, type Attrs, type Node } from './nodes.js'
@@ -77,7 +79,7 @@ export class GitStore {
    * empty it). The objects it names must be durable first (`syncObjects`).
    */
   async setHead (oid: string): Promise<void> {
-    if (!/^[0-9a-f]{40}$/.test(oid)) throw new Error(`not a commit id: ${oid}`)
+    if (!isObjectId(oid)) throw new BadObjectError(oid, 'not a commit id')
     const path = join(this.gitdir, BRANCH)
     await fs.promises.mkdir(dirname(path), { recursive: true })
     // The temporary name git itself uses, which no reader takes for a branch.
@@ -212,7 +214,7 @@ export class GitStore {
     let links: MarkerLinks = new Map()
     // Everything is read in parallel; the reader bounds how many reads are in flight.
     const nodes = await Promise.all(tree.map(async (entry): Promise<Node | null> => {
-      if (entry.path === DIR_MARKER) {
+      if (entry.name === DIR_MARKER) {
         const marker = await this.readMarker(entry.oid, dir.attrs)
         dir.attrs = marker.attrs
         adoptMarkerInode(dir, marker.ino)
@@ -221,7 +223,7 @@ export class GitStore {
         if (dir.isRoot) dir.volume = marker.volume
         return null
       }
-      const name = fromGitName(entry.path)
+      const name = fromGitName(entry.name)
       const old = reuse?.children.get(name)
       if (old !== undefined && old.oid === entry.oid && old.kind !== 'dir' && entry.type === 'blob') return old
       const node = await this.loadEntry(entry, path, defaults, old?.kind === 'dir' ? old : undefined)
@@ -257,10 +259,10 @@ export class GitStore {
    * oid; null for an entry that fails validation, which is logged.
    */
   async loadEntry (entry: TreeEntry, parentPath: string, defaults: Attrs, reuse?: DirNode): Promise<Node | null> {
-    const name = fromGitName(entry.path)
+    const name = fromGitName(entry.name)
     const where = `${parentPath}/${name}`
-    if (!isSafeName(name) || entry.path === DIR_MARKER) {
-      this.log.warn('refused tree entry: unsafe name', { path: `${parentPath}/${JSON.stringify(entry.path)}` })
+    if (!isSafeName(name) || entry.name === DIR_MARKER) {
+      this.log.warn('refused tree entry: unsafe name', { path: `${parentPath}/${JSON.stringify(entry.name)}` })
       return null
     }
     const read = async (oid: string): Promise<string> => (await this.objects.readBlob(oid)).toString('utf8')
@@ -317,14 +319,14 @@ export class GitStore {
   }
 
   private async writePlan (plan: PlannedDir): Promise<string> {
-    const entries: Array<{ path: string, mode: string, oid: string, type: 'blob' | 'tree' }> = []
+    const entries: TreeItem[] = []
     const writes: Array<Promise<void>> = []
     for (const item of plan.entries) {
       if (item.oid !== undefined) {
-        entries.push({ path: item.gitName, mode: item.mode, oid: item.oid, type: item.mode === MODE_DIR ? 'tree' : 'blob' })
+        entries.push({ name: item.gitName, mode: item.mode, oid: item.oid })
         continue
       }
-      const entry = { path: item.gitName, mode: item.mode, oid: '', type: item.mode === MODE_DIR ? 'tree' as const : 'blob' as const }
+      const entry = { name: item.gitName, mode: item.mode, oid: '' }
       entries.push(entry)
       writes.push((async () => {
         entry.oid = item.dir !== undefined

@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { TorrentInfo } from '../core/torrent-info.js'
-import { FsError } from '../core/errors.js'
+import { FsError, SwarmError } from '../core/errors.js'
 import type { Logger } from '../core/log.js'
 import { GitStore, type Signature } from './git-store.js'
 import { Journal } from './journal.js'
@@ -22,6 +22,10 @@ export interface MetaOptions {
   log: Logger
   /** Called when no node refers to a content or a staged file any more. */
   onReleased: (released: Released) => void
+  /** Called after HEAD moved (a local commit or a commit taken from a peer). */
+  onHead?: (head: string) => void
+  /** Called after the volume settings in force changed (set here, or taken from a peer). */
+  onVolumeSettings?: (settings: VolumeSettings) => void
   /** Delay between a change and the commit that carries it; changes arriving meanwhile join it. */
   commitDelayMs?: number
   /** The volume's id: torrent info naming another is refused (GitStore). */
@@ -45,10 +49,6 @@ export class Meta {
    * versions are kept beside them as conflict copies.
    */
   private readonly busy = (node: Node): boolean => node.kind === 'file' && (node.staged !== null || this.writing.has(node))
-  /** Called after HEAD moved (a local commit or a commit taken from a peer). */
-  onHead: (head: string) => void = () => {}
-  /** Called after the volume settings in force changed (set here, or taken from a peer). */
-  onVolumeSettings: (settings: VolumeSettings) => void = () => {}
   private dirty = false
   /**
    * How long the last commit took. A commit costs time in proportion to the directories it
@@ -157,7 +157,7 @@ export class Meta {
 
   /** Applies a change and journals it; throws an FsError when POSIX forbids it. */
   apply (op: Op): void {
-    if (this.closed) throw new Error('metadata is closed')
+    if (this.closed) throw new SwarmError('SWARMFS_STOPPING', 'metadata is closed')
     // Drawn here, once, so the record carries it: a replay after a crash makes the same node.
     if ((op.op === 'mkdir' || op.op === 'create' || op.op === 'symlink') && op.ino === undefined) op = { ...op, ino: drawVolumeInode() }
     // What applying it lets go waits for its own record (appended next) to be durable.
@@ -172,7 +172,6 @@ export class Meta {
     this.scheduleCommit()
   }
 
-  /** The volume settings in force (the defaults where none were ever set). */
   /** A write session opened on `file`: a sync keeps a peer's version of it beside it, not over it. */
   beginWrite (file: FileNode): void {
     this.writing.add(file)
@@ -182,6 +181,7 @@ export class Meta {
     this.writing.delete(file)
   }
 
+  /** The volume settings in force (the defaults where none were ever set). */
   volumeSettings (): VolumeSettings {
     return effectiveSettings(this.root.volume)
   }
@@ -204,7 +204,7 @@ export class Meta {
     const at = Math.max(Date.now(), this.volumeSettings().at + 1)
     this.apply({ op: 'setvolume', copies, graceMs, at })
     const settings = this.volumeSettings()
-    this.onVolumeSettings(settings)
+    this.opts.onVolumeSettings?.(settings)
     return settings
   }
 
@@ -360,7 +360,7 @@ export class Meta {
     this.durableThrough(seq)
     this.lastCommitMs = performance.now() - started
     this.opts.log.debug('committed', { commit, seq })
-    this.onHead(commit)
+    this.opts.onHead?.(commit)
   }
 
   /**
@@ -370,7 +370,7 @@ export class Meta {
    */
   async integrate (theirs: string, merge: (ours: string, theirs: string) => Promise<MergeOutcome>, conflictName: ConflictNamer): Promise<MergeOutcome> {
     while (this.committing !== null || this.syncing !== null) await (this.committing ?? this.syncing)
-    if (this.closed) throw new Error('metadata is closed')
+    if (this.closed) throw new SwarmError('SWARMFS_STOPPING', 'metadata is closed')
     const work = this.integrateExclusive(theirs, merge, conflictName)
     this.syncing = work.catch(() => {}).finally(() => {
       this.syncing = null
@@ -421,9 +421,9 @@ export class Meta {
       this.opts.log.info('kept local changes over a peer\'s; its versions are kept beside them', { paths: adoption.kept.slice(0, 20) })
     }
     this.opts.log.debug('took a peer\'s head', { kind: outcome.kind, commit: outcome.commit })
-    this.onHead(outcome.commit)
+    this.opts.onHead?.(outcome.commit)
     const settings = this.volumeSettings()
-    if (compareSettings(settings, settingsBefore) !== 0) this.onVolumeSettings(settings)
+    if (compareSettings(settings, settingsBefore) !== 0) this.opts.onVolumeSettings?.(settings)
     return outcome
   }
 

@@ -18,6 +18,7 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { basename, join } from 'node:path'
+import { SwarmError } from '../core/errors.js'
 
 const STAGING_PREFIX = 'unpacking-'
 const FAN_OUT = /^[0-9a-f]{2}$/
@@ -65,14 +66,14 @@ export async function unpackPacks (gitdir: string): Promise<number> {
 /** The object ids a pack index lists (version 2, or the original version 1). */
 export function oidsOfIndex (idx: Buffer, name = 'pack index'): string[] {
   const v2 = idx.length >= 8 && idx.readUInt32BE(0) === IDX_V2_MAGIC
-  if (v2 && idx.readUInt32BE(4) !== 2) throw new Error(`${name}: version ${idx.readUInt32BE(4)} is not one git writes`)
+  if (v2 && idx.readUInt32BE(4) !== 2) throw new SwarmError('SWARMFS_BAD_OBJECT', `${name}: version ${idx.readUInt32BE(4)} is not one git writes`)
   const fanout = v2 ? 8 : 0
-  if (idx.length < fanout + 256 * 4) throw new Error(`${name}: cut short`)
+  if (idx.length < fanout + 256 * 4) throw new SwarmError('SWARMFS_BAD_OBJECT', `${name}: cut short`)
   const count = idx.readUInt32BE(fanout + 255 * 4)
   const first = fanout + 256 * 4
   const stride = v2 ? 20 : 24
   const skip = v2 ? 0 : 4
-  if (idx.length < first + count * stride) throw new Error(`${name}: cut short`)
+  if (idx.length < first + count * stride) throw new SwarmError('SWARMFS_BAD_OBJECT', `${name}: cut short`)
   const out: string[] = []
   for (let i = 0; i < count; i++) {
     const at = first + i * stride + skip
@@ -96,6 +97,6 @@ async function copyLoose (gitdir: string, oids: string[], objectDir: string): Pr
   await new Promise<void>((resolve, reject) => {
     child.on('error', reject)
     // unpack-objects fails on a stream pack-objects cut short or never began.
-    child.on('exit', code => code === 0 ? resolve() : reject(new Error(`git pack-objects | unpack-objects failed (${code}): ${err.trim().slice(0, 500)}`)))
+    child.on('exit', code => code === 0 ? resolve() : reject(new SwarmError('SWARMFS_BAD_OBJECT', `git pack-objects | unpack-objects failed (${code}): ${err.trim().slice(0, 500)}`)))
   })
 }

@@ -14,7 +14,9 @@ import type { Logger } from '../core/log.js'
 import { GitStore } from '../meta/git-store.js'
 import { Meta } from '../meta/meta.js'
 import { contentPaths } from '../meta/nodes.js'
-import { conflictName, gitObjectStore, mergeHeads } from '../meta/merge.js'
+import { conflictName } from '../meta/conflict-names.js'
+import { mergeHeads } from '../meta/merge.js'
+import { gitObjectStore } from '../meta/object-store.js'
 import { CachedByReads } from '../replicate/cached-by-reads.js'
 import { BadPieceReporter, parseBadPiece } from '../replicate/bad-pieces.js'
 import { Scrub, type ScrubStatus } from '../replicate/scrub.js'
@@ -97,7 +99,7 @@ export class SwarmNode {
     const config = readConfig(opts.disk)
     const log = opts.log.child({ node: config.nodeId })
     const unlock = lockDisk(opts.disk)
-    // The content callbacks below need the node, which exists only once meta is open.
+    // The callbacks given to meta below need the node and the parts it makes later (syncer, replicator), which exist only once meta is open.
     const holder: { node: SwarmNode | null } = { node: null }
     try {
       const paths = layout(opts.disk)
@@ -112,7 +114,14 @@ export class SwarmNode {
         onReleased: r => {
           content.remove(r.contents, r.staged)
           for (const ih of r.contents) void holder.node?.torrents?.forget(ih, { dropPartial: true }).catch(() => {})
-        }
+        },
+        // Peers hear of every new HEAD at once; replication looks again at what it holds.
+        onHead: head => {
+          holder.node?.syncer?.announce(head)
+          holder.node?.replicator?.poke()
+        },
+        // A target changed here or by a peer is acted on at once, not at the next round.
+        onVolumeSettings: () => holder.node?.replicator?.poke(0)
       })
       const removed = content.removeOrphanStaging(new Set(meta.stagedNow().map(f => f.staged?.id ?? '')))
       if (removed > 0) log.info('removed staging files of writes never closed', { removed })
@@ -189,10 +198,6 @@ export class SwarmNode {
       writeConfig(this.disk, config)
     }
     this.replicator = this.startReplication(torrents)
-    this.meta.onHead = head => {
-      syncer.announce(head)
-      this.replicator?.poke()
-    }
     const discovery = new Discovery({ volumeId: config.volumeId, nodeId: config.nodeId, httpPort: port, torrentPort: torrents.port, address: opts.address, log })
     discovery.on('peer', p => syncer.peerSeen(p))
     discovery.on('peer-down', p => syncer.peerGone(p.nodeId))
@@ -313,8 +318,6 @@ export class SwarmNode {
       onRound: () => this.checkRetired(),
       log
     })
-    // A target changed here or by a peer is acted on at once, not at the next round.
-    meta.onVolumeSettings = () => replicator.poke(0)
     replicator.start()
     return replicator
   }

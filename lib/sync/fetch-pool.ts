@@ -3,7 +3,8 @@
 // dies fails the fetches it had and is made again at the next one. Its handles are unref'd, so
 // an idle worker never keeps a process alive.
 import { Worker } from 'node:worker_threads'
-import { PeerError, type PeerAddress, type PeerErrorCode } from './peer-client.js'
+import { ERROR_CODES, SwarmError, type ErrorCode } from '../core/errors.js'
+import { PeerError, type PeerAddress, type PeerErrorCode } from './peer-error.js'
 
 export interface FetchJob { gitdir: string, remote: string, peer: PeerAddress }
 export type FetchAnswer = { id: number, head: string | null } | { id: number, error: { code?: string, message: string, data?: Record<string, unknown> } }
@@ -24,9 +25,7 @@ function started (): Worker {
     pending.delete(answer.id)
     if (pending.size === 0) w.unref()
     if ('head' in answer) job.resolve(answer.head)
-    else job.reject(answer.error.code?.startsWith('SWARMFS_PEER_') === true
-      ? new PeerError(answer.error.code as PeerErrorCode, answer.error.message, answer.error.data)
-      : Object.assign(new Error(answer.error.message), { code: answer.error.code }))
+    else job.reject(rebuilt(answer.error))
   })
   const fail = (err: Error): void => {
     if (worker === w) worker = null
@@ -34,10 +33,19 @@ function started (): Worker {
     pending.clear()
   }
   w.on('error', fail)
-  w.on('exit', code => fail(new Error(`the fetch worker exited (${code})`)))
+  w.on('exit', code => fail(new SwarmError(worker === w ? 'SWARMFS_INTERNAL' : 'SWARMFS_STOPPING', `the fetch worker exited (${code})`)))
   w.unref()
   worker = w
   return w
+}
+
+/** The worker's error as its class: a PeerError by its code, any other code of the table as a SwarmError. */
+function rebuilt (error: { code?: string, message: string, data?: Record<string, unknown> }): Error {
+  const { code, message, data } = error
+  if (code?.startsWith('SWARMFS_PEER_') === true) return new PeerError(code as PeerErrorCode, message, data)
+  if (code !== undefined && Object.hasOwn(ERROR_CODES, code)) return new SwarmError(code as ErrorCode, message, data)
+  // A system error (an errno code) keeps its code, as the fetch on this thread would have.
+  return Object.assign(new Error(message), { code })
 }
 
 export function fetchInWorker (job: FetchJob): Promise<string | null> {

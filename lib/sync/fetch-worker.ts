@@ -6,7 +6,7 @@ import { fetchPack } from './peer-client.js'
 import type { FetchAnswer, FetchJob } from './fetch-pool.js'
 
 const port = parentPort
-if (port === null) throw new Error('fetch-worker.ts runs as a worker thread only')
+if (port === null) throw new SwarmError('SWARMFS_INTERNAL', 'fetch-worker.ts runs as a worker thread only')
 
 port.on('message', (msg: { id: number, job: FetchJob }) => {
   const { id, job } = msg

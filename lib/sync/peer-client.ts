@@ -8,23 +8,14 @@ import https from 'node:https'
 import git from 'isomorphic-git'
 import gitHttp from 'isomorphic-git/http/node'
 import { SwarmError } from '../core/errors.js'
+import { writeFileDurable } from '../core/durable.js'
+import { isNodeId } from '../core/ids.js'
 import { isHandshakeRefusal, volumeTls } from '../transport/volume-tls.js'
 import { fetchInWorker } from './fetch-pool.js'
+import { PeerError, type PeerAddress } from './peer-error.js'
 
-export type PeerErrorCode =
-  | 'SWARMFS_PEER_KEY_REFUSED'
-  | 'SWARMFS_PEER_UNREACHABLE'
-  | 'SWARMFS_PEER_TIMEOUT'
-  | 'SWARMFS_PEER_BAD_RESPONSE'
-  | 'SWARMFS_PEER_INVALID'
+export { PeerError, type PeerAddress, type PeerErrorCode } from './peer-error.js'
 
-export class PeerError extends SwarmError {
-  constructor (code: PeerErrorCode, message: string, data: Record<string, unknown> = {}) {
-    super(code, message, data)
-  }
-}
-
-export interface PeerAddress { host: string, port: number, key: string }
 export interface FetchPeerOptions extends PeerAddress { gitdir: string, peerId: string }
 export interface CloneFromPeerOptions extends PeerAddress { gitdir: string, peerId?: string }
 export interface NotifyBody { nodeId: string, head: string, httpPort: number, torrentPort: number }
@@ -44,8 +35,6 @@ const STATUS_LIMIT = 1024 * 1024
 const FETCH_IDLE_TIMEOUT_MS = 30_000
 // Remote name used when a joining node does not know the peer's id.
 const JOIN_REMOTE = 'join'
-
-const isPeerId = (s: string): boolean => /^[0-9a-f]{16}$/.test(s)
 
 function where (a: PeerAddress): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
@@ -89,7 +78,7 @@ function peerFailure (a: PeerAddress, what: string, err: unknown): PeerError {
   if (e.code === 'HttpError') {
     return new PeerError('SWARMFS_PEER_BAD_RESPONSE', `${what} from ${where(a)} failed: HTTP ${e.data?.statusCode}`, data)
   }
-  if (e.code === 'ABORT_ERR' || e.code === 'ETIMEDOUT' || /timed out/i.test(e.message ?? '')) {
+  if (e.code === 'ABORT_ERR' || e.code === 'SWARMFS_PEER_TIMEOUT' || e.code === 'ETIMEDOUT' || /timed out/i.test(e.message ?? '')) {
     return new PeerError('SWARMFS_PEER_TIMEOUT', `${what} from ${where(a)} timed out`, data)
   }
   if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) {
@@ -125,19 +114,15 @@ async function * bounded (body: AsyncIterableIterator<Uint8Array>, limit: number
 
 // isomorphic-git's setConfig rewrites the whole config file in place. Writes to one gitdir go one at
 // a time, so two peers registered at once do not lose an entry, and through a temporary file and a
-// rename, so a fetch reading the config meanwhile never sees it half written.
+// rename, so a fetch reading the config meanwhile never sees it half written. Durably too (it is
+// written once per new peer, so the syncs cost nothing that matters): a power cut must not leave
+// an empty config, which isomorphic-git would fail to parse.
 const atomicFs = {
   promises: {
     ...fs.promises,
     writeFile: async (path: string, data: string | Uint8Array, options?: fs.WriteFileOptions): Promise<void> => {
-      const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
-      try {
-        await fs.promises.writeFile(tmp, data, options)
-        await fs.promises.rename(tmp, path)
-      } catch (err) {
-        await fs.promises.rm(tmp, { force: true })
-        throw err
-      }
+      const mode = typeof options === 'object' && options !== null && typeof options.mode === 'number' ? options.mode : undefined
+      await writeFileDurable(path, typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), mode)
     }
   }
 }
@@ -206,7 +191,7 @@ export async function fetchPack (gitdir: string, a: PeerAddress, remote: string)
  * file operation of the mount meanwhile, so the fetch runs in a worker thread (fetch-worker.ts).
  */
 export async function fetchPeer (opts: FetchPeerOptions): Promise<string | null> {
-  if (!isPeerId(opts.peerId)) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer id "${opts.peerId}": expected 16 hex characters`)
+  if (!isNodeId(opts.peerId)) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer id "${opts.peerId}": expected 16 hex characters`)
   await ensureRefspec(opts.gitdir, opts.peerId)
   return await fetchInWorker({ gitdir: opts.gitdir, remote: opts.peerId, peer: { host: opts.host, port: opts.port, key: opts.key } })
 }
@@ -226,7 +211,7 @@ async function localMain (gitdir: string): Promise<string | null> {
  */
 export async function cloneFromPeer (opts: CloneFromPeerOptions): Promise<string | null> {
   const { gitdir } = opts
-  if (opts.peerId !== undefined && !isPeerId(opts.peerId)) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer id "${opts.peerId}": expected 16 hex characters`)
+  if (opts.peerId !== undefined && !isNodeId(opts.peerId)) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer id "${opts.peerId}": expected 16 hex characters`)
   await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' })
   const remote = opts.peerId ?? JOIN_REMOTE
   const head = await fetchMain(gitdir, opts, remote)
@@ -274,7 +259,7 @@ function request (a: PeerAddress, method: string, path: string, body: Buffer | n
     req.on('error', err => {
       const e = err as { name?: string, code?: string }
       // AbortSignal.timeout aborts with a TimeoutError; report it as the timeout it is.
-      reject(e.name === 'AbortError' || e.code === 'ABORT_ERR' ? Object.assign(new Error('timed out'), { code: 'ABORT_ERR' }) : err)
+      reject(e.name === 'AbortError' || e.code === 'ABORT_ERR' ? new SwarmError('SWARMFS_PEER_TIMEOUT', 'timed out') : err)
     })
     req.end(body ?? undefined)
   })

@@ -7,11 +7,13 @@
 // A record that fails the handshake is kept as refused (shown by status, never as a peer), and a
 // record naming a node already proven at another address moves it only once the new address has
 // proven the key and answered with that node id, so a stranger cannot steer a peer away.
+import { isNodeId, isObjectId } from '../core/ids.js'
 import type { Logger } from '../core/log.js'
 import type { Meta, MergeOutcome } from '../meta/meta.js'
 import { unpackPacks } from '../meta/unpack-packs.js'
-import type { ObjectStore } from '../meta/merge.js'
-import { fetchPeer, getPeerStatus, notifyPeer, PeerError } from './peer-client.js'
+import type { ObjectStore } from '../meta/object-store.js'
+import { fetchPeer, getPeerStatus, notifyPeer } from './peer-client.js'
+import { PeerError } from './peer-error.js'
 
 export interface PeerState {
   nodeId: string
@@ -70,13 +72,11 @@ export interface SyncerOptions {
   pollMs?: number
 }
 
-const HEX40 = /^[0-9a-f]{40}$/
 /** The key of the unpacking of fetched packs among the syncs under way (never a node id). */
 const UNPACK = 'unpack'
 const UNPACK_IDLE_MS = 1_000
 /** Fetches after which the packs are unpacked even if syncing never pauses (~1 s of work). */
 const UNPACK_EVERY = 256
-const NODE_ID = /^[0-9a-f]{16}$/
 /**
  * Bounds on what strangers can make this node remember: mDNS records of our volume id that never
  * proved the key, and refused hosts. Proven peers are bounded by MAX_PEERS.
@@ -373,7 +373,7 @@ export class Syncer {
   private async pollManual (host: string, port: number): Promise<void> {
     try {
       const status = await getPeerStatus({ host, port, key: this.opts.volumeKey, timeoutMs: PROBE_TIMEOUT_MS }) as Record<string, unknown>
-      const nodeId = typeof status.nodeId === 'string' && NODE_ID.test(status.nodeId) ? status.nodeId : null
+      const nodeId = isNodeId(status.nodeId) ? status.nodeId : null
       if (nodeId === null) return
       this.refusedHosts.delete(`${host}:${port}`)
       const torrentPort = Number.isInteger(status.torrentPort) ? status.torrentPort as number : 0
@@ -457,5 +457,5 @@ function headOf (status: unknown): string | null | undefined {
   if (typeof status !== 'object' || status === null) return undefined
   const head = (status as Record<string, unknown>).head
   if (head === null) return null
-  return typeof head === 'string' && HEX40.test(head) ? head : undefined
+  return isObjectId(head) ? head : undefined
 }

@@ -7,7 +7,9 @@ import type { Test } from 'tap'
 import { silentLogger } from '../../lib/core/log.js'
 import { GitStore } from '../../lib/meta/git-store.js'
 import { Meta, type MergeOutcome } from '../../lib/meta/meta.js'
-import { conflictName, gitObjectStore, mergeHeads } from '../../lib/meta/merge.js'
+import { conflictName } from '../../lib/meta/conflict-names.js'
+import { mergeHeads } from '../../lib/meta/merge.js'
+import { gitObjectStore } from '../../lib/meta/object-store.js'
 
 /** A temporary directory, removed at the end of the test. */
 export function tempDir (tt: Test, prefix = 'swarmfs-meta-'): string {

@@ -7,10 +7,9 @@ import git from 'isomorphic-git'
 import { buildInfo, infoHash, pieceLengthFor } from '../../lib/core/torrent-info.js'
 import { silentLogger, type Logger } from '../../lib/core/log.js'
 import { DIR_MARKER, fromGitName, isSafeName } from '../../lib/meta/names.js'
-import {
-  conflictName, gitObjectStore, mergeHeads, MissingObjectError,
-  type MergeResult, type ObjectStore, type RawTreeEntry
-} from '../../lib/meta/merge.js'
+import { conflictName } from '../../lib/meta/conflict-names.js'
+import { mergeHeads, type MergeResult } from '../../lib/meta/merge.js'
+import { gitObjectStore, MissingObjectError, type ObjectStore, type RawTreeEntry } from '../../lib/meta/object-store.js'
 
 /** The type of a subtest's `t`. */
 type Tt = Parameters<Parameters<typeof t.test>[0]>[0]

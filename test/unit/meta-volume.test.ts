@@ -11,7 +11,9 @@ import { defaultAttrs, Meta } from '../../lib/meta/meta.js'
 import { DirNode } from '../../lib/meta/nodes.js'
 import { loadSnapshot, saveSnapshot } from '../../lib/meta/snapshot.js'
 import { DEFAULT_VOLUME_SETTINGS, type VolumeSettings } from '../../lib/meta/volume-settings.js'
-import { conflictName, gitObjectStore, mergeHeads } from '../../lib/meta/merge.js'
+import { conflictName } from '../../lib/meta/conflict-names.js'
+import { mergeHeads } from '../../lib/meta/merge.js'
+import { gitObjectStore } from '../../lib/meta/object-store.js'
 
 type Tt = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -27,11 +29,11 @@ function tempDir (tt: Tt): string {
 async function open (tt: Tt, dir: string, nodeId = '0123456789abcdef'): Promise<Opened> {
   const gitdir = path.join(dir, 'meta')
   await new GitStore(gitdir, silentLogger).init()
-  const meta = await Meta.open({
-    gitdir, journalDir: path.join(dir, 'journal'), stateDir: path.join(dir, 'state'), nodeId, log: silentLogger, onReleased: () => {}, commitDelayMs: 5
-  })
   const seen: VolumeSettings[] = []
-  meta.onVolumeSettings = s => { seen.push(s) }
+  const meta = await Meta.open({
+    gitdir, journalDir: path.join(dir, 'journal'), stateDir: path.join(dir, 'state'), nodeId, log: silentLogger, onReleased: () => {}, commitDelayMs: 5,
+    onVolumeSettings: s => { seen.push(s) }
+  })
   let closed = false
   const close = meta.close.bind(meta)
   meta.close = async () => { closed = true; await close() }
