@@ -3,7 +3,7 @@
 // 0 in the high bit of byte 0, spare bits zero. A file of any other length is not trusted (read as
 // absent): a torn or foreign file can only cost a re-fetch, never claim a piece that is not there.
 import fsp from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
+import { replaceFile } from '../core/durable.js'
 
 export function bitfieldLength (pieces: number): number {
   return Math.ceil(pieces / 8)
@@ -54,12 +54,5 @@ export async function readBitfield (path: string, pieces: number): Promise<Uint8
  * never names a piece whose bytes did not reach the disk.
  */
 export async function writeBitfield (path: string, bits: Uint8Array): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  try {
-    await fsp.writeFile(tmp, bits)
-    await fsp.rename(tmp, path)
-  } catch (err) {
-    await fsp.rm(tmp, { force: true }).catch(() => {})
-    throw err
-  }
+  await replaceFile(path, bits)
 }

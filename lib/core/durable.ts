@@ -31,6 +31,34 @@ export async function writeFileDurable (path: string, data: string | Buffer, mod
   await syncDir(dirname(path))
 }
 
+/**
+ * Replaces `path` with `data` atomically, not durably: a crash leaves the old file or the new one
+ * whole, a power cut may leave the old one. For state whose loss only costs work done again (and
+ * whose writer makes what it names durable first, where that matters).
+ */
+export async function replaceFile (path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  try {
+    await fs.promises.writeFile(tmp, data)
+    await fs.promises.rename(tmp, path)
+  } catch (err) {
+    await fs.promises.rm(tmp, { force: true }).catch(() => {})
+    throw err
+  }
+}
+
+/** The same, synchronous (a state file written at stop). */
+export function replaceFileSync (path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  try {
+    fs.writeFileSync(tmp, data)
+    fs.renameSync(tmp, path)
+  } catch (err) {
+    fs.rmSync(tmp, { force: true })
+    throw err
+  }
+}
+
 /** Writes a new file and fsyncs it before closing; the caller makes its name durable. */
 export async function writeSynced (path: string, data: string | Buffer, mode = 0o644): Promise<void> {
   const file = await fs.promises.open(path, 'w', mode)

@@ -9,7 +9,7 @@ export function isObjectId (value: unknown): value is string {
   return typeof value === 'string' && OBJECT_ID.test(value)
 }
 
-/** A node id: 16 lowercase hex characters. */
+/** A node id (and a hard-linked file's linkId, drawn the same way): 16 lowercase hex characters. */
 export function isNodeId (value: unknown): value is string {
   return typeof value === 'string' && NODE_ID.test(value)
 }

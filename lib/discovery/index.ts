@@ -4,6 +4,8 @@
 // Everything in a service record comes from the LAN and is untrusted: the TXT is validated before a
 // peer is reported, and no packet, however malformed, may throw out of this module (an exception in
 // a socket listener would take the whole node down).
+import { isNodeId } from '../core/ids.js'
+import { SwarmError } from '../core/errors.js'
 import { EventEmitter } from 'node:events'
 import os from 'node:os'
 import Bonjour, { type Browser, type Service } from 'bonjour-service'
@@ -50,7 +52,6 @@ interface MdnsOptions {
   bind?: string
 }
 
-const NODE_ID = /^[0-9a-f]{16}$/
 const PORT = /^[0-9]{1,5}$/
 /**
  * Services of our volume reported at once. Anyone on the LAN can announce any number of records
@@ -109,7 +110,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
    * be bound. An instance is used once: start, then stop; calling start again returns the first start.
    */
   start (): Promise<void> {
-    if (this.closed !== null) return Promise.reject(new Error('discovery was stopped; create a new one'))
+    if (this.closed !== null) return Promise.reject(new SwarmError('SWARMFS_STOPPING', 'discovery was stopped; create a new one'))
     this.opened ??= this.open()
     return this.opened
   }
@@ -267,7 +268,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
       return null
     }
     if (txt.n === this.opts.nodeId) return null
-    const nodeId = typeof txt.n === 'string' && NODE_ID.test(txt.n) ? txt.n : null
+    const nodeId = isNodeId(txt.n) ? txt.n : null
     const httpPort = parsePort(txt.h)
     // 0: the node does not take BitTorrent connections (yet).
     const torrentPort = txt.t === '0' ? 0 : parsePort(txt.t)
@@ -303,10 +304,10 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
 
 function checkOptions (opts: DiscoveryOptions): void {
   const port = (p: number): boolean => Number.isInteger(p) && p >= 1 && p <= 65535
-  if (!NODE_ID.test(opts.nodeId)) throw new Error(`discovery: node id must be 16 lowercase hex characters, got ${JSON.stringify(opts.nodeId)}`)
-  if (opts.volumeId.length === 0) throw new Error('discovery: empty volume id')
-  if (!port(opts.httpPort) || !(port(opts.torrentPort) || opts.torrentPort === 0)) throw new Error(`discovery: ports must be integers 1..65535 (torrent port 0: none), got ${opts.httpPort} and ${opts.torrentPort}`)
-  if (opts.address !== undefined && !isIPv4(opts.address)) throw new Error(`discovery: address must be an IPv4 address, got ${JSON.stringify(opts.address)}`)
+  if (!isNodeId(opts.nodeId)) throw new SwarmError('SWARMFS_INTERNAL', `discovery: node id must be 16 lowercase hex characters, got ${JSON.stringify(opts.nodeId)}`)
+  if (opts.volumeId.length === 0) throw new SwarmError('SWARMFS_INTERNAL', 'discovery: empty volume id')
+  if (!port(opts.httpPort) || !(port(opts.torrentPort) || opts.torrentPort === 0)) throw new SwarmError('SWARMFS_INTERNAL', `discovery: ports must be integers 1..65535 (torrent port 0: none), got ${opts.httpPort} and ${opts.torrentPort}`)
+  if (opts.address !== undefined && !isIPv4(opts.address)) throw new SwarmError('SWARMFS_INTERNAL', `discovery: address must be an IPv4 address, got ${JSON.stringify(opts.address)}`)
 }
 
 function samePeer (a: Peer, b: Peer): boolean {

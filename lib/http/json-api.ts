@@ -1,7 +1,9 @@
 // What the peer server and the local server share: one-line text answers, JSON answers, bodies
 // read up to a limit, and a JSON call (a POST's body parsed) handed to an API that answers with a
-// status. Each server keeps its own routes and limits.
+// status (or refuses with a coded error, whose status the table of codes gives). Each server keeps
+// its own routes and limits.
 import type http from 'node:http'
+import { httpStatusOf, meaningOf, type SwarmError } from '../core/errors.js'
 
 export interface ApiCall { method: string, path: string, query: URLSearchParams, body: unknown }
 /** 200 with a JSON body, or another status with a one-line explanation. */
@@ -67,6 +69,11 @@ export interface JsonCallOptions {
   textHeaders?: http.OutgoingHttpHeaders
 }
 
+/** What a client reads of a coded error: its message, without the errno an FsError's message starts with. */
+function answerText (err: SwarmError): string {
+  return err.message.startsWith(`${err.code}: `) ? err.message.slice(err.code.length + 2) : err.message
+}
+
 /** Reads a POST's JSON body, asks `api`, and answers: 404 for null, JSON for 200, one line otherwise. */
 export async function serveJsonCall (req: http.IncomingMessage, res: http.ServerResponse, url: URL, api: (call: ApiCall) => Promise<ApiAnswer | null>, opts: JsonCallOptions): Promise<void> {
   const method = req.method ?? 'GET'
@@ -85,7 +92,15 @@ export async function serveJsonCall (req: http.IncomingMessage, res: http.Server
       return
     }
   }
-  const answer = await api({ method, path: url.pathname, query: url.searchParams, body })
+  let answer: ApiAnswer | null
+  try {
+    answer = await api({ method, path: url.pathname, query: url.searchParams, body })
+  } catch (err) {
+    // A route refuses with a coded error: its status comes from the one table (core/errors.ts).
+    if (meaningOf(err) === undefined) throw err
+    sendText(res, httpStatusOf(err), answerText(err as SwarmError), text)
+    return
+  }
   if (answer === null) sendText(res, 404, 'not found', text)
   else if (answer.status === 200) sendJson(res, answer.body)
   else sendText(res, answer.status, String(answer.body), text)

@@ -2,6 +2,7 @@
 // the torrent info, so a first remote read needs no round trip); a directory's own attributes live
 // in its marker blob; a symlink is a git symlink. Decoding checks everything, since a tree may come
 // from a peer.
+import { isNodeId } from '../core/ids.js'
 import { infoHash, infoProblem, isInfoHash } from '../core/torrent-info.js'
 import { isVolumeInode, S_IFLNK, SPECIAL_TYPES, subMsNs, type Attrs, type ContentRef, type DirNode, type FileNode, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings, type VolumeSettings } from './volume-settings.js'
@@ -198,7 +199,7 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
   if (!Number.isSafeInteger(size) || (size as number) < 0) return 'size is not a non-negative integer'
   const attrs = decodeAttrs(e, fallback)
   // A malformed id only unlinks the name from the others: the file itself is sound.
-  const linkId = typeof e.linkId === 'string' && ID16.test(e.linkId) ? e.linkId : null
+  const linkId = isNodeId(e.linkId) ? e.linkId : null
   const ino = inodeOf(e.ino)
   if (e.type !== undefined) {
     const type = [...ENTRY_TYPES].find(([, name]) => name === e.type)?.[0]
@@ -236,11 +237,9 @@ export function isSymlinkTarget (v: unknown): v is string {
 /** The `type` of a special file's entry. */
 const ENTRY_TYPES: ReadonlyMap<number, string> = new Map([...SPECIAL_TYPES, [S_IFLNK, 'symlink']])
 
-/** A node id (`by`, who wrote a version) and a hard-linked file's `linkId` are both 16 hex digits. */
-const ID16 = /^[0-9a-f]{16}$/
 
 /** The node id in a file entry's optional `by` field (who wrote that version), or null if absent or malformed. */
 export function decodeWriter (text: string): string | null {
   const by = parseJson(text)?.by
-  return typeof by === 'string' && ID16.test(by) ? by : null
+  return isNodeId(by) ? by : null
 }

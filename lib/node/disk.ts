@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { makeDirs } from '../core/user-paths.js'
-import { UserError } from '../core/errors.js'
+import { UserError, SwarmError } from '../core/errors.js'
 import { writeFileDurableSync } from '../core/durable.js'
 
 export interface NodeConfig {
@@ -139,7 +139,7 @@ export function readConfig (disk: string): NodeConfig {
   }
   try {
     const c = JSON.parse(text) as NodeConfig
-    if (c.version !== 1 || typeof c.nodeId !== 'string' || typeof c.volumeKey !== 'string') throw new Error('missing fields')
+    if (c.version !== 1 || typeof c.nodeId !== 'string' || typeof c.volumeKey !== 'string') throw new SwarmError('SWARMFS_DISK', 'missing fields')
     return c
   } catch (err) {
     throw new UserError(`${path} is damaged (${(err as Error).message}); restore it from a backup`)

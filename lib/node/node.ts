@@ -9,6 +9,8 @@ import { SwarmReader } from '../content/swarm-reader.js'
 import { Discovery } from '../discovery/index.js'
 import { mountVolume, type Mounted } from '../fuse/mount.js'
 import { PeerServer, type ApiAnswer, type ApiCall } from '../http/peer-server.js'
+import { localRoutes } from '../http/local-routes.js'
+import { peerRoutes } from '../http/peer-routes.js'
 import { LocalServer, localSocketPath } from '../http/local-server.js'
 import type { Logger } from '../core/log.js'
 import { GitStore } from '../meta/git-store.js'
@@ -18,15 +20,16 @@ import { conflictName } from '../meta/conflict-names.js'
 import { mergeHeads } from '../meta/merge.js'
 import { gitObjectStore } from '../meta/object-store.js'
 import { CachedByReads } from '../replicate/cached-by-reads.js'
-import { BadPieceReporter, parseBadPiece } from '../replicate/bad-pieces.js'
-import { Scrub, type ScrubStatus } from '../replicate/scrub.js'
+import { BadPieceReporter, tellPeers } from '../replicate/bad-pieces.js'
+import { retireDone } from '../replicate/retire.js'
+import { contentsToScrub, Scrub, scrubReport } from '../replicate/scrub.js'
 import { Replicator } from '../replicate/replicator.js'
 import { closePeerConnections, peerJson } from '../sync/peer-client.js'
 import { stopFetchWorker } from '../sync/fetch-pool.js'
 import { Syncer } from '../sync/syncer.js'
 import { VolumeFs } from '../vfs/volume-fs.js'
 import { diskSpace } from '../vfs/disk-space.js'
-import { FsError, UserError } from '../core/errors.js'
+import { FsError, SwarmError, UserError } from '../core/errors.js'
 import { layout, lockDisk, readConfig, reserveOf, writeConfig, type NodeConfig } from './disk.js'
 import type { TorrentInfo } from '../core/torrent-info.js'
 
@@ -68,6 +71,8 @@ export class SwarmNode {
   private readonly cachedByReads: CachedByReads
   /** swarmfs scrub: checks every complete copy on this disk (lib/replicate/scrub.ts). */
   private readonly scrub: Scrub
+  /** Asks every peer to check its copy of a piece that came here bad (lib/replicate/bad-pieces.ts). */
+  private readonly badPieces: BadPieceReporter
 
   private constructor (
     readonly config: NodeConfig,
@@ -77,10 +82,15 @@ export class SwarmNode {
     private readonly space: SpaceGuard,
     private readonly log: Logger
   ) {
+    this.badPieces = new BadPieceReporter(tellPeers(
+      () => [...(this.syncer?.peers.values() ?? [])].filter(p => p.authenticated && p.httpPort > 0),
+      async (p, report) => await peerJson({ host: p.host, port: p.httpPort, key: config.volumeKey, timeoutMs: BAD_PIECE_TIMEOUT_MS }, 'POST', '/bad-piece', report),
+      log
+    ))
     this.cachedByReads = new CachedByReads(join(layout(disk).state, 'cached-by-reads.json'), content, log)
     this.scrub = new Scrub(async (c, onBytes) => {
       const torrents = this.torrents
-      if (torrents === null) throw new Error('the node is stopping')
+      if (torrents === null) throw new SwarmError('SWARMFS_STOPPING', 'the node is stopping')
       return c.partial ? await torrents.checkPartial(c.infohash, onBytes) : await torrents.checkCopy(c.infohash, onBytes)
     }, log)
   }
@@ -137,7 +147,7 @@ export class SwarmNode {
         vfs.resumeSeals()
         await node.startSync(opts, torrents)
         const owner = fs.statSync(opts.disk)
-        node.local = new LocalServer(localSocketPath(opts.disk), async call => await node.localApi(call), log, { uid: owner.uid, gid: owner.gid })
+        node.local = new LocalServer(localSocketPath(opts.disk), node.localRoutes(), log, { uid: owner.uid, gid: owner.gid })
         await node.local.start()
         const mountPoint = opts.mountPoint !== undefined ? opts.mountPoint : config.mountPoint
         if (mountPoint !== null) {
@@ -185,7 +195,10 @@ export class SwarmNode {
       onNotify: (msg, from) => syncer.notified(msg, from),
       onRefused: from => syncer.refusedConnection(from),
       status: () => this.status(),
-      api: async call => await this.peerApi(call)
+      api: peerRoutes({
+        replicator: () => this.replicator,
+        checkPiece: async (ih, piece) => await this.torrents?.checkPiece(ih, piece) ?? 'not held'
+      })
     })
     const port = await onSavedPort(config.httpPort, 'HTTP', log, async wanted => {
       this.server = serverAt(wanted)
@@ -243,19 +256,6 @@ export class SwarmNode {
     return torrents
   }
 
-  /** Asks every peer to check its copy of a piece that came here bad (lib/replicate/bad-pieces.ts). */
-  private readonly badPieces = new BadPieceReporter(async report => {
-    const peers = [...(this.syncer?.peers.values() ?? [])].filter(p => p.authenticated && p.httpPort > 0)
-    await Promise.all(peers.map(async p => {
-      try {
-        const answer = await peerJson({ host: p.host, port: p.httpPort, key: this.config.volumeKey, timeoutMs: BAD_PIECE_TIMEOUT_MS }, 'POST', '/bad-piece', report)
-        if ((answer as { copy?: unknown })?.copy === 'damaged') this.log.warn('a peer found its copy of a content bad when told of a bad piece; it fetches the bad pieces again', { peer: p.nodeId, ...report })
-      } catch (err) {
-        this.log.debug('could not tell a peer of a bad piece', { peer: p.nodeId, ...report, err: (err as Error).message })
-      }
-    }))
-  })
-
   /**
    * This disk's copy of a content failed its hash check (a peer told us of a bad piece): files
    * open on it stop reading it; a copy kept for the volume fetches its bad pieces again from the
@@ -278,14 +278,6 @@ export class SwarmNode {
     )
   }
 
-  /** A scrub's status with the paths of the files whose copies it found damaged, or left unchecked. */
-  private scrubReport (status: ScrubStatus): ScrubStatus & { damagedPaths: string[], skippedPaths: string[] } {
-    const named = [...status.damaged, ...status.skipped]
-    const paths = named.length === 0 ? new Map<string, string[]>() : contentPaths(this.meta.root, new Set(named))
-    const pathsOf = (ihs: string[]): string[] => ihs.flatMap(ih => paths.get(ih) ?? [`(no file now: content ${ih})`])
-    return { ...status, damagedPaths: pathsOf(status.damaged), skippedPaths: pathsOf(status.skipped) }
-  }
-
   /** Copies of contents held by too few disks, made by this node when the plan picks it (lib/replicate). */
   private startReplication (torrents: TorrentService): Replicator {
     const { config, meta, log } = this
@@ -303,13 +295,13 @@ export class SwarmNode {
         'GET', `/holdings${have !== null ? `?have=${encodeURIComponent(have)}` : ''}`),
       copy: async (infohash, progress) => {
         const info = meta.contentInfo.get(infohash)
-        if (info === undefined) throw new Error('no longer in the tree')
+        if (info === undefined) throw new SwarmError('SWARMFS_CONFLICT', 'no longer in the tree')
         if (this.remote === null) throw new FsError('EIO', 'EIO: the node is stopping')
         await this.remote.fetchWhole(infohash, info, progress)
       },
       drop: async infohash => {
         // A file open here keeps its copy: a reader (a video being watched) is not cut off.
-        if (this.vfs?.isOpen(infohash) === true) throw new Error('a file with this content is open on this node')
+        if (this.vfs?.isOpen(infohash) === true) throw new SwarmError('SWARMFS_CONFLICT', 'a file with this content is open on this node')
         await torrents.forget(infohash, { dropPartial: true })
         this.content.remove([infohash], [])
         this.cachedByReads.delete(infohash)
@@ -325,66 +317,40 @@ export class SwarmNode {
   /** A retiring node whose every content has enough copies elsewhere, and whose peers have its tree, is done. */
   private checkRetired (): void {
     const r = this.replicator
-    if (r === null || !r.retiring || this.stopping !== null || this.config.retired === true) return
-    const s = r.status()
     const sync = this.syncer?.report()
-    if (s.retireRemaining !== 0 || sync === undefined || !sync.inSync || sync.peers.every(p => p.lastError !== null)) return
+    if (r === null || !r.retiring || this.stopping !== null || this.config.retired === true || sync === undefined) return
+    if (!retireDone(r.status(), sync)) return
     this.config.retired = true
     writeConfig(this.disk, this.config)
     this.log.warn('retired: every content of this disk has enough copies on other disks; stopping')
     this.onStopRequested('retired')
   }
 
-  /** What peers may ask besides git, notices and status: holdings, and checks of bad pieces. Nothing that changes the disk or the volume. */
-  private async peerApi (call: ApiCall): Promise<ApiAnswer | null> {
-    const r = this.replicator
-    if (r === null) return { status: 503, body: 'the node is starting' }
-    if (call.path === '/holdings' && call.method === 'GET') return { status: 200, body: await r.holdings(call.query.get('have')) }
-    if (call.path === '/bad-piece' && call.method === 'POST') {
-      const report = parseBadPiece(call.body)
-      if (typeof report === 'string') return { status: 400, body: report }
-      return { status: 200, body: { copy: await this.torrents?.checkPiece(report.infohash, report.piece) ?? 'not held' } }
-    }
-    return null
+  /** `swarmfs retire`: the disk starts draining; kept in node.json, so a restart goes on with it. */
+  private async beginRetire (replicator: Replicator): Promise<unknown> {
+    await replicator.beginRetire()
+    this.config.retiring = true
+    writeConfig(this.disk, this.config)
+    this.log.warn('retiring: copying every content of this disk to other disks')
+    return replicator.status()
   }
 
-  /** What this machine's CLI asks over the node's socket: status, replication, scrub, volume settings, retire. */
-  private async localApi (call: ApiCall): Promise<ApiAnswer | null> {
-    if (call.path === '/status' && call.method === 'GET') return { status: 200, body: this.status() }
-    const r = this.replicator
-    if (r === null) return { status: 503, body: 'the node is starting' }
-    if (call.path === '/replication' && call.method === 'GET') return { status: 200, body: r.status() }
-    if (call.path === '/scrub' && call.method === 'POST') {
-      const held = [...this.meta.contentInfo].filter(([ih]) => this.content.has(ih)).map(([infohash, info]) => ({ infohash, length: info.length, partial: false }))
-      const partial = (await this.torrents?.partialContents() ?? []).filter(p => !this.content.has(p.infohash)).map(p => ({ infohash: p.infohash, length: p.bytes, partial: true }))
-      return { status: 200, body: this.scrubReport(this.scrub.start([...held, ...partial])) }
-    }
-    if (call.path === '/scrub' && call.method === 'GET') return { status: 200, body: this.scrubReport(this.scrub.status()) }
-    if (call.path === '/volume' && call.method === 'POST') {
-      const body = (typeof call.body === 'object' && call.body !== null ? call.body : {}) as Record<string, unknown>
-      try {
-        const settings = this.meta.setVolumeSettings({
-          copies: body.copies as number | undefined,
-          graceMs: body.graceMs as number | undefined
-        })
-        return { status: 200, body: settings }
-      } catch (err) {
-        if (err instanceof FsError) return { status: 400, body: err.message.replace(/^EINVAL: /, '') }
-        throw err
-      }
-    }
-    if (call.path === '/retire' && call.method === 'POST') {
-      try {
-        await r.beginRetire()
-      } catch (err) {
-        return { status: 409, body: (err as Error).message }
-      }
-      this.config.retiring = true
-      writeConfig(this.disk, this.config)
-      this.log.warn('retiring: copying every content of this disk to other disks')
-      return { status: 200, body: r.status() }
-    }
-    return null
+  /** What this machine's CLI asks over the node's socket (lib/http/local-routes.ts). */
+  private localRoutes (): (call: ApiCall) => Promise<ApiAnswer | null> {
+    const pathsOf = (ihs: Set<string>): Map<string, string[]> => contentPaths(this.meta.root, ihs)
+    return localRoutes({
+      status: () => this.status(),
+      replicator: () => this.replicator,
+      scrub: {
+        start: async () => {
+          const partial = await this.torrents?.partialContents() ?? []
+          return scrubReport(this.scrub.start(contentsToScrub(this.meta.contentInfo, ih => this.content.has(ih), partial)), pathsOf)
+        },
+        status: () => scrubReport(this.scrub.status(), pathsOf)
+      },
+      setVolumeSettings: change => this.meta.setVolumeSettings(change),
+      retire: async () => await this.beginRetire(this.replicator!)
+    })
   }
 
   /** What GET /status answers and `swarmfs status` shows. */

@@ -5,9 +5,10 @@
 // files completes 10,000 contents), atomically, and at stop. It is a hint: a crash loses at most
 // the last second of it, and a lost entry only makes a cached copy count as an ordinary one.
 import fs from 'node:fs'
+import { replaceFileSync } from '../core/durable.js'
 import type { Logger } from '../core/log.js'
+import { isInfoHash } from '../core/torrent-info.js'
 
-const HEX40 = /^[0-9a-f]{40}$/
 const WRITE_DELAY_MS = 1000
 
 export class CachedByReads {
@@ -52,8 +53,7 @@ export class CachedByReads {
 
   private write (): void {
     try {
-      fs.writeFileSync(this.path + '.tmp', JSON.stringify([...this.set]) + '\n')
-      fs.renameSync(this.path + '.tmp', this.path)
+      replaceFileSync(this.path, JSON.stringify([...this.set]) + '\n')
     } catch (err) {
       this.log.warn('cannot save the list of contents cached by reads', { path: this.path, err: (err as Error).message })
     }
@@ -70,7 +70,7 @@ function read (path: string, log: Logger): string[] {
   }
   try {
     const list: unknown = JSON.parse(text)
-    if (Array.isArray(list)) return list.filter((ih): ih is string => typeof ih === 'string' && HEX40.test(ih))
+    if (Array.isArray(list)) return list.filter((ih): ih is string => isInfoHash(ih))
   } catch {}
   log.warn('the list of contents cached by reads is damaged; every copy here counts as an ordinary one', { path })
   return []

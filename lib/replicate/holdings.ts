@@ -1,6 +1,8 @@
 // What a node tells its peers about its disk (GET /holdings): the contents it holds completely, the
 // copies it is making, its space. Everything read from a peer is checked: a malformed document is
 // refused whole.
+import { isNodeId } from '../core/ids.js'
+import { isInfoHash } from '../core/torrent-info.js'
 
 export interface CopyProgress {
   infohash: string
@@ -36,14 +38,12 @@ export interface Holdings {
 /** A peer that has `generation` already. */
 export interface Unchanged { v: 1, unchanged: true, generation: string }
 
-const HEX40 = /^[0-9a-f]{40}$/
-const NODE_ID = /^[0-9a-f]{16}$/
 /** More contents than any volume of ours has; bounds what a peer can make us hold in memory. */
 const MAX_CONTENTS = 10_000_000
 /** A node announces at most MAX_DROPPING (drops.ts) drops at once; a longer list is refused with room to spare. */
 const MAX_DROPPING_LISTED = 1024
 
-const isInfohashList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= MAX_CONTENTS && v.every(ih => typeof ih === 'string' && HEX40.test(ih))
+const isInfohashList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= MAX_CONTENTS && v.every(isInfoHash)
 const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 
 /** The holdings in a peer's answer, `unchanged`, or a string saying what is wrong with it. */
@@ -53,7 +53,7 @@ export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
   if (r.v !== 1) return `unknown version ${JSON.stringify(r.v)}`
   if (typeof r.generation !== 'string' || r.generation.length > 64) return 'bad generation'
   if (r.unchanged === true) return { v: 1, unchanged: true, generation: r.generation }
-  if (typeof r.nodeId !== 'string' || !NODE_ID.test(r.nodeId)) return 'bad node id'
+  if (!isNodeId(r.nodeId)) return 'bad node id'
   if (!isSize(r.total) || !isSize(r.free) || !isSize(r.reserve)) return 'bad disk sizes'
   if (!isInfohashList(r.complete)) return 'bad list of contents'
   if (r.cached !== undefined && !isInfohashList(r.cached)) return 'bad list of cached contents'
@@ -62,7 +62,7 @@ export function parseHoldings (raw: unknown): Holdings | Unchanged | string {
   const copying: CopyProgress[] = []
   for (const c of r.copying as unknown[]) {
     const p = c as Record<string, unknown>
-    if (typeof c !== 'object' || c === null || typeof p.infohash !== 'string' || !HEX40.test(p.infohash) || !isSize(p.done) || !isSize(p.total) || typeof p.started !== 'boolean') return 'bad copy'
+    if (typeof c !== 'object' || c === null || !isInfoHash(p.infohash) || !isSize(p.done) || !isSize(p.total) || typeof p.started !== 'boolean') return 'bad copy'
     copying.push({ infohash: p.infohash, done: p.done, total: p.total, started: p.started })
   }
   if (typeof r.retiring !== 'boolean') return 'bad retiring flag'

@@ -15,6 +15,7 @@
 // A peer not heard from stops being a candidate for copies at once, and its contents stop counting
 // once the grace period has passed since it was last heard from; then other nodes copy them. For a
 // drop only the peers that answered in this round count.
+import { SwarmError } from '../core/errors.js'
 import fsp from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../core/log.js'
@@ -237,14 +238,14 @@ export class Replicator {
     const have = rec?.holdings?.generation ?? null
     const sent = performance.now()
     const answer = parseHoldings(await this.opts.fetchHoldings(peer, have, HOLDINGS_TIMEOUT_MS))
-    if (typeof answer === 'string') throw new Error(`malformed holdings: ${answer}`)
+    if (typeof answer === 'string') throw new SwarmError('SWARMFS_BAD_INPUT', `malformed holdings: ${answer}`)
     if ('unchanged' in answer) {
-      if (rec === undefined || rec.holdings === null || rec.holdings.generation !== answer.generation) throw new Error('holdings "unchanged" for a generation we do not have')
+      if (rec === undefined || rec.holdings === null || rec.holdings.generation !== answer.generation) throw new SwarmError('SWARMFS_BAD_INPUT', 'holdings "unchanged" for a generation we do not have')
       rec.lastSeen = Date.now()
       rec.heardAt = sent
       return
     }
-    if (answer.nodeId !== peer.nodeId) throw new Error(`holdings of node ${answer.nodeId} from the address of ${peer.nodeId}`)
+    if (answer.nodeId !== peer.nodeId) throw new SwarmError('SWARMFS_PEER_INVALID', `holdings of node ${answer.nodeId} from the address of ${peer.nodeId}`)
     this.peers.set(peer.nodeId, { holdings: answer, lastSeen: Date.now(), heardAt: sent, host: peer.host, httpPort: peer.httpPort })
   }
 
@@ -401,7 +402,7 @@ export class Replicator {
     await this.running
     if (this.retiring) return
     const obstacle = retireObstacle(this.opts.nodeId, this.opts.contents(), this.views, this.opts.settings().copies)
-    if (obstacle !== null) throw new Error(obstacle)
+    if (obstacle !== null) throw new SwarmError('SWARMFS_CONFLICT', obstacle)
     this.retiring = true
     this.announced.clear()
     this.drops.clear()

@@ -6,6 +6,7 @@
 // copy is set aside and fetched again, a bad kept piece dropped, by the check itself
 // (TorrentService.checkCopy and checkPartial, and lib/node); this keeps the progress and the
 // findings.
+import { SwarmError } from '../core/errors.js'
 import type { CopyCheck } from '../content/torrents.js'
 import type { Logger } from '../core/log.js'
 
@@ -67,7 +68,7 @@ export class Scrub {
   private async run (contents: ScrubContent[], state: ScrubStatus): Promise<void> {
     try {
       for (const c of contents) {
-        if (this.stopped) throw new Error('the node stopped')
+        if (this.stopped) throw new SwarmError('SWARMFS_STOPPING', 'the node stopped')
         const before = state.bytesChecked
         const found = await this.check(c, n => { state.bytesChecked += n })
         // A content gone or moved meanwhile counts whole, so the progress still ends at 100 %.
@@ -85,4 +86,18 @@ export class Scrub {
       if (state.error === null) this.log.info('scrub done', { contents: state.contents, bytes: state.bytes, damaged: state.damaged.length, skipped: state.skipped.length })
     }
   }
+}
+
+/** What a scrub checks: the contents of the tree this disk holds complete, then the partial ones it holds pieces of. */
+export function contentsToScrub (inTree: Iterable<[string, { length: number }]>, held: (infohash: string) => boolean, partial: Array<{ infohash: string, bytes: number }>): ScrubContent[] {
+  const complete = [...inTree].filter(([ih]) => held(ih)).map(([infohash, info]) => ({ infohash, length: info.length, partial: false }))
+  return [...complete, ...partial.filter(p => !held(p.infohash)).map(p => ({ infohash: p.infohash, length: p.bytes, partial: true }))]
+}
+
+/** A scrub's status with the paths of the files whose copies it found damaged, or left unchecked. */
+export function scrubReport (status: ScrubStatus, pathsOf: (infohashes: Set<string>) => Map<string, string[]>): ScrubStatus & { damagedPaths: string[], skippedPaths: string[] } {
+  const named = [...status.damaged, ...status.skipped]
+  const paths = named.length === 0 ? new Map<string, string[]>() : pathsOf(new Set(named))
+  const filesOf = (ihs: string[]): string[] => ihs.flatMap(ih => paths.get(ih) ?? [`(no file now: content ${ih})`])
+  return { ...status, damagedPaths: filesOf(status.damaged), skippedPaths: filesOf(status.skipped) }
 }
