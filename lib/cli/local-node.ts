@@ -2,7 +2,7 @@
 // disk directory (lib/http/local-server.ts), which only the disk's owner can open. The CLI needs
 // neither the volume key nor the peer port for it.
 import http from 'node:http'
-import { UserError } from '../core/errors.js'
+import { SwarmError, UserError } from '../core/errors.js'
 import { localSocketPath, withShortPath } from '../http/local-server.js'
 import { lockHolder, readConfig, retiredMessage } from '../node/disk.js'
 
@@ -27,7 +27,7 @@ export async function localRequest (disk: string, method: 'GET' | 'POST', path: 
       res.on('data', (chunk: Buffer) => {
         size += chunk.length
         if (size > ANSWER_LIMIT) {
-          req.destroy(new Error(`answer larger than ${ANSWER_LIMIT} bytes`))
+          req.destroy(new SwarmError('SWARMFS_BAD_INPUT', `answer larger than ${ANSWER_LIMIT} bytes`))
           return
         }
         chunks.push(chunk)
@@ -35,7 +35,7 @@ export async function localRequest (disk: string, method: 'GET' | 'POST', path: 
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
       res.on('error', reject)
     })
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)))
+    req.on('timeout', () => req.destroy(new SwarmError('SWARMFS_STOPPING', `no answer within ${timeoutMs / 1000} s`)))
     req.on('error', reject)
     req.end(payload ?? undefined)
   }))
