@@ -31,12 +31,19 @@ export function checkStart (disk: string, mountPoint: string | null | undefined,
 export async function runNode (disk: string, mountPoint: string | null | undefined, log: Logger, net: { peers?: string[], address?: string } = {}): Promise<void> {
   checkStart(disk, mountPoint, net)
   const config = readConfig(disk)
+  // A request to stop may come while the node still starts (a drained disk): it is kept for then.
+  let onStopRequested: ((why: 'retired' | 'unmounted') => void) | null = null
+  let requestedEarly: 'retired' | 'unmounted' | null = null
   const node = await SwarmNode.start({
     disk,
     mountPoint,
     log,
     peers: [...new Set([...(config.peers ?? []), ...(net.peers ?? [])])],
-    address: net.address ?? config.address
+    address: net.address ?? config.address,
+    onStopRequested: why => {
+      if (onStopRequested !== null) onStopRequested(why)
+      else requestedEarly ??= why
+    }
   })
   const mounted = mountPoint === undefined ? node.config.mountPoint : mountPoint
   const where = mounted === null ? 'no mount' : `mounted at ${mounted}`
@@ -56,7 +63,7 @@ export async function runNode (disk: string, mountPoint: string | null | undefin
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
-    node.onStopRequested = why => {
+    onStopRequested = why => {
       signals++
       if (why === 'unmounted') process.stderr.write(`swarmfs: ${mounted ?? 'the mount'} was unmounted; stopping (finishing writes)...\n`)
       node.stop().then(done, err => {
@@ -64,5 +71,6 @@ export async function runNode (disk: string, mountPoint: string | null | undefin
         process.exit(1)
       })
     }
+    if (requestedEarly !== null) onStopRequested(requestedEarly)
   })
 }

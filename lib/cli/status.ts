@@ -4,7 +4,7 @@ import { GitStore } from '../meta/git-store.js'
 import { silentLogger } from '../core/log.js'
 import { layout, lockHolder, readConfig } from '../node/disk.js'
 import { formatBytes } from '../replicate/plan.js'
-import { isInfoHash } from '../core/torrent-info.js'
+import { contentsOnDisk } from '../content/store.js'
 import type { ReplicationStatus } from '../replicate/replicator.js'
 import { callLocalNode } from './local-node.js'
 
@@ -47,25 +47,7 @@ export async function statusOf (disk: string): Promise<Status> {
     const { commit } = await isogit.readCommit({ fs, gitdir: paths.meta, oid: head })
     lastCommit = new Date(commit.committer.timestamp * 1000).toISOString()
   }
-  let contents = 0
-  let contentBytes = 0
-  // A disk made with --no-start and never started has none of these directories yet.
-  const names = (dir: string): string[] => fs.existsSync(dir) ? fs.readdirSync(dir) : []
-  for (const name of names(paths.content)) {
-    contents++
-    contentBytes += fs.statSync(`${paths.content}/${name}`).size
-  }
-  let cachedContents = 0
-  let cachedBytes = 0
-  for (const name of names(paths.partial)) {
-    // The sparse data files only: not their bitfields, nor a bitfield's temporary being renamed.
-    if (!isInfoHash(name)) continue
-    const st = fs.statSync(`${paths.partial}/${name}`, { throwIfNoEntry: false })
-    if (st === undefined) continue
-    cachedContents++
-    // Sparse files: the blocks the fetched pieces take, not the length of the whole content.
-    cachedBytes += st.blocks * 512
-  }
+  const held = contentsOnDisk(disk)
   const pid = lockHolder(disk)
   const free = fs.statfsSync(disk)
   let live: LiveStatus | null = null
@@ -89,11 +71,7 @@ export async function statusOf (disk: string): Promise<Status> {
     pid,
     head,
     lastCommit,
-    contents,
-    contentBytes,
-    stagedFiles: names(paths.staging).length,
-    cachedContents,
-    cachedBytes,
+    ...held,
     diskFreeBytes: free.bavail * free.bsize,
     live
   }

@@ -33,6 +33,43 @@ async function copySparse (from: string, to: string, size: number): Promise<void
   await run('cp', ['--reflink=auto', '--sparse=auto', '--', from, to])
 }
 
+/** The folders of a disk this store owns. */
+const FOLDERS = { content: 'content', partial: 'partial', staging: 'staging' } as const
+
+/** What a disk holds, counted from its folders without opening a store (for a stopped node too). */
+export interface ContentsOnDisk {
+  contents: number
+  contentBytes: number
+  /** Files being written (staging), not yet contents. */
+  stagedFiles: number
+  /** Contents partly fetched for reads (a cache: evicted when the disk needs room), and the bytes their pieces take. */
+  cachedContents: number
+  cachedBytes: number
+}
+
+export function contentsOnDisk (disk: string): ContentsOnDisk {
+  // A disk made with --no-start and never started has none of these directories yet.
+  const names = (dir: string): string[] => fs.existsSync(dir) ? fs.readdirSync(dir) : []
+  const held: ContentsOnDisk = { contents: 0, contentBytes: 0, stagedFiles: names(join(disk, FOLDERS.staging)).length, cachedContents: 0, cachedBytes: 0 }
+  for (const name of names(join(disk, FOLDERS.content))) {
+    // A content removed since the listing (a drop, an eviction) is not counted.
+    const st = fs.statSync(join(disk, FOLDERS.content, name), { throwIfNoEntry: false })
+    if (st === undefined) continue
+    held.contents++
+    held.contentBytes += st.size
+  }
+  for (const name of names(join(disk, FOLDERS.partial))) {
+    // The sparse data files only: not their bitfields, nor a bitfield's temporary being renamed.
+    if (!isInfoHash(name)) continue
+    const st = fs.statSync(join(disk, FOLDERS.partial, name), { throwIfNoEntry: false })
+    if (st === undefined) continue
+    held.cachedContents++
+    // Sparse files: the blocks the fetched pieces take, not the length of the whole content.
+    held.cachedBytes += st.blocks * 512
+  }
+  return held
+}
+
 export class ContentStore {
   readonly contentDir: string
   /** Partly fetched contents (sparse files and their bitfields), which the torrent service keeps. */
@@ -40,9 +77,9 @@ export class ContentStore {
   readonly stagingDir: string
 
   constructor (disk: string, private readonly volumeId: string, private readonly log: Logger) {
-    this.contentDir = join(disk, 'content')
-    this.partialDir = join(disk, 'partial')
-    this.stagingDir = join(disk, 'staging')
+    this.contentDir = join(disk, FOLDERS.content)
+    this.partialDir = join(disk, FOLDERS.partial)
+    this.stagingDir = join(disk, FOLDERS.staging)
     fs.mkdirSync(this.contentDir, { recursive: true })
     fs.mkdirSync(this.partialDir, { recursive: true })
     fs.mkdirSync(this.stagingDir, { recursive: true })

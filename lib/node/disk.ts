@@ -40,10 +40,8 @@ export const layout = (disk: string) => ({
   lock: join(disk, 'node.lock'),
   meta: join(disk, 'meta'),
   journal: join(disk, 'journal'),
-  state: join(disk, 'state'),
-  content: join(disk, 'content'),
-  partial: join(disk, 'partial'),
-  staging: join(disk, 'staging')
+  state: join(disk, 'state')
+  // content/, partial/ and staging/ are the content store's (lib/content/store.ts).
 })
 
 export function volumeIdOf (key: string): string {

@@ -46,6 +46,8 @@ export interface NodeOptions {
   peers?: string[]
   /** IPv4 address to listen and announce on; all interfaces when not given. */
   address?: string
+  /** Called when the node wants its process to stop: its disk is drained (retired), or its mount was unmounted from outside. */
+  onStopRequested?: (why: 'retired' | 'unmounted') => void
   log: Logger
 }
 
@@ -65,8 +67,8 @@ export class SwarmNode {
   vfs: VolumeFs | null = null
   /** Reads of what this disk does not hold (closed at the start of a stop: the torrent client is going). */
   private remote: SwarmReader | null = null
-  /** Called when the node wants its process to stop: its disk is drained (retired), or its mount was unmounted from outside. */
-  onStopRequested: (why: 'retired' | 'unmounted') => void = () => {}
+  /** Tells the node's owner that the node wants its process to stop (NodeOptions.onStopRequested). */
+  private onStopRequested: (why: 'retired' | 'unmounted') => void = () => {}
   /** Contents reads on this node completed (a cache): told to peers so they trim no copy in their favour. */
   private readonly cachedByReads: CachedByReads
   /** swarmfs scrub: checks every complete copy on this disk (lib/replicate/scrub.ts). */
@@ -139,6 +141,7 @@ export class SwarmNode {
       const node = new SwarmNode(config, opts.disk, meta, content, space, log)
       holder.node = node
       node.unlock = unlock
+      if (opts.onStopRequested !== undefined) node.onStopRequested = opts.onStopRequested
       try {
         const torrents = await node.startTorrents(opts.address)
         const remote = node.remote = new SwarmReader(torrents, content)
