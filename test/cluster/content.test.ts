@@ -7,7 +7,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { createNetwork, stopProcess, waitForLine, type Network, type NetHost, until } from '../helpers/netns.js'
-import { CLI, isMounted, prng, randomBytesSeeded, run } from '../helpers/volume.js'
+import { CLI, isMounted, listedWith, prng, randomBytesSeeded, run } from '../helpers/volume.js'
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
@@ -52,7 +52,7 @@ t.test('contents written on one node are read on another', async t => {
   }
 
   // Part of a file read: its pieces stay on B's disk as a cache, which status reports.
-  await until('part.bin listed on B', () => fs.existsSync(join(mntB, 'part.bin')))
+  await until('part.bin listed on B', () => listedWith(join(mntB, 'part.bin'), part.length))
   const partRead = await run('sh', ['-c', `dd if="${join(mntB, 'part.bin')}" bs=1M skip=30 count=1 status=none | sha256sum`])
   t.equal(partRead.stdout.split(' ')[0], sha256(part.subarray(30 * 1024 * 1024, 31 * 1024 * 1024)), 'one MiB in the middle of a 48 MiB file')
   const statusB = await net.exec(hostB, process.execPath, [CLI, 'status', '--disk', dir('disk-b')], { timeoutMs: 30_000 })

@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { Cluster, SETTLE_MS } from '../helpers/cluster.js'
 import { outputOf, until } from '../helpers/netns.js'
-import { prng, randomBytesSeeded, run } from '../helpers/volume.js'
+import { listedWith, prng, randomBytesSeeded, run } from '../helpers/volume.js'
 
 const MiB = 1024 * 1024
 const DISK_MIB = 48
@@ -90,7 +90,7 @@ t.test('fetched pieces never take the room a small disk keeps free', async t => 
 
   // The metadata was never starved: a change on B is committed and reaches A.
   fs.writeFileSync(join(b.mnt, 'note.txt'), 'written on B\n')
-  await until('note.txt from B on A', () => fs.existsSync(join(a.mnt, 'note.txt')), SETTLE_MS)
+  await until('note.txt from B on A', () => listedWith(join(a.mnt, 'note.txt'), 'written on B\n'.length), SETTLE_MS)
   t.equal(fs.readFileSync(join(a.mnt, 'note.txt'), 'utf8'), 'written on B\n', 'A reads the file B wrote after the big reads')
 
   // Files read whole stay on B as copies: three of 12 MiB leave ~11 MiB free, the fourth needs 12.

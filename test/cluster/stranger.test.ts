@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Cluster, SETTLE_MS, type SNode } from '../helpers/cluster.js'
 import { outputOf, stopProcess, until, waitForLine } from '../helpers/netns.js'
-import { ROOT, run } from '../helpers/volume.js'
+import { listedWith, ROOT, run } from '../helpers/volume.js'
 import { peerPsk } from '../../lib/transport/volume-tls.js'
 
 const STRANGER = join(ROOT, 'test', 'cluster', 'fixtures', 'stranger.mjs')
@@ -101,7 +101,7 @@ t.test('a listener on the switch sees neither the key, nor a file name, nor a fi
   fs.mkdirSync(join(a.mnt, `${name}-dir`))
   fs.writeFileSync(join(a.mnt, `${name}-dir`, `${name}.bin`), bytes)
   fs.writeFileSync(join(a.mnt, `${name}.txt`), `${phrase}\n`)
-  await until('B lists the files', () => fs.existsSync(join(b.mnt, `${name}.txt`)) && fs.existsSync(join(b.mnt, `${name}-dir`, `${name}.bin`)), SETTLE_MS)
+  await until('B lists the files', () => listedWith(join(b.mnt, `${name}.txt`), Buffer.byteLength(`${phrase}\n`)) && listedWith(join(b.mnt, `${name}-dir`, `${name}.bin`), bytes.length), SETTLE_MS)
   // B reads both through its mount: every byte of them crosses the switch.
   t.ok(fs.readFileSync(join(b.mnt, `${name}-dir`, `${name}.bin`)).equals(bytes), 'B reads the file\'s bytes from A')
   t.equal(fs.readFileSync(join(b.mnt, `${name}.txt`), 'utf8'), `${phrase}\n`, 'and the small one')
@@ -143,6 +143,6 @@ t.test('a flood of records and connections from a stranger costs a node nothing 
   t.ok((live.refused ?? []).length <= 64, `and at most 64 refused hosts (${(live.refused ?? []).length})`)
   t.ok(live.peers.some(p => p.nodeId === c.config(b).nodeId), 'B is still A\'s peer')
   await run('sh', ['-c', 'echo after > after.txt'], { cwd: a.mnt })
-  await until('B lists what A wrote after the flood', () => fs.existsSync(join(b.mnt, 'after.txt')), SETTLE_MS)
+  await until('B lists what A wrote after the flood', () => listedWith(join(b.mnt, 'after.txt'), 'after\n'.length), SETTLE_MS)
   t.equal(fs.readFileSync(join(b.mnt, 'after.txt'), 'utf8'), 'after\n', 'sync goes on')
 })

@@ -111,6 +111,15 @@ export function residentBytes (path: string): number {
   return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim())
 }
 
+/**
+ * Whether `path` is listed with `size` bytes. A peer lists a file as soon as its name is committed,
+ * which may be before its bytes are (a commit batch can fall between a create and the close): a
+ * test that reads what another node wrote waits for its size, not only its name.
+ */
+export function listedWith (path: string, size: number): boolean {
+  return fs.statSync(path, { throwIfNoEntry: false })?.size === size
+}
+
 export function isMounted (dir: string): boolean {
   const table = fs.readFileSync('/proc/self/mounts', 'utf8')
   return table.split('\n').some(line => {
