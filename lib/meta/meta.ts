@@ -1,5 +1,6 @@
 // The metadata of a volume on one disk: the in-memory index FUSE is served from, the journal that
 // makes acknowledged changes survive a crash, and the git commits they become, in batches.
+import { Counts } from '../core/counts.js'
 import fs from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { TorrentInfo } from '../core/torrent-info.js'
@@ -74,7 +75,7 @@ export class Meta {
   /** An op is being applied in `apply`; its record is appended after. */
   private applying = false
   /** Contents a seal is making durable and is about to name: not removed meanwhile. */
-  private readonly pinned = new Map<string, number>()
+  private readonly pinned = new Counts()
   /** While an adoption is applied: its removals wait for the new HEAD to be durable, not for the journal. */
   private holding: Array<() => void> | null = null
 
@@ -252,13 +253,11 @@ export class Meta {
 
   /** Keeps a content's file from being removed until `unpin` (see `pinned`). */
   pin (infohash: string): void {
-    this.pinned.set(infohash, (this.pinned.get(infohash) ?? 0) + 1)
+    this.pinned.add(infohash)
   }
 
   unpin (infohash: string): void {
-    const n = (this.pinned.get(infohash) ?? 1) - 1
-    if (n > 0) this.pinned.set(infohash, n)
-    else this.pinned.delete(infohash)
+    this.pinned.remove(infohash)
   }
 
   private durableThrough (seq: number): void {

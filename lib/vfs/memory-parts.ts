@@ -4,6 +4,7 @@
 // cannot run without its git repository, and would test git, not the filesystem.) Contents stay
 // in a ContentStore on a temporary directory: the core reads and writes them by fd, which is the
 // path it takes on a real disk too. The remote reader's memory version is in test/conformance.
+import { Counts } from '../core/counts.js'
 import type fs from 'node:fs'
 import { FsError } from '../core/errors.js'
 import { applyOp, lookup, mustLookup, type Op, type Released } from '../meta/ops.js'
@@ -15,7 +16,7 @@ export class MemoryIndex implements MetadataIndex {
   readonly contentRefs = new Map<string, number>()
   private readonly writing = new Set<FileNode>()
   private readonly staged = new Set<FileNode>()
-  private readonly pinned = new Map<string, number>()
+  private readonly pinned = new Counts()
 
   /** `onReleased`: what no node refers to any more (the content store removes it). */
   constructor (private readonly onReleased: (released: Released) => void = () => {}) {
@@ -62,13 +63,11 @@ export class MemoryIndex implements MetadataIndex {
   }
 
   pin (infohash: string): void {
-    this.pinned.set(infohash, (this.pinned.get(infohash) ?? 0) + 1)
+    this.pinned.add(infohash)
   }
 
   unpin (infohash: string): void {
-    const n = (this.pinned.get(infohash) ?? 1) - 1
-    if (n > 0) this.pinned.set(infohash, n)
-    else this.pinned.delete(infohash)
+    this.pinned.remove(infohash)
   }
 
   whenDurable (run: () => void): void {
