@@ -71,6 +71,8 @@ export function contentsOnDisk (disk: string): ContentsOnDisk {
 }
 
 export class ContentStore {
+  /** Told of every content that comes to content/ or leaves it (the replicator keeps its holdings so). */
+  private readonly watchers: Array<(infohash: string, present: boolean) => void> = []
   readonly contentDir: string
   /** Partly fetched contents (sparse files and their bitfields), which the torrent service keeps. */
   readonly partialDir: string
@@ -132,7 +134,10 @@ export class ContentStore {
     // staging file stays until the caller has journaled the seal and removes it: a crash in
     // between must leave the journal's staged bytes where it says they are.
     const target = this.contentPath(infohash)
-    if (!fs.existsSync(target)) fs.linkSync(path, target)
+    if (!fs.existsSync(target)) {
+      fs.linkSync(path, target)
+      this.changed(infohash, true)
+    }
     return { infohash, info }
   }
 
@@ -172,24 +177,45 @@ export class ContentStore {
     return fs.existsSync(this.contentPath(infohash))
   }
 
-  /** The contents this disk holds completely, as one listing of content/ (empty when it cannot be read). */
+  /**
+   * The contents this disk holds completely, as one listing of content/ (empty when it cannot be
+   * read), read in batches (a million names do not hold the event loop at once).
+   */
   async heldInfohashes (): Promise<Set<string>> {
-    const names = await fsp.readdir(this.contentDir).catch(() => [] as string[])
-    return new Set(names.filter(isInfoHash))
+    const held = new Set<string>()
+    try {
+      for await (const entry of await fsp.opendir(this.contentDir, { bufferSize: 1024 })) {
+        if (isInfoHash(entry.name)) held.add(entry.name)
+      }
+    } catch {}
+    return held
   }
 
-  /** heldInfohashes(), synchronously: for callers that answer at once (the replicator's reclaimable()). */
-  heldInfohashesSync (): Set<string> {
-    try {
-      return new Set(fs.readdirSync(this.contentDir).filter(isInfoHash))
-    } catch {
-      return new Set()
+  /** `listener` is told of every content that comes to content/ or leaves it from now on. */
+  watch (listener: (infohash: string, present: boolean) => void): void {
+    this.watchers.push(listener)
+  }
+
+  /**
+   * A content came to content/ or left it other than through this store: a fetch completed (the
+   * torrent service renames it into place), a damaged copy was set aside.
+   */
+  changed (infohash: string, present: boolean): void {
+    for (const w of this.watchers) {
+      try {
+        w(infohash, present)
+      } catch (err) {
+        this.log.error('a watcher of the content store threw', { infohash, err })
+      }
     }
   }
 
   /** Synchronous, so that a seal of equal bytes right after finds the content gone, not going. */
   remove (contents: string[], staged: string[]): void {
-    for (const ih of contents) this.removeFile(this.contentPath(ih))
+    for (const ih of contents) {
+      this.removeFile(this.contentPath(ih))
+      this.changed(ih, false)
+    }
     for (const id of staged) this.removeFile(this.stagingPath(id))
   }
 

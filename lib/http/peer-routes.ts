@@ -7,7 +7,7 @@ import type { ApiAnswer, ApiCall } from './json-api.js'
 
 export interface PeerRouteParts {
   /** The replicator, once it runs (null while the node starts). */
-  replicator: () => { holdings: (have: string | null) => Promise<unknown> } | null
+  replicator: () => { holdings: (have: string | null, delta: boolean) => Promise<unknown> } | null
   /** Checks this disk's copy of one piece a peer found bad. */
   checkPiece: (infohash: string, piece: number) => Promise<unknown>
 }
@@ -16,7 +16,7 @@ export function peerRoutes (parts: PeerRouteParts): (call: ApiCall) => Promise<A
   return async call => {
     const replicator = parts.replicator()
     if (replicator === null) throw new SwarmError('SWARMFS_STOPPING', 'the node is starting')
-    if (call.path === '/holdings' && call.method === 'GET') return { status: 200, body: await replicator.holdings(call.query.get('have')) }
+    if (call.path === '/holdings' && call.method === 'GET') return { status: 200, body: await replicator.holdings(call.query.get('have'), call.query.get('delta') === '1') }
     if (call.path === '/bad-piece' && call.method === 'POST') {
       const report = parseBadPiece(call.body)
       if (typeof report === 'string') throw new SwarmError('SWARMFS_BAD_INPUT', report)

@@ -243,6 +243,7 @@ export class SwarmNode {
       onComplete: (ih, _info, byReads) => {
         if (byReads) this.cachedByReads.add(ih)
         else this.cachedByReads.delete(ih)
+        content.changed(ih, true)
       },
       onHashFailure: (ih, piece) => this.badPieces.report(ih, piece),
       onCopyDamaged: (ih, info) => this.refetchDamaged(ih, info),
@@ -267,6 +268,7 @@ export class SwarmNode {
    * as before.
    */
   private refetchDamaged (infohash: string, info: TorrentInfo): void {
+    this.content.changed(infohash, false)
     this.vfs?.copySetAside(infohash)
     this.replicator?.poke(0)
     if (this.cachedByReads.has(infohash)) {
@@ -290,12 +292,14 @@ export class SwarmNode {
       disk: this.disk,
       held: this.content,
       reserve: total => reserveOf(config, total),
-      contents: () => [...meta.contentInfo].map(([infohash, info]) => ({ infohash, length: info.length })),
+      // The tree's contents change in the index before its head moves (a commit follows within
+      // tens of milliseconds); the head and their number tell when to compare them again.
+      tree: { contents: () => meta.contentInfo, version: () => `${meta.head ?? ''}:${meta.contentInfo.size}` },
       cachedByReads: this.cachedByReads,
       settings: () => meta.volumeSettings(),
       peers: () => [...syncer.peers.values()].filter(p => p.authenticated && p.httpPort > 0).map(p => ({ nodeId: p.nodeId, host: p.host, httpPort: p.httpPort })),
       fetchHoldings: async (peer, have, timeoutMs) => await peerJson({ host: peer.host, port: peer.httpPort, key: config.volumeKey, timeoutMs, limit: HOLDINGS_LIMIT },
-        'GET', `/holdings${have !== null ? `?have=${encodeURIComponent(have)}` : ''}`),
+        'GET', `/holdings?delta=1${have !== null ? `&have=${encodeURIComponent(have)}` : ''}`),
       copy: async (infohash, progress) => {
         const info = meta.contentInfo.get(infohash)
         if (info === undefined) throw new SwarmError('SWARMFS_CONFLICT', 'no longer in the tree')

@@ -14,6 +14,7 @@ const WRITE_DELAY_MS = 1000
 export class CachedByReads {
   private readonly set: Set<string>
   private timer: NodeJS.Timeout | null = null
+  private readonly watchers: Array<(infohash: string) => void> = []
 
   /** `held`: the contents this disk holds completely (ContentStore); entries whose content is gone are forgotten. */
   constructor (private readonly path: string, held: { has: (infohash: string) => boolean }, private readonly log: Logger) {
@@ -24,14 +25,19 @@ export class CachedByReads {
     return this.set.has(infohash)
   }
 
+  /** `listener` is told of every content added to or removed from the set. */
+  watch (listener: (infohash: string) => void): void {
+    this.watchers.push(listener)
+  }
+
   add (infohash: string): void {
     if (this.set.has(infohash)) return
     this.set.add(infohash)
-    this.changed()
+    this.changed(infohash)
   }
 
   delete (infohash: string): void {
-    if (this.set.delete(infohash)) this.changed()
+    if (this.set.delete(infohash)) this.changed(infohash)
   }
 
   /** Writes what is pending now (at stop). */
@@ -42,7 +48,8 @@ export class CachedByReads {
     this.write()
   }
 
-  private changed (): void {
+  private changed (infohash: string): void {
+    for (const w of this.watchers) w(infohash)
     if (this.timer !== null) return
     this.timer = setTimeout(() => {
       this.timer = null

@@ -65,38 +65,62 @@ export function rank (infohash: string, nodeId: string): string {
   return createHash('sha1').update(infohash).update('\0').update(nodeId).digest('hex')
 }
 
-function holders (ih: string, nodes: NodeView[]): NodeView[] {
-  return nodes.filter(n => n.counts && !n.retiring && n.complete.has(ih))
+function holders (ih: string, nodes: NodeView[]): number {
+  let n = 0
+  for (const v of nodes) if (v.counts && !v.retiring && v.complete.has(ih)) n++
+  return n
 }
 
-/** Ranks candidates for a new copy of `c`: most free space first (in steps), then the rendezvous hash. */
-function candidates (c: ContentNeed, nodes: NodeView[]): NodeView[] {
+/**
+ * Whether `self` is among the first `short` candidates for a new copy of `c`: a transfer under way
+ * first (it cannot be called back), then announcements by rank, then the nodes with room, most
+ * free space first (in steps), then the rendezvous hash. Ranks are computed only when the order
+ * among more candidates than there are copies to make decides (once per candidate then).
+ */
+export function chosen (self: string, c: ContentNeed, nodes: NodeView[], short: number): boolean {
+  const copiers: NodeView[] = []
+  const others: NodeView[] = []
+  let mine = false
+  for (const n of nodes) {
+    if (!n.up || n.retiring || n.complete.has(c.infohash)) continue
+    if (n.copying.has(c.infohash)) copiers.push(n)
+    else if (n.free - n.reserve >= c.length) others.push(n)
+    else continue
+    if (n.nodeId === self) mine = true
+  }
+  if (!mine) return false
+  if (copiers.length + others.length <= short) return true
   const byRank = (a: { r: string }, b: { r: string }): number => a.r < b.r ? 1 : a.r > b.r ? -1 : 0
-  const able = nodes.filter(n => n.up && !n.retiring && !n.complete.has(c.infohash))
-  // A transfer under way goes first (it cannot be called back), then announcements by rank.
-  const copiers = able.filter(n => n.copying.has(c.infohash))
-    .map(n => ({ n, started: n.fetching.has(c.infohash) ? 1 : 0, r: rank(c.infohash, n.nodeId) }))
-    .sort((a, b) => b.started - a.started || byRank(a, b))
-  const others = able.filter(n => !n.copying.has(c.infohash) && n.free - n.reserve >= c.length)
-    .map(n => ({ n, step: Math.floor(n.free / FREE_STEP), r: rank(c.infohash, n.nodeId) }))
-    .sort((a, b) => b.step - a.step || byRank(a, b))
-  return [...copiers, ...others].map(x => x.n)
+  const order: NodeView[] = []
+  if (copiers.length > 0) {
+    order.push(...copiers.map(n => ({ n, started: n.fetching.has(c.infohash) ? 1 : 0, r: rank(c.infohash, n.nodeId) }))
+      .sort((a, b) => b.started - a.started || byRank(a, b)).map(x => x.n))
+  }
+  if (order.length < short) {
+    order.push(...others.map(n => ({ n, step: Math.floor(n.free / FREE_STEP), r: rank(c.infohash, n.nodeId) }))
+      .sort((a, b) => b.step - a.step || byRank(a, b)).map(x => x.n))
+  }
+  for (let i = 0; i < short && i < order.length; i++) if (order[i].nodeId === self) return true
+  return false
 }
 
-export function plan (self: string, contents: ContentNeed[], nodes: NodeView[], copies: number): Plan {
+/** The copies `self` should make of one content that `have` nodes that count hold (short of `copies`). */
+export function wants (self: string, c: ContentNeed, nodes: NodeView[], have: number, copies: number): boolean {
+  // Nobody that counts holds it: there is nothing to copy from (and this node may simply not
+  // have heard from the holders yet).
+  return have > 0 && have < copies && chosen(self, c, nodes, copies - have)
+}
+
+/** The whole plan over every content (replicator.ts plans incrementally, tally.ts; this is its reference). */
+export function plan (self: string, contents: Iterable<ContentNeed>, nodes: NodeView[], copies: number): Plan {
   const wanted: Array<{ ih: string, short: number }> = []
   let underTarget = 0
   let lost = 0
   for (const c of contents) {
     const have = holders(c.infohash, nodes)
-    if (have.length === 0) lost++
-    if (have.length < copies) underTarget++
-    const short = copies - have.length
-    if (short > 0) {
-      // Nobody that counts holds it: there is nothing to copy from (and this node may simply not
-      // have heard from the holders yet).
-      if (have.length > 0 && candidates(c, nodes).slice(0, short).some(n => n.nodeId === self)) wanted.push({ ih: c.infohash, short })
-    }
+    if (have === 0) lost++
+    if (have < copies) underTarget++
+    if (wants(self, c, nodes, have, copies)) wanted.push({ ih: c.infohash, short: copies - have })
   }
   wanted.sort((a, b) => b.short - a.short || (a.ih < b.ih ? -1 : a.ih > b.ih ? 1 : 0))
   return { copy: wanted.map(w => w.ih), underTarget, lost }

@@ -1,13 +1,20 @@
 // Keeps every content of the volume on enough disks. Each round (every couple of seconds, and soon
 // after the tree changes) it
-//   1. takes stock of this disk: the contents of the tree it holds completely, its space;
-//   2. asks every peer for the same (GET /holdings; unchanged answers are one line);
-//   3. plans (plan.ts): the copies this node should make, and the copies it may drop;
+//   1. brings its own holdings up to date: the disk's space (statfs); what the disk holds is told
+//      by the content store as it changes (one listing at start, and again now and then to catch
+//      what nobody told), the tree's contents are compared again only when the tree changed;
+//   2. asks every peer for theirs (GET /holdings?have=<generation>&delta=1: unchanged answers are
+//      one line, changes come as deltas, holdings-log.ts), applied in place, and with them the
+//      number of holders of every content (tally.ts);
+//   3. plans (plan.ts) over the contents under the target only, fewest holders first, a bounded
+//      number per round (the rest in the next rounds), yielding to the event loop between slices:
+//      the copies this node should make, and the copies it may drop;
 //   4. announces the copies it chose (they appear in its holdings as copies at 0 bytes), and starts
-//      the first one announced at least a round ago (one at a time: a copy fetches a whole content
-//      at full speed): by then every peer has seen the announcement, and a peer that chose the
-//      same copy from an older view has withdrawn (plan.ts ranks announced copies first); a copy
-//      made anyway beyond the target (views that disagreed) is dropped again by its maker;
+//      those announced at least a round ago, several at once (MAX_COPIES, at most PER_SOURCE from
+//      one holder, and few large ones at a time): by then every peer has seen the announcement,
+//      and a peer that chose the same copy from an older view has withdrawn (plan.ts ranks
+//      announced copies first); a copy made anyway beyond the target (views that disagreed) is
+//      dropped again by its maker;
 //   5. when the disk is below its reserve, or reads on this node want room their cache of fetched
 //      pieces cannot give (short()), or a copy it made turned out extra, announces drops of
 //      copies the volume has beyond its target, and makes those that peers heard in this round,
@@ -20,8 +27,10 @@ import fsp from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../core/log.js'
 import { DropAnnouncements, planDrops } from './drops.js'
-import { parseHoldings, type CopyProgress, type Holdings } from './holdings.js'
-import { plan, retireObstacle, retireRemaining, type ContentNeed, type NodeView, type Plan } from './plan.js'
+import { applyDelta, holdingsSets, parseHoldings, type CopyProgress, type Holdings, type HoldingsDelta, type PeerHoldings, type Unchanged } from './holdings.js'
+import { OwnHoldings } from './holdings-log.js'
+import { retireObstacle, retireRemaining, wants, type ContentNeed, type NodeView } from './plan.js'
+import { Tally } from './tally.js'
 
 export interface ReplicaPeer { nodeId: string, host: string, httpPort: number }
 
@@ -29,18 +38,24 @@ export interface ReplicatorOptions {
   nodeId: string
   /** Directory on the disk (its filesystem's space is reported). */
   disk: string
-  /** The contents this disk holds completely (ContentStore: the one owner of content/). */
-  held: { heldInfohashes: () => Promise<Set<string>>, heldInfohashesSync: () => Set<string> }
+  /**
+   * The contents this disk holds completely (ContentStore: the one owner of content/): one listing
+   * at start (and now and then), and every change as it happens.
+   */
+  held: { heldInfohashes: () => Promise<Set<string>>, watch: (listener: (infohash: string, present: boolean) => void) => void }
   /** Bytes this disk keeps free: no copy is taken that would go below, and copies beyond the target are dropped to get back above. */
   reserve: (total: number) => number
-  /** The contents of the tree now (each distinct infohash once). */
-  contents: () => ContentNeed[]
+  /**
+   * The contents of the tree (each distinct infohash once, with its length), and a version that
+   * changes whenever they may have (the tree's head): they are compared again only then.
+   */
+  tree: { contents: () => Iterable<[string, { length: number }]> & { has: (infohash: string) => boolean }, version: () => string }
   /** Contents on this disk that reads fetched (a cache), as opposed to copies made for the target or written here. */
-  cachedByReads?: { has: (infohash: string) => boolean }
+  cachedByReads?: { has: (infohash: string) => boolean, watch?: (listener: (infohash: string) => void) => void }
   settings: () => { copies: number, graceMs: number }
   /** Peers that proved they hold the volume key. */
   peers: () => ReplicaPeer[]
-  /** A peer's GET /holdings?have=<generation> answer (parsed JSON), or a rejection after `timeoutMs`. */
+  /** A peer's GET /holdings?have=<generation>&delta=1 answer (parsed JSON), or a rejection after `timeoutMs`. */
   fetchHoldings: (peer: ReplicaPeer, have: string | null, timeoutMs: number) => Promise<unknown>
   /** Fetches a whole content onto this disk, reporting bytes done. */
   copy: (infohash: string, progress: (done: number) => void) => Promise<void>
@@ -51,10 +66,16 @@ export interface ReplicatorOptions {
   onRound?: () => void
   log: Logger
   intervalMs?: number
+  /** Copies under way at once (default MAX_COPIES). */
+  maxCopies?: number
 }
 
 interface PeerRecord {
-  holdings: Holdings | null
+  holdings: PeerHoldings | null
+  /** Its contents count toward the tally (its word counts, and it is not retiring). */
+  contributing: boolean
+  /** Its last delta did not apply: ask for the whole document next. */
+  wantWhole: boolean
   lastSeen: number
   /** When the request of its last answer was sent (performance.now()). */
   heardAt: number
@@ -77,13 +98,29 @@ export interface ReplicationStatus {
 }
 
 const DEFAULT_INTERVAL_MS = 2000
-/** Copies announced at once: enough to keep a node busy between rounds, few enough to keep holdings small. */
-const MAX_ANNOUNCED = 256
+/** Copies announced at once: enough to keep several copies busy between rounds; deltas keep holdings small. */
+const MAX_ANNOUNCED = 4096
+/** Copies under way at once. */
+const MAX_COPIES = 16
+/** Copies under way at once whose chosen source is one holder. */
+const PER_SOURCE = 8
+/** Bytes of the copies under way: a large copy runs with few others (each at full speed already). */
+const MAX_COPY_BYTES = 256 * 2 ** 20
+/** Contents of the tree under target looked at per round (from where the last round stopped). */
+const SCAN_PER_ROUND = 50_000
+/** Work done between two yields to the event loop (FUSE is served on this thread). */
+const SLICE = 2000
 /** A peer unheard for this many rounds is no longer up (no new copies go to it). */
 const UP_ROUNDS = 3
 const HOLDINGS_TIMEOUT_MS = 3000
 /** After a start, how long the node listens before it starts a copy. */
 const STARTUP_QUIET_MS = 3000
+/** The disk's content/ is listed again this often, to catch a change nobody told (a file removed by hand). */
+const RESCAN_MS = 10 * 60_000
+/** The tree is compared again at most once per this many times the last comparison took. */
+const TREE_SCAN_SPACING = 20
+
+const pause = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
 
 export class Replicator {
   private readonly peers = new Map<string, PeerRecord>()
@@ -91,42 +128,160 @@ export class Replicator {
   private soon: NodeJS.Timeout | null = null
   private running: Promise<void> | null = null
   private stopped = false
-  private copying: CopyProgress | null = null
-  private copyWork: Promise<void> | null = null
-  /** What the last round saw: announcements older than `before` are confirmed; the contents' lengths. */
-  private confirmed: { before: number, length: ReadonlyMap<string, number> } = { before: 0, length: new Map() }
+  /** Copies under way, by infohash, with the holder counted as their source (PER_SOURCE). */
+  private readonly copying = new Map<string, { progress: CopyProgress, source: string | null }>()
+  /** What the last round saw: announcements older than `before` are confirmed. */
+  private confirmed = { before: 0 }
   /** Copies this node announced, by infohash: when. */
   private readonly announced = new Map<string, number>()
   /** Contents this node copied to meet the target (this run): the ones it may trim when they turn out extra. */
   private readonly replicated = new Set<string>()
   /** Drops this node announced (its holdings list them as `dropping`). */
   private readonly drops = new DropAnnouncements()
-  /** Dropped contents, by the takeStock count when the drop ended: a stock begun earlier may still list them. */
-  private readonly dropEnded = new Map<string, number>()
-  private stocks = 0
-  private shownStock = 0
   private startedAt = 0
-  private own: Holdings | null = null
-  private ownKey = ''
-  private generation = 0
-  private lastPlan: Plan | null = null
+  private readonly own: OwnHoldings
+  private readonly tally: Tally
+  /** What content/ holds (told by the store). */
+  private readonly onDisk = new Set<string>()
+  /** Contents the store told of while a listing was under way: the listing does not overrule them. */
+  private told: Set<string> | null = null
+  private ready: Promise<void> | null = null
+  private lastRescan = 0
+  private treeVersion: string | null = null
+  private treeScanEnd = 0
+  private treeScanMs = 0
+  private disk = { total: 0, avail: 0 }
   private views: NodeView[] = []
+  /** Where each bucket's scan stopped (a Set's iterator survives changes to it). */
+  private readonly cursors = new Map<number, { of: ReadonlySet<string>, it: Iterator<string> }>()
   /** Reads on this node want room the cache cannot give (short()): until a copy is dropped, for a few rounds at most. */
   private roomWanted = false
   private roomWantedAt = 0
   private pokedDuringRound = false
   retiring: boolean
   private readonly intervalMs: number
+  private readonly maxCopies: number
 
   constructor (private readonly opts: ReplicatorOptions) {
     this.retiring = opts.retiring
     this.intervalMs = opts.intervalMs ?? DEFAULT_INTERVAL_MS
+    this.maxCopies = opts.maxCopies ?? MAX_COPIES
+    this.tally = new Tally(opts.settings().copies)
+    this.own = new OwnHoldings(opts.nodeId, { epoch: `${process.pid.toString(36)}-${Date.now().toString(36)}`, lengthOf: ih => this.tally.tree.get(ih) ?? 0 })
+    opts.held.watch((ih, present) => {
+      if (present) this.onDisk.add(ih)
+      else this.onDisk.delete(ih)
+      this.told?.add(ih)
+      this.ownChanged(ih)
+    })
+    opts.cachedByReads?.watch?.(ih => this.ownChanged(ih))
   }
 
   start (): void {
     this.startedAt = Date.now()
     this.timer = setInterval(() => this.kick(), this.intervalMs)
     this.kick()
+  }
+
+  /** Whether this disk holds `ih` for the volume now (complete, in the tree); the tally follows. */
+  private ownChanged (ih: string): void {
+    const complete = this.onDisk.has(ih) && this.tally.tree.has(ih)
+    if (this.own.set('complete', ih, complete) && !this.retiring) this.tally.held(ih, complete ? 1 : -1)
+    this.own.set('cached', ih, complete && this.opts.cachedByReads?.has(ih) === true)
+  }
+
+  /** The first listing of content/ and comparison of the tree, before anything is planned or answered. */
+  private async prepare (): Promise<void> {
+    this.ready ??= (async () => {
+      await this.rescan()
+      await this.syncTree(true)
+      await this.refreshDisk()
+    })()
+    await this.ready
+  }
+
+  /** Lists content/ and takes what it holds, except for contents the store told of meanwhile. */
+  private async rescan (): Promise<void> {
+    this.lastRescan = Date.now()
+    const told = this.told = new Set()
+    let names: Set<string>
+    try {
+      names = await this.opts.held.heldInfohashes()
+    } finally {
+      this.told = null
+    }
+    let i = 0
+    for (const ih of names) {
+      if (!told.has(ih) && !this.onDisk.has(ih)) {
+        this.onDisk.add(ih)
+        this.ownChanged(ih)
+      }
+      if (++i % SLICE === 0) await pause()
+    }
+    for (const ih of [...this.onDisk]) {
+      if (!told.has(ih) && !names.has(ih)) {
+        this.onDisk.delete(ih)
+        this.ownChanged(ih)
+      }
+      if (++i % SLICE === 0) await pause()
+    }
+  }
+
+  /**
+   * Compares the tree's contents with the tally's, when the tree changed, in slices; at most once
+   * per TREE_SCAN_SPACING times the last comparison took (at a million contents a comparison is
+   * tens of milliseconds of work, spread over the slices).
+   */
+  private async syncTree (force = false): Promise<void> {
+    const version = this.opts.tree.version()
+    if (version === this.treeVersion) return
+    if (!force && performance.now() < this.treeScanEnd + this.treeScanMs * TREE_SCAN_SPACING) {
+      // Not now: the next round looks again.
+      return
+    }
+    this.treeVersion = version
+    let busy = performance.now()
+    let worked = 0
+    const slice = async (): Promise<void> => {
+      worked += performance.now() - busy
+      await pause()
+      busy = performance.now()
+    }
+    const contents = this.opts.tree.contents()
+    const tree = this.tally.tree
+    let i = 0
+    for (const [ih, info] of contents) {
+      if (tree.get(ih) !== info.length) {
+        this.tally.treeAdd(ih, info.length)
+        this.ownChanged(ih)
+      }
+      if (++i % SLICE === 0) await slice()
+    }
+    for (const ih of tree.keys()) {
+      if (!contents.has(ih)) {
+        this.tally.treeRemove(ih)
+        this.ownChanged(ih)
+      }
+      if (++i % SLICE === 0) await slice()
+    }
+    worked += performance.now() - busy
+    this.treeScanMs = worked
+    this.treeScanEnd = performance.now()
+  }
+
+  /** This disk's space (statfs) and the figures peers get with it. */
+  private async refreshDisk (): Promise<void> {
+    const st = await fsp.statfs(this.opts.disk)
+    this.disk = { total: st.blocks * st.bsize, avail: st.bavail * st.bsize }
+    this.showFigures()
+  }
+
+  private showFigures (): void {
+    const { total, avail } = this.disk
+    const reserve = this.opts.reserve(total)
+    const free = this.roomWanted ? Math.min(avail, reserve - 1) : avail
+    const progress = [...this.copying.values()].map(c => ({ ...c.progress }))
+    this.own.setSmall({ total, free, reserve, retiring: this.retiring, progress })
   }
 
   /**
@@ -138,6 +293,7 @@ export class Replicator {
     if (this.roomWanted || this.retiring) return
     this.roomWanted = true
     this.roomWantedAt = Date.now()
+    this.showFigures()
     this.opts.log.debug('reads want room: looking for a copy beyond the target to drop')
     this.poke(0)
   }
@@ -149,10 +305,11 @@ export class Replicator {
   reclaimable (): number {
     const { copies } = this.opts.settings()
     const others = this.views.filter(n => n.nodeId !== this.opts.nodeId && n.live && !n.retiring)
-    const here = this.opts.held.heldInfohashesSync()
+    const here = this.own.sets.complete
     let bytes = 0
-    for (const c of this.opts.contents()) {
-      if (here.has(c.infohash) && others.filter(n => n.complete.has(c.infohash) && !n.dropping.has(c.infohash)).length >= copies) bytes += c.length
+    // A content others hold enough copies of without this disk has more holders than the target.
+    for (const ih of this.tally.over) {
+      if (here.has(ih) && others.filter(n => n.complete.has(ih) && !n.dropping.has(ih)).length >= copies) bytes += this.tally.tree.get(ih) ?? 0
     }
     return bytes
   }
@@ -193,92 +350,102 @@ export class Replicator {
     await this.running
   }
 
-  /** This disk's holdings as peers get them (`unchanged` when they have this generation). */
-  async holdings (have: string | null): Promise<unknown> {
-    const own = this.own ?? await this.takeStock(this.opts.contents())
-    if (have === own.generation) return { v: 1, unchanged: true, generation: own.generation }
-    return own
-  }
-
-  /**
-   * This disk's holdings, which peers get from now on. Stocks taken at once (a round's, an
-   * announcement's) are shown in the order they began, so a drop announced stays listed until it
-   * is done, and a content dropped is never listed as complete again by a stock that read the
-   * directory before the drop: what drops.ts's rule rests on.
-   */
-  private async takeStock (contents: ContentNeed[]): Promise<Holdings> {
-    const stock = ++this.stocks
-    const st = await fsp.statfs(this.opts.disk)
-    const names = await this.opts.held.heldInfohashes()
-    if (stock < this.shownStock && this.own !== null) return this.own
-    const complete = contents.filter(c => names.has(c.infohash) && !((this.dropEnded.get(c.infohash) ?? 0) >= stock)).map(c => c.infohash).sort()
-    const total = st.blocks * st.bsize
-    const reserve = this.opts.reserve(total)
-    const free = this.roomWanted ? Math.min(st.bavail * st.bsize, reserve - 1) : st.bavail * st.bsize
-    const copying: CopyProgress[] = this.copying !== null ? [{ ...this.copying }] : []
-    const length = new Map(contents.map(c => [c.infohash, c.length]))
-    for (const ih of this.announced.keys()) if (ih !== this.copying?.infohash) copying.push({ infohash: ih, done: 0, total: length.get(ih) ?? 0, started: false })
-    const cached = complete.filter(ih => this.opts.cachedByReads?.has(ih) === true)
-    const doc = { total, free, reserve, complete, cached, copying, dropping: this.drops.list().sort(), retiring: this.retiring }
-    // Free space in MiB for the generation: a peer refetches the list when something it plans on changed.
-    const key = JSON.stringify({ ...doc, free: Math.floor(free / 2 ** 20), copying: doc.copying.map(c => [c.infohash, Math.floor(c.done / 2 ** 24)]) })
-    if (key !== this.ownKey) {
-      this.ownKey = key
-      this.generation++
-    }
-    this.own = { v: 1, nodeId: this.opts.nodeId, generation: `${process.pid}.${this.generation}`, ...doc }
-    this.shownStock = stock
-    this.drops.shown(performance.now())
-    for (const [ih, at] of this.dropEnded) if (at < stock) this.dropEnded.delete(ih)
-    return this.own
+  /** This disk's holdings as a peer that has `have` gets them: `unchanged`, a delta (when it takes them), or the whole document. */
+  async holdings (have: string | null, delta = false): Promise<Holdings | HoldingsDelta | Unchanged> {
+    await this.prepare()
+    return this.own.answer(have, delta)
   }
 
   private async hear (peer: ReplicaPeer): Promise<void> {
     const rec = this.peers.get(peer.nodeId)
-    const have = rec?.holdings?.generation ?? null
+    const have = rec?.wantWhole === true ? null : rec?.holdings?.generation ?? null
     const sent = performance.now()
     const answer = parseHoldings(await this.opts.fetchHoldings(peer, have, HOLDINGS_TIMEOUT_MS))
     if (typeof answer === 'string') throw new SwarmError('SWARMFS_BAD_INPUT', `malformed holdings: ${answer}`)
+    const heard = (r: PeerRecord): void => {
+      r.lastSeen = Date.now()
+      r.heardAt = sent
+      r.host = peer.host
+      r.httpPort = peer.httpPort
+    }
     if ('unchanged' in answer) {
-      if (rec === undefined || rec.holdings === null || rec.holdings.generation !== answer.generation) throw new SwarmError('SWARMFS_BAD_INPUT', 'holdings "unchanged" for a generation we do not have')
-      rec.lastSeen = Date.now()
-      rec.heardAt = sent
+      if (rec?.holdings == null || rec.holdings.generation !== answer.generation) throw new SwarmError('SWARMFS_BAD_INPUT', 'holdings "unchanged" for a generation we do not have')
+      heard(rec)
       return
     }
     if (answer.nodeId !== peer.nodeId) throw new SwarmError('SWARMFS_PEER_INVALID', `holdings of node ${answer.nodeId} from the address of ${peer.nodeId}`)
-    this.peers.set(peer.nodeId, { holdings: answer, lastSeen: Date.now(), heardAt: sent, host: peer.host, httpPort: peer.httpPort })
+    if ('delta' in answer) {
+      if (rec?.holdings == null) throw new SwarmError('SWARMFS_BAD_INPUT', 'a holdings delta where we hold nothing of the peer')
+      const wrong = applyDelta(rec.holdings, answer, (ih, by) => { if (rec.contributing) this.tally.held(ih, by) })
+      if (wrong !== null) {
+        rec.wantWhole = true
+        throw new SwarmError('SWARMFS_BAD_INPUT', `holdings delta refused: ${wrong}`)
+      }
+      heard(rec)
+      return
+    }
+    const sets = holdingsSets(answer)
+    if (rec === undefined) {
+      this.peers.set(peer.nodeId, { holdings: sets, contributing: false, wantWhole: false, lastSeen: Date.now(), heardAt: sent, host: peer.host, httpPort: peer.httpPort })
+      return
+    }
+    if (rec.contributing) {
+      const before = rec.holdings?.complete ?? new Set<string>()
+      for (const ih of before) if (!sets.complete.has(ih)) this.tally.held(ih, -1)
+      for (const ih of sets.complete) if (!before.has(ih)) this.tally.held(ih, 1)
+    }
+    rec.holdings = sets
+    rec.wantWhole = false
+    heard(rec)
+  }
+
+  /** A peer's contents start (or stop) counting toward the tally, in slices. */
+  private async contribute (rec: PeerRecord, on: boolean): Promise<void> {
+    if (rec.contributing === on) return
+    rec.contributing = on
+    let i = 0
+    for (const ih of rec.holdings?.complete ?? []) {
+      this.tally.held(ih, on ? 1 : -1)
+      if (++i % SLICE === 0) await pause()
+    }
   }
 
   private async round (): Promise<void> {
-    const contents = this.opts.contents()
-    const own = await this.takeStock(contents)
+    await this.prepare()
+    if (Date.now() - this.lastRescan > RESCAN_MS) await this.rescan()
+    await this.syncTree()
+    await this.refreshDisk()
     const peers = this.opts.peers().filter(p => p.nodeId !== this.opts.nodeId)
     const roundStart = performance.now()
     await Promise.all(peers.map(p => this.hear(p).catch(err => {
       this.opts.log.debug('no holdings from a peer', { peer: p.nodeId, err: (err as Error).message })
     })))
     const { copies, graceMs } = this.opts.settings()
+    await this.tally.setTarget(copies, pause)
     const now = Date.now()
-    const views: NodeView[] = [viewOf(own, true, true, Infinity, true)]
+    const views: NodeView[] = [this.ownView()]
     // A peer that left (mDNS said goodbye) is down at once; its contents count for the grace period.
     const present = new Set(peers.map(q => q.nodeId))
-    for (const [nodeId, rec] of this.peers) {
-      if (rec.holdings === null) continue
+    for (const [nodeId, rec] of [...this.peers]) {
+      const h = rec.holdings
+      if (h === null) continue
       const age = now - rec.lastSeen
       const up = present.has(nodeId) && age < UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS
       // Forgotten once nothing it said counts any more: gone past the grace period, or gone after
       // retiring (its copies stopped counting then). Should it come back, its next answer is heard.
-      if (!up && (age >= graceMs || rec.holdings.retiring)) {
+      if (!up && (age >= graceMs || h.retiring)) {
+        await this.contribute(rec, false)
         this.peers.delete(nodeId)
         continue
       }
-      views.push(viewOf(rec.holdings, up, age < graceMs, rec.heardAt, present.has(nodeId) && rec.heardAt >= roundStart))
+      const counts = up || age < graceMs
+      await this.contribute(rec, counts && !h.retiring)
+      views.push(peerView(h, up, counts, rec.heardAt, present.has(nodeId) && rec.heardAt >= roundStart))
     }
-    const p = plan(this.opts.nodeId, contents, views, copies)
     this.views = views
-    this.lastPlan = p
     if (this.stopped) return
-    this.announce(p.copy, own, contents, now)
+    const chosen = await this.plan(views, copies)
+    this.announce(chosen, now)
     // No copy starts in the first seconds after a start: peers found by mDNS a moment later must
     // be heard before this node may conclude that nobody else holds or copies something.
     if (now - this.startedAt >= STARTUP_QUIET_MS) {
@@ -287,60 +454,143 @@ export class Replicator {
       const upWindow = UP_ROUNDS * this.intervalMs + HOLDINGS_TIMEOUT_MS
       const heard = peers.map(q => this.peers.get(q.nodeId)?.lastSeen).filter((at): at is number => at !== undefined && now - at < upWindow)
       const heardAllSince = Math.min(now, ...heard)
-      this.confirmed = { before: Math.min(now - this.intervalMs - HOLDINGS_TIMEOUT_MS / 2, heardAllSince), length: new Map(contents.map(c => [c.infohash, c.length])) }
-      if (this.copyWork === null) this.startNextCopy()
+      this.confirmed = { before: Math.min(now - this.intervalMs - HOLDINGS_TIMEOUT_MS / 2, heardAllSince) }
+      this.startCopies()
     }
-    await this.dropCopies(contents, views, copies, own)
+    await this.dropCopies(views, copies)
+  }
+
+  private ownView (): NodeView {
+    const f = this.own.figures
+    return {
+      nodeId: this.opts.nodeId,
+      total: f.total,
+      free: f.free,
+      reserve: f.reserve,
+      complete: this.own.sets.complete,
+      cached: this.own.sets.cached,
+      copying: this.own.sets.copying,
+      fetching: new Set(this.copying.keys()),
+      dropping: this.own.sets.dropping,
+      retiring: this.retiring,
+      up: true,
+      counts: true,
+      live: true,
+      heardAt: Infinity
+    }
+  }
+
+  /**
+   * The copies this node should make (or keep making): its announcements that the plan still
+   * gives it, then what a scan of the contents under the target finds, fewest holders first, from
+   * where the last round's scan stopped, until MAX_ANNOUNCED are chosen or SCAN_PER_ROUND looked at.
+   */
+  private async plan (views: NodeView[], copies: number): Promise<string[]> {
+    const self = this.opts.nodeId
+    const tree = this.tally.tree
+    const chosen: string[] = []
+    const taken = new Set<string>()
+    const consider = (ih: string): void => {
+      const length = tree.get(ih)
+      if (length === undefined || taken.has(ih)) return
+      if (wants(self, { infohash: ih, length }, views, this.tally.holders(ih), copies)) {
+        chosen.push(ih)
+        taken.add(ih)
+      }
+    }
+    for (const ih of this.announced.keys()) consider(ih)
+    let looked = 0
+    for (const { holders, contents } of this.tally.shortBuckets()) {
+      if (contents.size === 0) {
+        this.cursors.delete(holders)
+        continue
+      }
+      let cur = this.cursors.get(holders)
+      if (cur === undefined || cur.of !== contents) this.cursors.set(holders, cur = { of: contents, it: contents.values() })
+      while (chosen.length < MAX_ANNOUNCED && looked < SCAN_PER_ROUND) {
+        const next = cur.it.next()
+        if (next.done === true) {
+          // Looked at to its end: from its start next round, and on to the next bucket now.
+          cur.it = contents.values()
+          break
+        }
+        consider(next.value)
+        if (++looked % SLICE === 0) await pause()
+      }
+      if (chosen.length >= MAX_ANNOUNCED || looked >= SCAN_PER_ROUND) break
+    }
+    return chosen
   }
 
   /**
    * Drops the copies the plan confirms (for room, or extra copies this node made), then announces
    * the ones it wants next; a round follows at once when there is something to confirm.
    */
-  private async dropCopies (contents: ContentNeed[], views: NodeView[], copies: number, own: Holdings): Promise<void> {
-    const made = new Set([...this.replicated].filter(ih => ih !== this.copying?.infohash))
+  private async dropCopies (views: NodeView[], copies: number): Promise<void> {
+    const f = this.own.figures
+    const short = f.free < f.reserve
+    const made = new Set([...this.replicated].filter(ih => !this.copying.has(ih)))
+    if (!short && made.size === 0 && this.drops.map.size === 0) return
+    // A drop takes only a content with more holders than the target (or one announced already).
+    const tree = this.tally.tree
+    const candidates = new Set<string>(this.drops.map.keys())
+    if (short) for (const ih of this.tally.over) candidates.add(ih)
+    else for (const ih of made) if (this.tally.over.has(ih)) candidates.add(ih)
+    const contents: ContentNeed[] = []
+    for (const ih of candidates) {
+      const length = tree.get(ih)
+      if (length !== undefined) contents.push({ infohash: ih, length })
+    }
     const p = planDrops({ self: this.opts.nodeId, contents, nodes: views, copies, announced: this.drops.map, made })
-    const short = own.free < own.reserve
     let dropped = 0
     for (const ih of p.drop) {
-      if (ih === this.copying?.infohash || this.stopped) continue
+      if (this.copying.has(ih) || this.stopped) continue
       const ok = await this.opts.drop(ih).then(() => true, err => {
         this.opts.log.debug('not dropping a copy now', { infohash: ih, err: (err as Error).message })
         return false
       })
-      // Dropped or not, the stocks begun before now may list it; they are not shown from here on.
-      this.dropEnded.set(ih, this.stocks)
+      // The store told the replicator of the removal (its holdings no longer list the content)
+      // before the announcement goes.
       this.drops.done(ih)
+      this.own.set('dropping', ih, false)
       if (!ok) continue
       dropped++
       this.replicated.delete(ih)
-      if (short) this.opts.log.info('dropped a copy beyond the target to make room', { infohash: ih, free: own.free, reserve: own.reserve })
+      if (short) this.opts.log.info('dropped a copy beyond the target to make room', { infohash: ih, free: f.free, reserve: f.reserve })
       else this.opts.log.info('dropped a copy made beyond the target', { infohash: ih })
     }
     // Reads short of room: until a copy is dropped, there is none to drop, or the drop has waited
     // a few rounds (a read still short calls short() again; meanwhile peers plan with the real figure).
-    if (short && (dropped > 0 || p.announce.length === 0 || Date.now() - this.roomWantedAt > UP_ROUNDS * this.intervalMs)) this.roomWanted = false
+    if (short && (dropped > 0 || p.announce.length === 0 || Date.now() - this.roomWantedAt > UP_ROUNDS * this.intervalMs)) {
+      if (this.roomWanted) {
+        this.roomWanted = false
+        this.showFigures()
+      }
+    }
     const announce = this.retiring || this.stopped ? [] : p.announce.filter(ih => !p.drop.includes(ih))
     const changed = this.drops.update(announce)
     if (!changed && dropped === 0) return
-    await this.takeStock(contents)
+    for (const ih of [...this.own.sets.dropping]) if (!this.drops.map.has(ih)) this.own.set('dropping', ih, false)
+    for (const ih of this.drops.list()) this.own.set('dropping', ih, true)
+    // Every answer from now on lists them.
+    this.drops.shown(performance.now())
     // A new announcement is confirmed by the next round's answers: no need to wait for the interval.
     this.poke()
   }
 
   /** Keeps the announced copies in step with the plan: new choices added (within the room above the reserve), withdrawn ones dropped. */
-  private announce (chosen: string[], own: Holdings, contents: ContentNeed[], now: number): void {
-    const held = new Set(own.complete)
+  private announce (chosen: string[], now: number): void {
+    const held = this.own.sets.complete
     const wanted = new Set(this.retiring ? [] : chosen.filter(ih => !held.has(ih)))
-    let changed = false
     for (const ih of [...this.announced.keys()]) {
-      if (!wanted.has(ih) && ih !== this.copying?.infohash) {
+      if (!wanted.has(ih) && !this.copying.has(ih)) {
         this.announced.delete(ih)
-        changed = true
+        this.own.set('copying', ih, false)
       }
     }
-    const length = new Map(contents.map(c => [c.infohash, c.length]))
-    let room = own.free - own.reserve
+    const length = this.tally.tree
+    const f = this.own.figures
+    let room = f.free - f.reserve
     for (const ih of this.announced.keys()) room -= length.get(ih) ?? 0
     for (const ih of wanted) {
       if (this.announced.size >= MAX_ANNOUNCED) break
@@ -349,47 +599,74 @@ export class Replicator {
       if (n > room) continue
       room -= n
       this.announced.set(ih, now)
-      changed = true
+      // Peers asking from now on see the announcement.
+      this.own.set('copying', ih, true)
     }
-    // Peers asking from now on see the announcements.
-    if (changed) void this.takeStock(contents).catch(() => {})
   }
 
-  /** Starts the first copy the last round confirmed, if any. */
-  private startNextCopy (): boolean {
+  /** Starts the copies the last round confirmed, as many as the bounds allow. */
+  private startCopies (): void {
+    if (this.stopped || this.retiring) return
+    let bytes = 0
+    const perSource = new Map<string, number>()
+    for (const c of this.copying.values()) {
+      bytes += c.progress.total - c.progress.done
+      if (c.source !== null) perSource.set(c.source, (perSource.get(c.source) ?? 0) + 1)
+    }
     for (const [ih, at] of this.announced) {
-      const length = this.confirmed.length.get(ih)
-      if (at >= this.confirmed.before || length === undefined) continue
-      this.startCopy({ infohash: ih, length })
-      return true
+      if (this.copying.size >= this.maxCopies) return
+      if (this.copying.has(ih) || at >= this.confirmed.before) continue
+      const length = this.tally.tree.get(ih)
+      if (length === undefined) continue
+      if (this.copying.size > 0 && bytes + length > MAX_COPY_BYTES) continue
+      // The holder with the fewest of this node's copies counts as its source (BitTorrent takes
+      // pieces from every holder; this only keeps many copies from piling on one).
+      let source: string | null = null
+      let least = Infinity
+      for (const v of this.views) {
+        if (v.nodeId === this.opts.nodeId || !v.up || !v.complete.has(ih)) continue
+        const n = perSource.get(v.nodeId) ?? 0
+        if (n < least) {
+          least = n
+          source = v.nodeId
+        }
+      }
+      if (source !== null && least >= PER_SOURCE) continue
+      if (source !== null) perSource.set(source, least + 1)
+      bytes += length
+      this.startCopy({ infohash: ih, length }, source)
     }
-    return false
   }
 
-  private startCopy (c: ContentNeed): void {
+  private startCopy (c: ContentNeed, source: string | null): void {
     const progress: CopyProgress = { infohash: c.infohash, done: 0, total: c.length, started: true }
-    this.copying = progress
+    this.copying.set(c.infohash, { progress, source })
     // Peers asking from now on see the transfer under way (it ranks first: plan.ts).
-    void this.takeStock(this.opts.contents()).catch(() => {})
+    this.showFigures()
     this.opts.log.info('copying a content that has fewer copies than the target', { infohash: c.infohash, length: c.length })
     const started = Date.now()
-    this.copyWork = this.opts.copy(c.infohash, done => { progress.done = done })
+    this.opts.copy(c.infohash, done => {
+      progress.done = done
+      this.showFigures()
+    })
       .then(() => {
         this.replicated.add(c.infohash)
         this.opts.log.info('copy complete', { infohash: c.infohash, length: c.length, ms: Date.now() - started })
       },
-        err => this.stopped
-          ? this.opts.log.info('copy interrupted by the stop', { infohash: c.infohash })
-          : this.opts.log.warn('copy failed; the next rounds try again', { infohash: c.infohash, err: (err as Error).message }))
+      err => this.stopped
+        ? this.opts.log.info('copy interrupted by the stop', { infohash: c.infohash })
+        : this.opts.log.warn('copy failed; the next rounds try again', { infohash: c.infohash, err: (err as Error).message }))
       .finally(() => {
-        this.copying = null
-        this.copyWork = null
+        this.copying.delete(c.infohash)
         this.announced.delete(c.infohash)
-        // The next copy the last round confirmed starts at once: a round (every peer asked, the
-        // whole volume planned) costs more than a small copy. Rounds still follow, at most one
-        // per poke delay, and every interval.
-        const next = !this.stopped && !this.retiring && this.startNextCopy()
-        this.poke(next ? undefined : 0)
+        this.own.set('copying', c.infohash, false)
+        this.showFigures()
+        // The next copies the last round confirmed start at once: a round (every peer asked, the
+        // contents under target planned) costs more than a small copy. Rounds still follow, at
+        // most one per poke delay, and every interval.
+        const before = this.copying.size
+        this.startCopies()
+        this.poke(this.copying.size > before || this.copying.size > 0 ? undefined : 0)
       })
   }
 
@@ -401,28 +678,35 @@ export class Replicator {
     this.kick()
     await this.running
     if (this.retiring) return
-    const obstacle = retireObstacle(this.opts.nodeId, this.opts.contents(), this.views, this.opts.settings().copies)
+    const obstacle = retireObstacle(this.opts.nodeId, this.treeContents(), this.views, this.opts.settings().copies)
     if (obstacle !== null) throw new SwarmError('SWARMFS_CONFLICT', obstacle)
     this.retiring = true
+    // Its copies stop counting.
+    for (const ih of this.own.sets.complete) this.tally.held(ih, -1)
+    for (const ih of [...this.announced.keys()]) if (!this.copying.has(ih)) this.own.set('copying', ih, false)
     this.announced.clear()
+    for (const ih of this.drops.list()) this.own.set('dropping', ih, false)
     this.drops.clear()
-    this.own = null
+    this.showFigures()
     this.poke(0)
+  }
+
+  private treeContents (): ContentNeed[] {
+    return [...this.tally.tree].map(([infohash, length]) => ({ infohash, length }))
   }
 
   status (): ReplicationStatus {
     const { copies, graceMs } = this.opts.settings()
-    const contents = this.opts.contents()
-    const length = new Map(contents.map(c => [c.infohash, c.length]))
+    const length = this.tally.tree
     const bytes = (set: ReadonlySet<string>): number => { let n = 0; for (const ih of set) n += length.get(ih) ?? 0; return n }
-    const remaining = this.retiring ? retireRemaining(this.opts.nodeId, contents, this.views, copies) : null
+    const remaining = this.retiring ? retireRemaining(this.opts.nodeId, this.treeContents(), this.views, copies) : null
     return {
       copies,
       graceMs,
       retiring: this.retiring,
-      contents: contents.length,
-      underTarget: this.lastPlan?.underTarget ?? 0,
-      lost: this.lastPlan?.lost ?? 0,
+      contents: length.size,
+      underTarget: this.tally.underTarget(),
+      lost: this.tally.lost(),
       nodes: this.views.map(v => ({
         nodeId: v.nodeId,
         up: v.up,
@@ -434,7 +718,7 @@ export class Replicator {
         completeBytes: bytes(v.complete),
         cached: v.cached.size,
         retiring: v.retiring,
-        copying: v.nodeId === this.opts.nodeId ? (this.copying !== null ? [{ ...this.copying }] : []) : this.peers.get(v.nodeId)?.holdings?.copying ?? [],
+        copying: v.nodeId === this.opts.nodeId ? [...this.copying.values()].map(c => ({ ...c.progress })) : this.peers.get(v.nodeId)?.holdings?.progress ?? [],
         lastSeen: v.nodeId === this.opts.nodeId ? Date.now() : this.peers.get(v.nodeId)?.lastSeen ?? null
       })),
       retireRemaining: remaining?.length ?? null,
@@ -457,17 +741,17 @@ export class Replicator {
   }
 }
 
-function viewOf (h: Holdings, up: boolean, counts: boolean, heardAt: number, live: boolean): NodeView {
+function peerView (h: PeerHoldings, up: boolean, counts: boolean, heardAt: number, live: boolean): NodeView {
   return {
     nodeId: h.nodeId,
     total: h.total,
     free: h.free,
     reserve: h.reserve,
-    complete: new Set(h.complete),
-    cached: new Set(h.cached ?? []),
-    copying: new Set(h.copying.map(c => c.infohash)),
-    fetching: new Set(h.copying.filter(c => c.started).map(c => c.infohash)),
-    dropping: new Set(h.dropping ?? []),
+    complete: h.complete,
+    cached: h.cached,
+    copying: h.copying,
+    fetching: new Set(h.progress.filter(c => c.started).map(c => c.infohash)),
+    dropping: h.dropping,
     retiring: h.retiring,
     up,
     counts: up || counts,

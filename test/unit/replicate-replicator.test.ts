@@ -56,21 +56,23 @@ t.test('replicators short of room, with late answers and restarts, drop every ex
   let drops = 0
   const delay = async (): Promise<void> => await sleep(Math.floor(rnd() * 40))
 
+  const tree = new Map(contents.map(c => [c.infohash, { length: c.length }]))
   const start = (d: Disk): void => {
+    const store = new ContentStore(d.dir, 'volume', silentLogger)
     const r = new Replicator({
       nodeId: d.id,
       disk: d.dir,
-      held: new ContentStore(d.dir, 'volume', silentLogger),
+      held: store,
       // Every disk is below its reserve: each wants to drop every copy the volume holds beyond its target.
       reserve: total => total,
-      contents: () => contents,
+      tree: { contents: () => tree, version: () => 'v' },
       settings: () => ({ copies: COPIES, graceMs: 60_000 }),
       peers: (): ReplicaPeer[] => running().filter(o => o !== d).map(o => ({ nodeId: o.id, host: o.id, httpPort: 1 })),
       fetchHoldings: async (peer, have) => {
         await delay()
         const o = disks.find(x => x.id === peer.nodeId)
         if (o?.r == null || rnd() < 0.15) throw new Error('no answer')
-        const answer = await o.r.holdings(have)
+        const answer = await o.r.holdings(have, true)
         await delay()
         return answer
       },
@@ -78,7 +80,7 @@ t.test('replicators short of room, with late answers and restarts, drop every ex
       drop: async ih => {
         const live = disks.filter(o => holds(o, ih) && (o.r !== null || o.stopped > d.roundEnded)).length
         if (live - 1 < COPIES) violations.push(`${d.id} dropped ${ih} with ${live} copies on the running disks (seed ${seed})`)
-        fs.rmSync(join(d.content, ih))
+        store.remove([ih], [])
         drops++
       },
       retiring: false,
