@@ -117,3 +117,69 @@ t.test('replicators short of room, with late answers and restarts, drop every ex
   t.same(violations, [], `no drop below the target (seed ${seed}; ${drops} drops)`)
   t.ok(drops >= contents.length, `copies were dropped (${drops})`)
 })
+
+t.test('a new disk copies many contents several at once, each once, asking for holdings as changes', async t => {
+  const base = fs.mkdtempSync(join(os.tmpdir(), 'swarmfs-replicator-'))
+  t.teardown(() => fs.rmSync(base, { recursive: true, force: true }))
+  const contents: ContentNeed[] = Array.from({ length: 60 }, (_, i) => ({ infohash: (i + 1).toString(16).padStart(40, '0'), length: 1000 + i }))
+  const tree = new Map(contents.map(c => [c.infohash, { length: c.length }]))
+  const MAX = 6
+  const ids = ['a000000000000001', 'b000000000000002']
+  const dirs = ids.map(id => join(base, id))
+  for (const d of dirs) fs.mkdirSync(join(d, 'content'), { recursive: true })
+  for (const c of contents) fs.writeFileSync(join(dirs[0], 'content', c.infohash), Buffer.alloc(c.length))
+  const stores = dirs.map(d => new ContentStore(d, 'volume', silentLogger))
+  const copied = new Map<string, number>()
+  const wrongCopier: string[] = []
+  let running = 0
+  let most = 0
+  /** The kinds of answers each node got, in order. */
+  const answers: string[][] = [[], []]
+  const rs: Replicator[] = []
+  ids.forEach((id, i) => {
+    rs.push(new Replicator({
+      nodeId: id,
+      disk: dirs[i],
+      held: stores[i],
+      reserve: () => 0,
+      tree: { contents: () => tree, version: () => 'v' },
+      settings: () => ({ copies: 2, graceMs: 60_000 }),
+      peers: (): ReplicaPeer[] => ids.filter(o => o !== id).map(o => ({ nodeId: o, host: o, httpPort: 1 })),
+      fetchHoldings: async (peer, have) => {
+        const answer = await rs[ids.indexOf(peer.nodeId)].holdings(have, true)
+        // (An idle node's free space may still move: other programs write to this filesystem.)
+        const listsChanged = 'delta' in answer && Object.values(answer.add).concat(Object.values(answer.remove)).some(l => l.length > 0)
+        answers[i].push('unchanged' in answer ? 'unchanged' : 'delta' in answer ? (listsChanged ? 'delta' : 'figures') : 'whole')
+        return JSON.parse(JSON.stringify(answer))
+      },
+      copy: async ih => {
+        if (i !== 1) wrongCopier.push(ih)
+        running++
+        most = Math.max(most, running)
+        await sleep(20 + (parseInt(ih.slice(-2), 16) % 5) * 10)
+        fs.writeFileSync(join(dirs[1], 'content', ih), Buffer.alloc(tree.get(ih)?.length ?? 0))
+        stores[1].changed(ih, true)
+        copied.set(ih, (copied.get(ih) ?? 0) + 1)
+        running--
+      },
+      drop: async () => { throw new Error('no drops in this test') },
+      retiring: false,
+      log: silentLogger,
+      intervalMs: 60,
+      maxCopies: MAX
+    }))
+  })
+  t.teardown(async () => { for (const r of rs) await r.stop() })
+  for (const r of rs) r.start()
+  await waitFor('every content copied to B', () => copied.size === contents.length, 60_000)
+  // A few idle rounds.
+  const seen = answers.map(a => a.length)
+  await waitFor('idle rounds', () => answers.every((a, i) => a.length > seen[i] + 5), 10_000)
+  t.same(wrongCopier, [], 'only the disk without the contents copies')
+  t.ok([...copied.values()].every(n => n === 1), 'each content copied once')
+  t.ok(most > 1 && most <= MAX, `several copies at once, at most ${MAX} (${most})`)
+  t.same(answers.map(a => a.filter(k => k === 'whole').length), [1, 1], 'each node got the whole document once, at first contact')
+  t.ok(answers[0].includes('delta'), 'A heard of B\'s copies as deltas')
+  t.ok(answers.every(a => a.slice(-3).every(k => k === 'unchanged' || k === 'figures')), 'idle: answers without lists (unchanged, or new space figures)', { last: answers.map(a => a.slice(-3)) })
+  t.equal(rs[1].status().underTarget, 0, 'B sees nothing under target')
+})
