@@ -106,10 +106,12 @@ const MAX_COPIES = 16
 const PER_SOURCE = 8
 /** Bytes of the copies under way: a large copy runs with few others (each at full speed already). */
 const MAX_COPY_BYTES = 256 * 2 ** 20
+/** Announced copies looked at past those held back, when starting copies. */
+const START_LOOKAHEAD = 256
 /** Contents of the tree under target looked at per round (from where the last round stopped). */
 const SCAN_PER_ROUND = 50_000
 /** Work done between two yields to the event loop (FUSE is served on this thread). */
-const SLICE = 2000
+const SLICE = 500
 /** A peer unheard for this many rounds is no longer up (no new copies go to it). */
 const UP_ROUNDS = 3
 const HOLDINGS_TIMEOUT_MS = 3000
@@ -158,6 +160,8 @@ export class Replicator {
   private roomWanted = false
   private roomWantedAt = 0
   private pokedDuringRound = false
+  /** startSoon() has a start of copies waiting for the event loop. */
+  private starting = false
   retiring: boolean
   private readonly intervalMs: number
   private readonly maxCopies: number
@@ -498,8 +502,12 @@ export class Replicator {
         taken.add(ih)
       }
     }
-    for (const ih of this.announced.keys()) consider(ih)
     let looked = 0
+    for (const ih of [...this.announced.keys()]) {
+      consider(ih)
+      if (++looked % SLICE === 0) await pause()
+    }
+    looked = 0
     for (const { holders, contents } of this.tally.shortBuckets()) {
       if (contents.size === 0) {
         this.cursors.delete(holders)
@@ -613,9 +621,13 @@ export class Replicator {
       bytes += c.progress.total - c.progress.done
       if (c.source !== null) perSource.set(c.source, (perSource.get(c.source) ?? 0) + 1)
     }
+    // In the order they were announced, so the first not yet confirmed ends the search; and only
+    // so far past those held back (by their source or their size) for others.
+    let passed = 0
     for (const [ih, at] of this.announced) {
-      if (this.copying.size >= this.maxCopies) return
-      if (this.copying.has(ih) || at >= this.confirmed.before) continue
+      if (this.copying.size >= this.maxCopies || at >= this.confirmed.before || passed > START_LOOKAHEAD) return
+      if (this.copying.has(ih)) continue
+      passed++
       const length = this.tally.tree.get(ih)
       if (length === undefined) continue
       if (this.copying.size > 0 && bytes + length > MAX_COPY_BYTES) continue
@@ -664,10 +676,23 @@ export class Replicator {
         // The next copies the last round confirmed start at once: a round (every peer asked, the
         // contents under target planned) costs more than a small copy. Rounds still follow, at
         // most one per poke delay, and every interval.
-        const before = this.copying.size
-        this.startCopies()
-        this.poke(this.copying.size > before || this.copying.size > 0 ? undefined : 0)
+        this.startSoon()
       })
+  }
+
+  /**
+   * The next copies, from the event loop rather than from the copy that ended: copies that end
+   * at once (small ones) would otherwise chain in one long run of microtasks that FUSE waits on.
+   */
+  private startSoon (): void {
+    if (this.starting) return
+    this.starting = true
+    setImmediate(() => {
+      this.starting = false
+      if (this.stopped) return
+      this.startCopies()
+      this.poke(this.copying.size > 0 ? undefined : 0)
+    })
   }
 
   /** Starts draining this disk; throws with the reason when the volume cannot do without it. */
