@@ -13,8 +13,12 @@ export const sizes = {
   seqBytes: scale(1024) * 1024 * 1024,
   smallFiles: scale(10_000),
   smallFileBytes: 100,
-  bigVolumeDirs: scale(1000),
-  bigVolumeFilesPerDir: 100,
+  /**
+   * Files of the large volume (SWARMFS_BENCH_FILES, default 100,000; 1,000,000 is the issue's
+   * size, ~10 minutes to build): in 1,000 directories, or with SWARMFS_BENCH_ONE_DIR=1 all in one.
+   */
+  bigVolumeFiles: Number(process.env.SWARMFS_BENCH_FILES ?? scale(100_000)),
+  bigVolumeOneDir: process.env.SWARMFS_BENCH_ONE_DIR === '1',
   /** Repetitions of each timed step; the table shows the median. */
   reps: Number(process.env.SWARMFS_BENCH_REPS ?? 5),
   /** Repetitions of the (slow) start of the large volume. */

@@ -21,16 +21,39 @@
 // of live heap that let a holder serving 2,000 contents pile up ~130 MB of garbage before a full
 // GC (the heap grew from 127 to 231-244 MB). At 1.5 the trigger sits ~50 MB above the live heap:
 // still clear of one young cycle, and a fixed factor no longer leaves it to chance.
+//
+// A node whose index is large (a volume of 100,000 files holds ~60 MB of it) has the live heap that
+// moves the trigger already, so the headroom is only what brings the live heap to LIVE_HEAP_TARGET:
+// measured after one full collection, which also gives back what loading the index left behind
+// (~100 MB at 100,000 files, the resident memory a node kept until its next full GC, maybe never).
+// The headroom is made of small arrays: one array of 64 MiB of doubles is first made of tagged
+// slots and copied, which left 64 MiB more behind it.
 import v8 from 'node:v8'
+import vm from 'node:vm'
 
-const HEADROOM_BYTES = 64 << 20
+/** A live heap this large puts the trigger (x1.5) ~40 MB above it: clear of one young cycle. */
+const LIVE_HEAP_TARGET = 80 << 20
+/** 64 KiB of doubles: young-generation garbage while it is made, not a large object. */
+const CHUNK_DOUBLES = 8192
 const HEAP_GROWING_PERCENT = 50
 
-let headroom: number[] | null = null
+let headroom: number[][] | null = null
 
-/** Reserves the headroom once per process (64 MiB of resident memory). */
+/** Reserves the headroom once per process (up to ~80 MiB of live heap, less by what is live already). */
 export function reserveHeapHeadroom (): void {
   if (headroom !== null) return
-  headroom = new Array<number>(HEADROOM_BYTES / 8).fill(0.5)
+  collectGarbage()
+  const live = v8.getHeapStatistics().used_heap_size
+  headroom = []
+  for (let left = Math.max(0, LIVE_HEAP_TARGET - live) / 8; left > 0; left -= CHUNK_DOUBLES) {
+    headroom.push(new Array<number>(Math.min(CHUNK_DOUBLES, Math.ceil(left))).fill(0.5))
+  }
   v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
+}
+
+/** A full collection, from a process not started with --expose-gc (the flag gives new contexts `gc`). */
+function collectGarbage (): void {
+  v8.setFlagsFromString('--expose-gc')
+  const gc: unknown = vm.runInNewContext('gc')
+  if (typeof gc === 'function') gc()
 }

@@ -9,10 +9,15 @@ import { dirname } from 'node:path'
 
 /** Replaces `path` with `data` atomically and durably (synchronous: for small state files). */
 export function writeFileDurableSync (path: string, data: string | Buffer, mode = 0o644): void {
+  writeDurableSync(path, fd => fs.writeFileSync(fd, data), mode)
+}
+
+/** The same, for a file that `write` writes to `fd` in pieces (one too large for one string). */
+export function writeDurableSync (path: string, write: (fd: number) => void, mode = 0o644): void {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
   const fd = fs.openSync(tmp, 'w', mode)
   try {
-    fs.writeFileSync(fd, data)
+    write(fd)
     fs.fsyncSync(fd)
   } catch (err) {
     fs.closeSync(fd)

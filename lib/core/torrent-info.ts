@@ -3,6 +3,7 @@
 // volume, and infohashes of one volume say nothing about another.
 import { createHash } from 'node:crypto'
 import bencode from 'bencode'
+import { sharedIds } from './interner.js'
 
 /** Pieces are hashed at this length as sequential writes arrive; it covers files up to 4 GiB. */
 export const BASE_PIECE_LENGTH = 1 << 20
@@ -39,6 +40,14 @@ export interface ContentRef {
 
 export function buildInfo (volumeId: string, length: number, pieceLength: number, digests: Buffer[]): TorrentInfo {
   return { name: volumeId, length, pieceLength, pieces: Buffer.concat(digests).toString('base64') }
+}
+
+/**
+ * The info as the index keeps it: only its four fields (a parsed entry may carry more), in one
+ * order (one hidden class for all), its name (the volume id) one shared string.
+ */
+export function compactInfo (info: TorrentInfo): TorrentInfo {
+  return { name: sharedIds.of(info.name), length: info.length, pieceLength: info.pieceLength, pieces: info.pieces }
 }
 
 export function encodeInfo (info: TorrentInfo): Uint8Array {

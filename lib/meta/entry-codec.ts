@@ -3,7 +3,8 @@
 // in its marker blob; a symlink is a git symlink. Decoding checks everything, since a tree may come
 // from a peer.
 import { isNodeId } from '../core/ids.js'
-import { infoHash, infoProblem, isInfoHash } from '../core/torrent-info.js'
+import { sharedIds } from '../core/interner.js'
+import { compactInfo, infoHash, infoProblem, isInfoHash } from '../core/torrent-info.js'
 import { isVolumeInode, S_IFLNK, SPECIAL_TYPES, subMsNs, type Attrs, type ContentRef, type DirNode, type FileNode, type Node, type Special } from './nodes.js'
 import { parseVolumeSettings, type VolumeSettings } from './volume-settings.js'
 
@@ -16,6 +17,8 @@ export interface FileEntry {
   linkId: string | null
   /** Its volume-wide inode number; null when absent (an older release's entry) or malformed. */
   ino: number | null
+  /** The node that wrote this version; null when absent or malformed. */
+  by: string | null
 }
 
 export function encodeFile (file: FileNode): string {
@@ -201,6 +204,7 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
   // A malformed id only unlinks the name from the others: the file itself is sound.
   const linkId = isNodeId(e.linkId) ? e.linkId : null
   const ino = inodeOf(e.ino)
+  const by = isNodeId(e.by) ? sharedIds.of(e.by) : null
   if (e.type !== undefined) {
     const type = [...ENTRY_TYPES].find(([, name]) => name === e.type)?.[0]
     if (type === undefined) return 'type is not fifo, socket, char, block or symlink'
@@ -209,19 +213,19 @@ export function decodeFile (text: string, fallback: Attrs, verifyInfoHash = true
     if (size !== 0 || e.infohash !== undefined) return 'a special file has content'
     if (type !== S_IFLNK) {
       if (e.target !== undefined) return 'only a symlink has a target'
-      return { size: 0, attrs, content: null, special: { type, rdev: rdev as number }, linkId, ino }
+      return { size: 0, attrs, content: null, special: { type, rdev: rdev as number }, linkId, ino, by }
     }
     if (!isSymlinkTarget(e.target)) return 'symlink target is not a non-empty string without NUL'
     if (rdev !== 0) return 'a symlink has no device number'
-    return { size: 0, attrs, content: null, special: { type, rdev: 0, target: e.target }, linkId, ino }
+    return { size: 0, attrs, content: null, special: { type, rdev: 0, target: e.target }, linkId, ino, by }
   }
-  if (size === 0) return { size: 0, attrs, content: null, special: null, linkId, ino }
+  if (size === 0) return { size: 0, attrs, content: null, special: null, linkId, ino, by }
   if (!isInfoHash(e.infohash)) return 'infohash is not 40 hex characters'
   const problem = infoProblem(e.info, size as number, volumeId)
   if (problem !== null) return problem
-  const info = e.info as ContentRef['info']
+  const info = compactInfo(e.info as ContentRef['info'])
   if (verifyInfoHash && infoHash(info) !== e.infohash) return 'infohash does not match the torrent info'
-  return { size: size as number, attrs, content: { infohash: e.infohash, info }, special: null, linkId, ino }
+  return { size: size as number, attrs, content: { infohash: e.infohash, info }, special: null, linkId, ino, by }
 }
 
 export function decodeDirMarker (text: string, fallback: Attrs): Attrs {
@@ -236,10 +240,3 @@ export function isSymlinkTarget (v: unknown): v is string {
 
 /** The `type` of a special file's entry. */
 const ENTRY_TYPES: ReadonlyMap<number, string> = new Map([...SPECIAL_TYPES, [S_IFLNK, 'symlink']])
-
-
-/** The node id in a file entry's optional `by` field (who wrote that version), or null if absent or malformed. */
-export function decodeWriter (text: string): string | null {
-  const by = parseJson(text)?.by
-  return isNodeId(by) ? by : null
-}

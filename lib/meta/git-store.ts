@@ -9,7 +9,7 @@ import { fsyncFile, writeFileDurable, syncDir } from '../core/durable.js'
 import { isObjectId } from '../core/ids.js'
 import { BadObjectError } from './object-errors.js'
 import { isSound, ObjectReader, ObjectWriter, readLooseObject, type TreeEntry, type TreeItem } from './objects.js'
-import { decodeFile, decodeMarker, decodeWriter, encodeDirMarker, encodeFile, isSymlinkTarget, type DirMarker, type MarkerLinks } from './entry-codec.js'
+import { decodeFile, decodeMarker, encodeDirMarker, encodeFile, isSymlinkTarget, type DirMarker, type MarkerLinks } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, isVolumeInode, ROOT_INODE, SymlinkNode, type Attrs, type Node } from './nodes.js'
 
@@ -287,13 +287,12 @@ export class GitStore {
         this.log.warn('refused tree entry: ' + decoded, { path: where })
         return null
       }
-      const file = new FileNode(decoded.attrs)
+      const file = new FileNode(decoded.attrs, decoded.ino ?? undefined)
       file.size = decoded.size
       file.content = decoded.content
-      file.by = decodeWriter(text)
+      file.by = decoded.by
       file.special = decoded.special
       file.linkId = decoded.linkId
-      if (decoded.ino !== null) file.inode = decoded.ino
       node = file
     } else {
       this.log.warn('refused tree entry: unsupported type', { path: where, mode: entry.mode })

@@ -1,9 +1,9 @@
 // The metadata of a volume on one disk: the in-memory index FUSE is served from, the journal that
 // makes acknowledged changes survive a crash, and the git commits they become, in batches.
+import { ContentRefs } from '../core/content-refs.js'
 import { Counts } from '../core/counts.js'
 import fs from 'node:fs'
 import { dirname, join } from 'node:path'
-import type { TorrentInfo } from '../core/torrent-info.js'
 import { FsError, SwarmError } from '../core/errors.js'
 import type { Logger } from '../core/log.js'
 import { GitStore, type Signature } from './git-store.js'
@@ -58,9 +58,8 @@ export class Meta {
    */
   private lastCommitMs = 0
   private closed = false
-  readonly contentRefs = new Map<string, number>()
-  /** The torrent info of every content the tree refers to, for a peer asking for one by infohash. */
-  readonly contentInfo = new Map<string, TorrentInfo>()
+  /** Every content the tree refers to, with its torrent info (for a peer asking for one by infohash). */
+  readonly contentRefs = new ContentRefs()
   /** Files with staged bytes; git does not hold those, so the journal must keep them. */
   private readonly stagedFiles = new Set<FileNode>()
   /**
@@ -222,20 +221,8 @@ export class Meta {
 
   /** Keeps content reference counts, and lets go of what nothing refers to any more. */
   private applyReleased (released: Released): void {
-    for (const ref of released.added) {
-      this.contentRefs.set(ref.infohash, (this.contentRefs.get(ref.infohash) ?? 0) + 1)
-      this.contentInfo.set(ref.infohash, ref.info)
-    }
-    const unreferenced: string[] = []
-    for (const ih of released.contents) {
-      const n = (this.contentRefs.get(ih) ?? 1) - 1
-      if (n > 0) this.contentRefs.set(ih, n)
-      else {
-        this.contentRefs.delete(ih)
-        this.contentInfo.delete(ih)
-        unreferenced.push(ih)
-      }
-    }
+    for (const ref of released.added) this.contentRefs.add(ref)
+    const unreferenced = released.contents.filter(ih => this.contentRefs.remove(ih))
     if (unreferenced.length > 0 || released.staged.length > 0) {
       this.whenDurable(() => {
         // Referenced again meanwhile (a seal of equal bytes): it stays.
@@ -280,9 +267,7 @@ export class Meta {
 
   /** Counts a loaded file's content (once, whatever number of names it has). */
   private countRef (file: FileNode): void {
-    if (file.content === null) return
-    this.contentRefs.set(file.content.infohash, (this.contentRefs.get(file.content.infohash) ?? 0) + 1)
-    this.contentInfo.set(file.content.infohash, file.content.info)
+    if (file.content !== null) this.contentRefs.add(file.content)
   }
 
   /**

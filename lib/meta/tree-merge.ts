@@ -1,7 +1,7 @@
 // The merge of three trees (base, ours, theirs) into one: a pure, symmetric function of them, every
 // tie broken on object ids. Theirs is screened entry by entry as it is read (merge.ts says why).
 import type { Logger } from '../core/log.js'
-import { decodeDirMarker, decodeFile, decodeMarkerVolume, decodeWriter, isSymlinkTarget, withMarkerVolume } from './entry-codec.js'
+import { decodeDirMarker, decodeFile, decodeMarkerVolume, isSymlinkTarget, withMarkerVolume } from './entry-codec.js'
 import { conflictName, copyKey, copyKeyOf, dedupeCopies } from './conflict-names.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import type { Attrs } from './nodes.js'
@@ -339,7 +339,7 @@ export class TreeMerger {
     }
     const decoded = decodeFile(text, FALLBACK_ATTRS, true, this.volumeId)
     if (typeof decoded === 'string') return { ...unknown, problem: decoded }
-    return { problem: null, mtime: decoded.attrs.mtime, ctime: decoded.attrs.ctime, size: decoded.size, writer: decodeWriter(text) ?? unknown.writer }
+    return { problem: null, mtime: decoded.attrs.mtime, ctime: decoded.attrs.ctime, size: decoded.size, writer: decoded.by ?? unknown.writer }
   }
 
   private async readTree (oid: string): Promise<RawTreeEntry[] | BadObjectError> {

@@ -239,7 +239,7 @@ export class SwarmNode {
       listenPort: port,
       listenHost,
       volumeKey: config.volumeKey,
-      lookupInfo: ih => meta.contentInfo.get(ih) ?? null,
+      lookupInfo: ih => meta.contentRefs.contents.get(ih) ?? null,
       onComplete: (ih, _info, byReads) => {
         if (byReads) this.cachedByReads.add(ih)
         else this.cachedByReads.delete(ih)
@@ -276,7 +276,7 @@ export class SwarmNode {
       return
     }
     const remote = this.remote
-    if (remote === null || !this.meta.contentInfo.has(infohash)) return
+    if (remote === null || !this.meta.contentRefs.has(infohash)) return
     remote.fetchWhole(infohash, info).then(
       () => this.log.warn('a damaged copy is whole again', { infohash }),
       err => this.log.error('a damaged copy could not be fetched again from another holder: the bad pieces read as EIO until one has them', { infohash, err: (err as Error).message })
@@ -294,14 +294,14 @@ export class SwarmNode {
       reserve: total => reserveOf(config, total),
       // The tree's contents change in the index before its head moves (a commit follows within
       // tens of milliseconds); the head and their number tell when to compare them again.
-      tree: { contents: () => meta.contentInfo, version: () => `${meta.head ?? ''}:${meta.contentInfo.size}` },
+      tree: { contents: () => meta.contentRefs.contents, version: () => `${meta.head ?? ''}:${meta.contentRefs.contents.size}` },
       cachedByReads: this.cachedByReads,
       settings: () => meta.volumeSettings(),
       peers: () => [...syncer.peers.values()].filter(p => p.authenticated && p.httpPort > 0).map(p => ({ nodeId: p.nodeId, host: p.host, httpPort: p.httpPort })),
       fetchHoldings: async (peer, have, timeoutMs) => await peerJson({ host: peer.host, port: peer.httpPort, key: config.volumeKey, timeoutMs, limit: HOLDINGS_LIMIT },
         'GET', `/holdings?delta=1${have !== null ? `&have=${encodeURIComponent(have)}` : ''}`),
       copy: async (infohash, progress) => {
-        const info = meta.contentInfo.get(infohash)
+        const info = meta.contentRefs.contents.get(infohash)
         if (info === undefined) throw new SwarmError('SWARMFS_CONFLICT', 'no longer in the tree')
         if (this.remote === null) throw new FsError('EIO', 'EIO: the node is stopping')
         await this.remote.fetchWhole(infohash, info, progress)
@@ -351,7 +351,7 @@ export class SwarmNode {
       scrub: {
         start: async () => {
           const partial = await this.torrents?.partialContents() ?? []
-          return scrubReport(this.scrub.start(contentsToScrub(this.meta.contentInfo, ih => this.content.has(ih), partial)), pathsOf)
+          return scrubReport(this.scrub.start(contentsToScrub(this.meta.contentRefs.contents, ih => this.content.has(ih), partial)), pathsOf)
         },
         status: () => scrubReport(this.scrub.status(), pathsOf)
       },

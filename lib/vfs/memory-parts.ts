@@ -4,6 +4,7 @@
 // cannot run without its git repository, and would test git, not the filesystem.) Contents stay
 // in a ContentStore on a temporary directory: the core reads and writes them by fd, which is the
 // path it takes on a real disk too. The remote reader's memory version is in test/conformance.
+import { ContentRefs } from '../core/content-refs.js'
 import { Counts } from '../core/counts.js'
 import type fs from 'node:fs'
 import { FsError } from '../core/errors.js'
@@ -13,7 +14,7 @@ import type { MetadataIndex, SpacePort } from './ports.js'
 
 export class MemoryIndex implements MetadataIndex {
   readonly root: DirNode
-  readonly contentRefs = new Map<string, number>()
+  readonly contentRefs = new ContentRefs()
   private readonly writing = new Set<FileNode>()
   private readonly staged = new Set<FileNode>()
   private readonly pinned = new Counts()
@@ -36,16 +37,8 @@ export class MemoryIndex implements MetadataIndex {
   apply (op: Op): void {
     const released = applyOp(this.root, op)
     if (op.op === 'stage') this.staged.add(this.mustLookup(op.path) as FileNode)
-    for (const ref of released.added) this.contentRefs.set(ref.infohash, (this.contentRefs.get(ref.infohash) ?? 0) + 1)
-    const contents: string[] = []
-    for (const ih of released.contents) {
-      const n = (this.contentRefs.get(ih) ?? 1) - 1
-      if (n > 0) this.contentRefs.set(ih, n)
-      else {
-        this.contentRefs.delete(ih)
-        if (!this.pinned.has(ih)) contents.push(ih)
-      }
-    }
+    for (const ref of released.added) this.contentRefs.add(ref)
+    const contents = released.contents.filter(ih => this.contentRefs.remove(ih) && !this.pinned.has(ih))
     if (contents.length > 0 || released.staged.length > 0) this.onReleased({ contents, staged: released.staged, added: [] })
   }
 

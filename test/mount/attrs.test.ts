@@ -244,7 +244,7 @@ t.test('attributes in a mounted volume, compared with a local disk', async t => 
     await vol.restart()
     t.equal((await sh(t, look, { cwd: vol.mnt })).stdout, before, 'after a restart (index from the snapshot)')
     await vol.stop()
-    await sh(t, 'rm state/index-snapshot.v8', { cwd: vol.disk })
+    await sh(t, 'rm state/index-snapshot.jsonl', { cwd: vol.disk })
     await vol.restart()
     t.equal((await sh(t, look, { cwd: vol.mnt })).stdout, before, 'after a restart without the snapshot (index from git)')
   })

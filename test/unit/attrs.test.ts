@@ -38,15 +38,15 @@ t.test('a file entry holds its atime only where it differs from its mtime', asyn
   const same = encodeFile(file)
   t.notOk('atime' in JSON.parse(same), 'atime = mtime: not written')
   t.equal(same, JSON.stringify({ v: 1, size: 0, perm: 0o644, uid: 1000, gid: 100, mtime: T0, ctime: T0 + 9 }) + '\n', 'the bytes an older release writes')
-  t.same(decodeFile(same, attrs(0)), { size: 0, attrs: attrs(T0), content: null, special: null, linkId: null, ino: null })
+  t.same(decodeFile(same, attrs(0)), { size: 0, attrs: attrs(T0), content: null, special: null, linkId: null, ino: null, by: null })
 
   file.attrs = attrs(T0, T0 - 5000)
   const apart = encodeFile(file)
   t.equal(JSON.parse(apart).atime, T0 - 5000)
-  t.same(decodeFile(apart, attrs(0)), { size: 0, attrs: attrs(T0, T0 - 5000), content: null, special: null, linkId: null, ino: null })
+  t.same(decodeFile(apart, attrs(0)), { size: 0, attrs: attrs(T0, T0 - 5000), content: null, special: null, linkId: null, ino: null, by: null })
 
   file.attrs = attrs(-315619200000, -1000)
-  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: attrs(-315619200000, -1000), content: null, special: null, linkId: null, ino: null }, 'times before 1970')
+  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: attrs(-315619200000, -1000), content: null, special: null, linkId: null, ino: null, by: null }, 'times before 1970')
 })
 
 t.test('an entry without an atime, or with one that is not a time, reads as atime = mtime', async t => {
@@ -103,6 +103,7 @@ t.test('the snapshot keeps atimes; a row of an older snapshot reads as atime = m
   saveSnapshot(dir, 'a'.repeat(40), r)
   t.same(loadSnapshot(dir)?.root.children.get('f')?.attrs, attrs(T0, -1))
   const row = (mtime: number): number[] => [0o644, 0, 0, mtime, mtime]
+  fs.rmSync(path.join(dir, 'index-snapshot.jsonl'))
   fs.writeFileSync(path.join(dir, 'index-snapshot.v8'), v8.serialize({ version: 3, head: 'a'.repeat(40), root: ['d', '', row(1), undefined, [['f', 'f', row(T0), undefined, 0, null, null]]], volume: null }))
   t.same(loadSnapshot(dir)?.root.children.get('f')?.attrs, { perm: 0o644, uid: 0, gid: 0, mtime: T0, ctime: T0, atime: T0 })
 })
@@ -112,13 +113,13 @@ t.test('nanoseconds past the millisecond: written only where not 0, read back, a
   file.attrs.mtimeNs = 123456
   const fine = encodeFile(file)
   t.same([JSON.parse(fine).mtimeNs, 'atime' in JSON.parse(fine)], [123456, true], 'atime = mtime to the millisecond only: atime written (its nanoseconds are 0)')
-  t.same(decodeFile(fine, attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456 }, content: null, special: null, linkId: null, ino: null })
+  t.same(decodeFile(fine, attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456 }, content: null, special: null, linkId: null, ino: null, by: null })
   file.attrs.atimeNs = 123456
   const same = JSON.parse(encodeFile(file))
   t.same([same.mtimeNs, same.atime, same.atimeNs], [123456, undefined, undefined], 'atime = mtime to the nanosecond: neither atime field')
-  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456, atimeNs: 123456 }, content: null, special: null, linkId: null, ino: null })
+  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0), mtimeNs: 123456, atimeNs: 123456 }, content: null, special: null, linkId: null, ino: null, by: null })
   file.attrs = { ...attrs(T0, T0 - 1), atimeNs: 999999 }
-  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0, T0 - 1), atimeNs: 999999 }, content: null, special: null, linkId: null, ino: null }, 'atime apart, only its nanoseconds')
+  t.same(decodeFile(encodeFile(file), attrs(0)), { size: 0, attrs: { ...attrs(T0, T0 - 1), atimeNs: 999999 }, content: null, special: null, linkId: null, ino: null, by: null }, 'atime apart, only its nanoseconds')
 
   const entry = (extra: Record<string, unknown>): string => JSON.stringify({ v: 1, size: 0, perm: 0o600, uid: 0, gid: 0, mtime: T0, ctime: T0, atime: T0, ...extra })
   for (const ns of [-1, 1_000_000, 1.5, '7', null, [1], 2 ** 53]) {

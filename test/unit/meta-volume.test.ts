@@ -92,9 +92,9 @@ t.test('a change survives a crash (journal), a restart from git, and a clean res
   t.same(fromJournal.meta.volumeSettings(), set, 'replayed from the journal')
   const fromGit = await open(t, committed)
   t.same(fromGit.meta.volumeSettings(), set, 'loaded from the commit')
-  t.notOk(fs.existsSync(path.join(committed, 'state', 'index-snapshot.v8')), 'no snapshot was there')
+  t.notOk(fs.existsSync(path.join(committed, 'state', 'index-snapshot.jsonl')), 'no snapshot was there')
   const fromSnapshot = await open(t, dir)
-  t.ok(fs.existsSync(path.join(dir, 'state', 'index-snapshot.v8')))
+  t.ok(fs.existsSync(path.join(dir, 'state', 'index-snapshot.jsonl')))
   t.same(fromSnapshot.meta.volumeSettings(), set, 'restored from the snapshot')
 })
 
@@ -105,6 +105,7 @@ t.test('the snapshot keeps the settings; an older snapshot format is not read', 
   root.volume = { copies: 7, graceMs: 1, at: 123 }
   saveSnapshot(dir, 'a'.repeat(40), root)
   t.same(loadSnapshot(dir)?.root.volume, { copies: 7, graceMs: 1, at: 123 })
+  fs.rmSync(path.join(dir, 'index-snapshot.jsonl'))
   fs.writeFileSync(path.join(dir, 'index-snapshot.v8'), v8.serialize({ version: 2, head: 'a'.repeat(40), root: ['d', '', [0o755, 0, 0, 0, 0], undefined, []] }))
   t.equal(loadSnapshot(dir), null)
 })

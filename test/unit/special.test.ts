@@ -21,11 +21,11 @@ function special (type: number, rdev = 0): FileNode {
 t.test('an entry keeps the type and the device number', async t => {
   for (const [type, rdev] of [[S_IFIFO, 0], [S_IFSOCK, 0], [S_IFCHR, (1 << 8) | 7], [S_IFBLK, 0xfffff]]) {
     const decoded = decodeFile(encodeFile(special(type, rdev)), attrs())
-    t.same(decoded, { size: 0, attrs: attrs(), content: null, special: { type, rdev }, linkId: null, ino: null }, `type ${type.toString(8)}, rdev ${rdev}`)
+    t.same(decoded, { size: 0, attrs: attrs(), content: null, special: { type, rdev }, linkId: null, ino: null, by: null }, `type ${type.toString(8)}, rdev ${rdev}`)
   }
   const plain = JSON.parse(encodeFile(new FileNode(attrs())))
   t.notOk('type' in plain, 'a regular file\'s entry is as before: no type')
-  t.same(decodeFile(encodeFile(new FileNode(attrs())), attrs()), { size: 0, attrs: attrs(), content: null, special: null, linkId: null, ino: null }, 'and reads as a regular file')
+  t.same(decodeFile(encodeFile(new FileNode(attrs())), attrs()), { size: 0, attrs: attrs(), content: null, special: null, linkId: null, ino: null, by: null }, 'and reads as a regular file')
 })
 
 t.test('a peer\'s malformed special entry is refused', async t => {
