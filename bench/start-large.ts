@@ -3,14 +3,15 @@
 // `swarmfs start` to its "running" line and then a first successful `ls` of the root from a child,
 // cold (index snapshot deleted: the index is loaded from the git trees) and warm (snapshot written by
 // the previous clean stop); and the node's RSS (VmRSS) right after. Baseline: an empty volume.
-// Then, on the first warm start: stat(2) of 2,000 random files (each once, none in the kernel's
+// Then, on the first warm start, 5 s after it: stat(2) of 2,000 random files (each once, none in the kernel's
 // cache) and 1,000 creates in the largest directory; baseline: the same in a volume of 2,000 files
 // in two directories, started the same way.
 import fs from 'node:fs'
 import { join } from 'node:path'
 import { benchDist, node, sizes } from './lib/env.js'
 import type { Context } from './lib/context.js'
-import { rssOf, runOk } from './lib/proc.js'
+import { rssOf, runOk, sleep } from './lib/proc.js'
+import { settle } from './lib/quiet.js'
 import { initVolume, startSwarmfs } from './lib/servers.js'
 import { median, MiB, type Row } from './lib/table.js'
 
@@ -19,14 +20,20 @@ interface StatResult { count: number, ms: number, rate: number, p50: number, p99
 interface WorkSample { stat: StatResult, createsPerS: number }
 
 const STATS = 2000
+const SETTLE_MS = 5000
 const CREATES = 1000
 const SMALL_VOLUME = { dirs: 2, perDir: 1000 }
 
 /** Stats and creates in a mounted volume built by build-volume.js with `dirs` of `perDir`. */
 async function workIn (mnt: string, dirs: number, perDir: number): Promise<WorkSample> {
+  // Once the start's own work is over (the replicator's first listing of content/ and of the tree).
+  await settle()
+  await sleep(SETTLE_MS)
   const stat = JSON.parse((await runOk(node, [join(benchDist, 'lib', 'clients', 'stat-random.js'), mnt, String(dirs), String(perDir), String(STATS)], { timeoutMs: 600_000 })).stdout) as StatResult
   const dir = join(mnt, `d${'0'.repeat(String(dirs - 1).length)}`, 'new')
   const created = JSON.parse((await runOk(node, [join(benchDist, 'lib', 'clients', 'create-files.js'), dir, String(CREATES), '100'], { timeoutMs: 600_000 })).stdout) as { files: number, ms: number }
+  // The volume as it was built, for the starts after this one.
+  await runOk('rm', ['-rf', dir], { timeoutMs: 600_000 })
   return { stat, createsPerS: created.files / (created.ms / 1000) }
 }
 

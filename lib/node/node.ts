@@ -392,6 +392,7 @@ export class SwarmNode {
       closePeerConnections()
       await this.vfs?.settle()
       await this.meta.close()
+      await this.content.settle()
       await this.server?.stop()
       await this.local?.stop()
       this.unlock?.()
