@@ -8,7 +8,7 @@ import type { Logger } from '../core/log.js'
 import { fsyncFile, writeFileDurable, syncDir } from '../core/durable.js'
 import { isObjectId } from '../core/ids.js'
 import { BadObjectError } from './object-errors.js'
-import { isSound, ObjectReader, ObjectWriter, readLooseObject, type TreeEntry, type TreeItem } from './objects.js'
+import { isSound, ObjectReader, ObjectWriter, readLooseObject, type ObjectBatch, type TreeEntry, type TreeItem } from './objects.js'
 import { decodeFile, decodeMarker, encodeDirMarker, encodeFile, isSymlinkTarget, type DirMarker, type MarkerLinks } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, isVolumeInode, ROOT_INODE, SymlinkNode, type Attrs, type Node } from './nodes.js'
@@ -310,14 +310,20 @@ export class GitStore {
    */
   async commit (root: DirNode, parents: string[], message: string, author: Signature, time: number): Promise<string> {
     const plan = planDir(root)
-    const tree = await this.writePlan(plan)
+    // One batch: a burst's thousands of new entries become one pack, not a synced file each.
+    const batch = this.writer.batch()
+    const written: Written[] = []
+    const tree = await this.writePlan(plan, batch, written)
     const sig = { ...author, timestamp: Math.floor(time / 1000), timezoneOffset: 0 }
-    const commit = await this.writer.writeCommit({ message, tree, parent: parents, author: sig, committer: sig })
-    await this.writer.flush()
+    const commit = await batch.writeCommit({ message, tree, parent: parents, author: sig, committer: sig })
+    await batch.finish()
+    // Only now are the objects stored: a node that took its oid earlier would have a failed
+    // commit's next attempt name an object that is not there.
+    for (const w of written) if (w.node.version === w.version) w.node.oid = w.oid
     return commit
   }
 
-  private async writePlan (plan: PlannedDir): Promise<string> {
+  private async writePlan (plan: PlannedDir, batch: ObjectBatch, written: Written[]): Promise<string> {
     const entries: TreeItem[] = []
     const writes: Array<Promise<void>> = []
     for (const item of plan.entries) {
@@ -329,17 +335,20 @@ export class GitStore {
       entries.push(entry)
       writes.push((async () => {
         entry.oid = item.dir !== undefined
-          ? await this.writePlan(item.dir)
-          : await this.writer.writeBlob(Buffer.from(item.blob ?? ''))
-        if (item.node !== undefined && item.node.version === item.version) item.node.oid = entry.oid
+          ? await this.writePlan(item.dir, batch, written)
+          : await batch.writeBlob(Buffer.from(item.blob ?? ''))
+        if (item.node !== undefined && item.version !== undefined) written.push({ node: item.node, version: item.version, oid: entry.oid })
       })())
     }
     await Promise.all(writes)
-    const oid = await this.writer.writeTree(entries)
-    if (plan.node.version === plan.version) plan.node.oid = oid
+    const oid = await batch.writeTree(entries)
+    written.push({ node: plan.node, version: plan.version, oid })
     return oid
   }
 }
+
+/** A node and the oid its version was written as (taken once the commit's objects are stored). */
+interface Written { node: Node, version: number, oid: string }
 
 interface PlannedEntry {
   gitName: string

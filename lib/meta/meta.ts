@@ -38,6 +38,15 @@ export interface MergeOutcome { kind: 'up-to-date' | 'fast-forward' | 'merged', 
 
 interface CommitState { commit: string, seq: number }
 
+/**
+ * How long a batch may grow while changes keep coming with no pause. Each commit costs every peer
+ * a fetch and a merge that read the changed directories whole, on the same cores as the burst:
+ * once commits were cheap (packs), a burst of 10,000 creates became ~60 commits, and took 43-46 s
+ * on A against 30-35 s before in alternating runs (noisy: 2 shared cores); with a commit a
+ * second at most, 29-42 s. A single change, or a burst's end, is committed once quiet.
+ */
+const BURST_COMMIT_MS = 1000
+
 export class Meta {
   private commitTimer: NodeJS.Timeout | null = null
   private committing: Promise<void> | null = null
@@ -55,8 +64,14 @@ export class Meta {
    * How long the last commit took. A commit costs time in proportion to the directories it
    * rewrites, and runs on the thread FUSE shares, so the next one waits at least twice as long:
    * a burst of changes becomes a few commits and commits never take more than a third of the time.
+   * Once changes stop (none for half as long as the last commit took, at least commitDelayMs), the
+   * batch is committed at once: the end of a burst is what a peer waits for, and nothing competes
+   * with the commit then. While they keep coming, a batch waits at least BURST_COMMIT_MS too.
    */
   private lastCommitMs = 0
+  /** performance.now() of the latest change, and by when the batch under way is committed anyway. */
+  private lastChangeAt = 0
+  private commitDueAt = 0
   private closed = false
   /** Every content the tree refers to, with its torrent info (for a peer asking for one by infohash). */
   readonly contentRefs = new ContentRefs()
@@ -169,6 +184,7 @@ export class Meta {
     }
     const seq = this.journal.append(op)
     if (op.op !== 'stage' && op.op !== 'seal') this.lastNameSeq = seq
+    this.lastChangeAt = performance.now()
     this.scheduleCommit()
   }
 
@@ -295,10 +311,25 @@ export class Meta {
   private scheduleCommit (): void {
     this.dirty = true
     if (this.commitTimer !== null || this.committing !== null) return
+    const now = performance.now()
+    const base = this.opts.commitDelayMs ?? 30
+    this.commitDueAt = now + Math.max(base, 2 * this.lastCommitMs, BURST_COMMIT_MS)
+    this.armCommit(base)
+  }
+
+  /** Commits at `commitDueAt`, or sooner once no change came for `quiet` ms (see lastCommitMs). */
+  private armCommit (base: number): void {
+    const quiet = Math.max(base, this.lastCommitMs / 2)
+    const at = Math.min(this.commitDueAt, this.lastChangeAt + quiet)
     this.commitTimer = setTimeout(() => {
       this.commitTimer = null
+      const now = performance.now()
+      if (now < this.commitDueAt && now - this.lastChangeAt < quiet) {
+        this.armCommit(base)
+        return
+      }
       void this.commitNow().catch(err => this.opts.log.error('commit failed', { err }))
-    }, Math.max(this.opts.commitDelayMs ?? 30, 2 * this.lastCommitMs))
+    }, Math.max(0, at - performance.now()))
   }
 
   /** Commits every change so far, waiting for a commit already under way. */
@@ -343,7 +374,7 @@ export class Meta {
     this.journal.dropThrough(seq)
     this.durableThrough(seq)
     this.lastCommitMs = performance.now() - started
-    this.opts.log.debug('committed', { commit, seq })
+    this.opts.log.debug('committed', { commit, seq, ms: Math.round(this.lastCommitMs) })
     this.opts.onHead?.(commit)
   }
 
@@ -370,10 +401,13 @@ export class Meta {
     const ours = this.head
     if (ours === theirs) return { kind: 'up-to-date', commit: theirs }
     // No commit here (a repository a power cut left with none that loads): the peer's is taken whole.
+    const t0 = performance.now()
     const outcome = ours === null ? { kind: 'fast-forward' as const, commit: theirs } : await merge(ours, theirs)
+    const t1 = performance.now()
     if (outcome.kind === 'up-to-date' || outcome.commit === ours) return { kind: 'up-to-date', commit: ours ?? theirs }
     const [oursTree, newTree] = await Promise.all([ours === null ? this.git.emptyTree() : this.git.treeOf(ours), this.git.treeOf(outcome.commit)])
     const plan = await planAdoption(this.git, oursTree, newTree, '', defaultAttrs())
+    const t2 = performance.now()
     const settingsBefore = this.volumeSettings()
     const adoption = applyAdoption(this.root, plan, this.busy, conflictName)
     this.separateSharedInodes(adoption.placedInodes)
@@ -404,7 +438,9 @@ export class Meta {
       this.dirty = true
       this.opts.log.info('kept local changes over a peer\'s; its versions are kept beside them', { paths: adoption.kept.slice(0, 20) })
     }
-    this.opts.log.debug('took a peer\'s head', { kind: outcome.kind, commit: outcome.commit })
+    // Where a sync's time goes (bench/sync.ts reads these with SWARMFS_BENCH_VERBOSE=1).
+    const ms = (a: number, b: number): number => Math.round(b - a)
+    this.opts.log.debug('took a peer\'s head', { kind: outcome.kind, commit: outcome.commit, mergeMs: ms(t0, t1), planMs: ms(t1, t2), totalMs: ms(t0, performance.now()) })
     this.opts.onHead?.(outcome.commit)
     const settings = this.volumeSettings()
     if (compareSettings(settings, settingsBefore) !== 0) this.opts.onVolumeSettings?.(settings)

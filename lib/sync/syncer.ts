@@ -74,7 +74,12 @@ export interface SyncerOptions {
 
 /** The key of the unpacking of fetched packs among the syncs under way (never a node id). */
 const UNPACK = 'unpack'
-const UNPACK_IDLE_MS = 1_000
+/**
+ * Packed objects read natively now (meta/packs.ts), so unpacking only keeps the number of packs
+ * down: it waits for a real pause. After 1 s it fell between the commits of a burst and held the
+ * next sync for the 2-4 s it took to write a few thousand objects loose.
+ */
+const UNPACK_IDLE_MS = 10_000
 /** Fetches after which the packs are unpacked even if syncing never pauses (~1 s of work). */
 const UNPACK_EVERY = 256
 /**
@@ -226,6 +231,9 @@ export class Syncer {
 
   /** Tells every peer our new head; a peer that does not answer is asked again at the next round. */
   announce (head: string): void {
+    // A large commit writes its objects as a pack (meta/pack-writer.ts): unpacked, like a fetch's,
+    // once syncing pauses, so a node that only writes does not pile up packs either.
+    this.unpackSoon()
     const { httpPort, torrentPort } = this.opts.ports()
     for (const p of this.peers.values()) {
       const at = placeOf(p)
@@ -268,8 +276,10 @@ export class Syncer {
     let theirs: string | null = heard
     if (heard === null || !await this.has(heard)) {
       const at = placeOf(p)
+      const t0 = performance.now()
       try {
         theirs = await this.fetch(p, at)
+        this.opts.log.debug('fetched', { peer: nodeId, head: theirs, ms: Math.round(performance.now() - t0) })
       } catch (err) {
         this.failed(p, err, at)
         return
