@@ -13,6 +13,8 @@ import type { ContentRef } from '../../lib/meta/nodes.js'
 const [disk, dirsArg, perDirArg] = process.argv.slice(2)
 const dirs = Number(dirsArg)
 const perDir = Number(perDirArg)
+/** Files staged at once. */
+const BATCH = 1000
 const uid = process.getuid?.() ?? 0
 const gid = process.getgid?.() ?? 0
 
@@ -42,16 +44,20 @@ async function main (): Promise<void> {
       const dir = `/d${String(d).padStart(dw, '0')}`
       const now = Date.now()
       meta.apply({ op: 'mkdir', path: dir, attrs: { perm: 0o755, uid, gid, mtime: now, ctime: now, atime: now } })
-      const files = await Promise.all(Array.from({ length: perDir }, async (_, f) => {
-        const path = `${dir}/file-${String(f).padStart(fw, '0')}.txt`
-        // ~100 bytes, distinct for every file, so every file has its own content and infohash.
-        const text = `swarmfs benchmark file ${path}\n`.padEnd(100, '.') + '\n'
-        return { path, ...await contentOf(store, text) }
-      }))
-      for (const { path, ref, size } of files) {
-        const t = Date.now()
-        meta.apply({ op: 'create', path, attrs: { perm: 0o644, uid, gid, mtime: t, ctime: t, atime: t } })
-        meta.apply({ op: 'setcontent', path, size, content: ref, mtime: t })
+      // In batches: a directory of a million files must not open a million staging files at once.
+      for (let from = 0; from < perDir; from += BATCH) {
+        const files = await Promise.all(Array.from({ length: Math.min(BATCH, perDir - from) }, async (_, k) => {
+          const path = `${dir}/file-${String(from + k).padStart(fw, '0')}.txt`
+          // ~100 bytes, distinct for every file, so every file has its own content and infohash.
+          const text = `swarmfs benchmark file ${path}\n`.padEnd(100, '.') + '\n'
+          return { path, ...await contentOf(store, text) }
+        }))
+        for (const { path, ref, size } of files) {
+          const t = Date.now()
+          meta.apply({ op: 'create', path, attrs: { perm: 0o644, uid, gid, mtime: t, ctime: t, atime: t } })
+          meta.apply({ op: 'setcontent', path, size, content: ref, mtime: t })
+        }
+        if (from > 0 && from % (BATCH * 10) === 0) await meta.commitNow()
       }
       // Let Meta's batched commits run as they would under a steady stream of FUSE operations.
       if (d % 10 === 9) await meta.commitNow()
