@@ -73,6 +73,8 @@ export function contentsOnDisk (disk: string): ContentsOnDisk {
 export class ContentStore {
   /** Told of every content that comes to content/ or leaves it (the replicator keeps its holdings so). */
   private readonly watchers: Array<(infohash: string, present: boolean) => void> = []
+  /** Removals of staged copies under way (settle waits for them). */
+  private readonly removals = new Set<Promise<void>>()
   readonly contentDir: string
   /** Partly fetched contents (sparse files and their bitfields), which the torrent service keeps. */
   readonly partialDir: string
@@ -86,9 +88,6 @@ export class ContentStore {
     fs.mkdirSync(this.partialDir, { recursive: true })
     fs.mkdirSync(this.stagingDir, { recursive: true })
   }
-
-  /** Removals of staged copies under way. */
-  private readonly removals = new Set<Promise<void>>()
 
   contentPath (infohash: string): string {
     if (!isInfoHash(infohash)) throw new SwarmError('SWARMFS_BAD_INPUT', `not an infohash: ${JSON.stringify(infohash)}`)

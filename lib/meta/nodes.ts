@@ -222,8 +222,8 @@ export class FileNode extends BaseNode {
   /** Takes one name away; the next one becomes the first. */
   removePlace (dir: DirNode, name: string): void {
     if (this.parent === dir && this.name === name) {
-      const [next, ...rest] = this.others
-      this.others = rest.length === 0 ? NO_OTHER_PLACES : rest
+      const next = this.others[0]
+      this.others = this.others.length > 1 ? this.others.slice(1) : NO_OTHER_PLACES
       this.parent = next?.dir ?? null
       this.name = next?.name ?? ''
       return

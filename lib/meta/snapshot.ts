@@ -76,7 +76,7 @@ function attrsOf (r: AttrsRow): Attrs {
  */
 type ContentRow = [string, string] | [string, string, string, number, number]
 
-function contentRow (content: ContentRef, size: number, writing: { name: string | null }): ContentRow {
+function contentRow (content: ContentRef, size: number, writing: Writing): ContentRow {
   const { infohash, info } = content
   if (info.name === writing.name && info.length === size && info.pieceLength === pieceLengthFor(size)) return [infohash, info.pieces]
   writing.name = info.name
@@ -96,6 +96,11 @@ function contentOf (saved: unknown, size: number, reading: Reading): ContentRef 
   return { infohash, info: { name: reading.name, length: length ?? size, pieceLength: pieceLength ?? pieceLengthFor(size), pieces } }
 }
 
+/** What a save carries from row to row: the last content name written in full. */
+interface Writing {
+  name: string | null
+}
+
 /** What a load carries from row to row: the highest inode number of this process's range, the last content name. */
 interface Reading {
   maxOwn: number
@@ -106,7 +111,7 @@ interface Reading {
  * One row per name: a file with several (hard links) has a row at each, which a load joins again
  * by `linkId`. A directory's row holds its own fields; its children are the lines after it.
  */
-function toRow (node: Node, name: string, writing: { name: string | null }): Row {
+function toRow (node: Node, name: string, writing: Writing): Row {
   if (node.kind === 'file') return ['f', name, attrsRow(node.attrs), node.oid ?? null, node.size, node.content === null ? null : contentRow(node.content, node.size, writing), node.by, node.special, node.linkId, node.inode]
   if (node.kind === 'symlink') return ['l', name, attrsRow(node.attrs), node.oid ?? null, node.target, node.inode]
   return ['d', name, attrsRow(node.attrs), node.oid ?? null, 0, node.inode]
@@ -115,23 +120,23 @@ function toRow (node: Node, name: string, writing: { name: string | null }): Row
 /**
  * The node a row describes, with everything below it. Each node gets its saved inode number as it
  * is made, before it has other fields: giving 100,000 made nodes a number they did not have (a
- * double in place of a small integer) made V8 migrate each one, 0.3 s. `restored.maxOwn` is the
+ * double in place of a small integer) made V8 migrate each one, 0.3 s. `reading.maxOwn` is the
  * highest number of this process's own range seen (volume-wide numbers are drawn, not counted).
  */
 /** A row's saved inode number, or undefined (an older snapshot): the node then gets a new one. */
-function savedInode (saved: unknown, restored: Reading): number | undefined {
+function savedInode (saved: unknown, reading: Reading): number | undefined {
   if (!Number.isSafeInteger(saved) || (saved as number) <= 0) return undefined
-  if (!isVolumeInode(saved)) restored.maxOwn = Math.max(restored.maxOwn, saved as number)
+  if (!isVolumeInode(saved)) reading.maxOwn = Math.max(reading.maxOwn, saved as number)
   return saved as number
 }
 
 /** `readChildren` fills a directory whose children are in the lines after its row. */
-function fromRow (row: Row, restored: Reading, readChildren: (dir: DirNode) => void): Node {
+function fromRow (row: Row, reading: Reading, readChildren: (dir: DirNode) => void): Node {
   let node: Node
   if (row[0] === 'f') {
-    const file = new FileNode(attrsOf(row[2]), savedInode(row[9], restored))
+    const file = new FileNode(attrsOf(row[2]), savedInode(row[9], reading))
     file.size = row[4]
-    file.content = contentOf(row[5], row[4], restored)
+    file.content = contentOf(row[5], row[4], reading)
     // What is staged is not the commit's and is not kept here: the journal after it says so, as it
     // does for a load from git.
     file.by = row[6] === null ? null : sharedIds.of(row[6])
@@ -140,10 +145,10 @@ function fromRow (row: Row, restored: Reading, readChildren: (dir: DirNode) => v
     file.linkId = row[8] ?? null
     node = file
   } else if (row[0] === 'l') {
-    node = new SymlinkNode(attrsOf(row[2]), row[4], savedInode(row[5], restored))
+    node = new SymlinkNode(attrsOf(row[2]), row[4], savedInode(row[5], reading))
   } else {
-    const dir = new DirNode(attrsOf(row[2]), savedInode(row[5], restored))
-    if (Array.isArray(row[4])) placeRows(dir, row[4], restored, readChildren)
+    const dir = new DirNode(attrsOf(row[2]), savedInode(row[5], reading))
+    if (Array.isArray(row[4])) placeRows(dir, row[4], reading, readChildren)
     else readChildren(dir)
     node = dir
   }
@@ -152,9 +157,9 @@ function fromRow (row: Row, restored: Reading, readChildren: (dir: DirNode) => v
   return node
 }
 
-function placeRows (dir: DirNode, rows: Row[], restored: Reading, readChildren: (dir: DirNode) => void): void {
+function placeRows (dir: DirNode, rows: Row[], reading: Reading, readChildren: (dir: DirNode) => void): void {
   for (const childRow of rows) {
-    const child = fromRow(childRow, restored, readChildren)
+    const child = fromRow(childRow, reading, readChildren)
     dir.children.set(child.name, child)
     child.parent = dir
   }
@@ -183,7 +188,7 @@ class LineWriter {
  * A directory's rows, LINE_ROWS to a line; a line that the directory's next line follows ends with
  * 0. After each line, the lines of the subdirectories it holds.
  */
-function writeDirLines (out: LineWriter, dir: DirNode, writing: { name: string | null }): void {
+function writeDirLines (out: LineWriter, dir: DirNode, writing: Writing): void {
   let rows: Array<Row | 0> = []
   let subdirs: DirNode[] = []
   let left = dir.children.size
@@ -206,7 +211,7 @@ function writeDirLines (out: LineWriter, dir: DirNode, writing: { name: string |
 export function saveSnapshot (dir: string, head: string, root: DirNode): void {
   writeDurableSync(join(dir, FILE), fd => {
     const out = new LineWriter(fd)
-    const writing = { name: null }
+    const writing: Writing = { name: null }
     out.line(JSON.stringify({ version: VERSION, head, volume: root.volume, root: toRow(root, '', writing) }))
     writeDirLines(out, root, writing)
     out.flush()
@@ -250,18 +255,18 @@ export function loadSnapshot (dir: string): { head: string, root: DirNode } | nu
     const { next, ended } = lineReader(bytes)
     const header = next() as Header
     if (header.version !== VERSION || typeof header.head !== 'string') return null
+    const reading: Reading = { maxOwn: 0, name: null }
     const readChildren = (d: DirNode): void => {
       for (;;) {
         const rows = next()
         if (!Array.isArray(rows)) throw new Error('a directory line is not a list of rows')
         const more = rows.length > 0 && rows[rows.length - 1] === 0
         if (more) rows.pop()
-        placeRows(d, rows as Row[], restored, readChildren)
+        placeRows(d, rows as Row[], reading, readChildren)
         if (!more) return
       }
     }
-    const restored: Reading = { maxOwn: 0, name: null }
-    const root = rootOf(header, restored, readChildren)
+    const root = rootOf(header, reading, readChildren)
     // Lines left over: the directories above did not hold what was written (a line lost).
     return ended() ? { head: header.head, root } : null
   } catch {
@@ -277,14 +282,14 @@ function loadV8Snapshot (dir: string): { head: string, root: DirNode } | null {
     return null
   }
   if (data.version !== V8_VERSION || typeof data.head !== 'string') return null
-  const restored: Reading = { maxOwn: 0, name: null }
-  return { head: data.head, root: rootOf(data, restored, () => { throw new Error('a version 3 directory row holds its children') }) }
+  const reading: Reading = { maxOwn: 0, name: null }
+  return { head: data.head, root: rootOf(data, reading, () => { throw new Error('a version 3 directory row holds its children') }) }
 }
 
-function rootOf (header: Header, restored: Reading, readChildren: (dir: DirNode) => void): DirNode {
-  const root = fromRow(header.root, restored, readChildren) as DirNode
+function rootOf (header: Header, reading: Reading, readChildren: (dir: DirNode) => void): DirNode {
+  const root = fromRow(header.root, reading, readChildren) as DirNode
   // Nodes made next (read from git, created) are numbered above every saved one, so no two nodes share one.
-  reserveInodes(restored.maxOwn)
+  reserveInodes(reading.maxOwn)
   root.inode = ROOT_INODE
   root.isRoot = true
   root.volume = parseVolumeSettings(header.volume)
