@@ -42,11 +42,7 @@ export async function statusOf (disk: string): Promise<Status> {
   const git = new GitStore(paths.meta, silentLogger)
   const head = await git.head()
   let lastCommit: string | null = null
-  if (head !== null) {
-    const { default: isogit } = await import('isomorphic-git')
-    const { commit } = await isogit.readCommit({ fs, gitdir: paths.meta, oid: head })
-    lastCommit = new Date(commit.committer.timestamp * 1000).toISOString()
-  }
+  if (head !== null) lastCommit = new Date((await git.commitInfo(head)).time * 1000).toISOString()
   const held = contentsOnDisk(disk)
   const pid = lockHolder(disk)
   const free = fs.statfsSync(disk)

@@ -42,7 +42,7 @@ export interface ObjectStore {
 
 /** Bounds what one object may inflate to; a directory of a million entries is a tree of about 50 MB. */
 const MAX_OBJECT_BYTES = 256 << 20
-const MAX_COMMIT_BYTES = 16 << 20
+export const MAX_COMMIT_BYTES = 16 << 20
 /** Commits are immutable, so their parents can be kept; past this many the cache starts over. */
 const MAX_CACHED_COMMITS = 500_000
 
@@ -78,7 +78,7 @@ export function gitObjectStore (gitdir: string, cache: object = {}): ObjectStore
   }
 }
 
-function parseCommit (oid: string, bytes: Uint8Array): CommitInfo {
+export function parseCommit (oid: string, bytes: Uint8Array): CommitInfo {
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
   const end = text.indexOf('\n\n')
   const headers = (end < 0 ? text : text.slice(0, end)).split('\n')

@@ -2,8 +2,8 @@
 // commit of a burst writes thousands of entry blobs; as loose objects each was a file created,
 // synced and renamed (~1 ms apiece here, 2-3 s for a commit of 2,000 new files, which the next
 // commit and every peer waited for). A pack is two files synced once. git, isomorphic-git and
-// packs.ts read it like a fetched one; the syncer's unpacking (unpack-packs.ts) may later turn it
-// into loose objects like any other pack.
+// packs.ts read it like a fetched one; the syncer's repack (repack.ts) later rolls it together with
+// the others.
 import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import { join } from 'node:path'

@@ -8,7 +8,6 @@ import { Discovery } from '../discovery/index.js'
 import { UserError } from '../core/errors.js'
 import type { Logger } from '../core/log.js'
 import { GitStore } from '../meta/git-store.js'
-import { unpackPacks } from '../meta/unpack-packs.js'
 import { mergeHeads } from '../meta/merge.js'
 import { gitObjectStore } from '../meta/object-store.js'
 import { cloneFromPeer, getPeerStatus, PeerError } from '../sync/peer-client.js'
@@ -91,9 +90,8 @@ export async function joinVolume (opts: JoinOptions, peer: FoundPeer): Promise<N
     })
     const head = await cloneFromPeer({ gitdir: layout(opts.disk).meta, host: peer.host, port: peer.port, key: volumeKey })
     if (head === null) throw new UserError(`the peer at ${peer.host}:${peer.port} has no commit of the volume yet; try again once it has started`)
-    // Loose, as every object this node writes itself: loading the index reads every entry of the
-    // clone, ~40x faster from loose objects than through isomorphic-git's pack reader.
-    await unpackPacks(layout(opts.disk).meta)
+    // The clone stays the one pack it arrived as: loading the index reads every entry of it, and
+    // from one pack that is a search in memory and an inflate each (meta/packs.ts).
     await screenClone(layout(opts.disk).meta, head, config.volumeId, opts.log)
     return config
   } catch (err) {

@@ -10,7 +10,7 @@
 import { isNodeId, isObjectId } from '../core/ids.js'
 import type { Logger } from '../core/log.js'
 import type { Meta, MergeOutcome } from '../meta/meta.js'
-import { unpackPacks } from '../meta/unpack-packs.js'
+import { repackObjects } from '../meta/repack.js'
 import type { ObjectStore } from '../meta/object-store.js'
 import { fetchPeer, getPeerStatus, notifyPeer } from './peer-client.js'
 import { PeerError } from './peer-error.js'
@@ -72,16 +72,15 @@ export interface SyncerOptions {
   pollMs?: number
 }
 
-/** The key of the unpacking of fetched packs among the syncs under way (never a node id). */
-const UNPACK = 'unpack'
+/** The key of the repack among the syncs under way (never a node id). */
+const REPACK = 'repack'
 /**
- * Packed objects read natively now (meta/packs.ts), so unpacking only keeps the number of packs
- * down: it waits for a real pause. After 1 s it fell between the commits of a burst and held the
- * next sync for the 2-4 s it took to write a few thousand objects loose.
+ * The repack (meta/repack.ts) keeps the number of packs and loose objects down; it waits for a
+ * real pause, so it never runs between the commits of a burst.
  */
-const UNPACK_IDLE_MS = 10_000
-/** Fetches after which the packs are unpacked even if syncing never pauses (~1 s of work). */
-const UNPACK_EVERY = 256
+const REPACK_IDLE_MS = 10_000
+/** Fetches and commits after which the objects are repacked even if syncing never pauses. */
+const REPACK_EVERY = 256
 /**
  * Bounds on what strangers can make this node remember: mDNS records of our volume id that never
  * proved the key, and refused hosts. Proven peers are bounded by MAX_PEERS.
@@ -98,8 +97,9 @@ export class Syncer {
   private readonly busy = new Map<string, Promise<void>>()
   private readonly again = new Set<string>()
   private timer: NodeJS.Timeout | null = null
-  private unpackTimer: NodeJS.Timeout | null = null
-  private packsSinceUnpack = 0
+  private repackTimer: NodeJS.Timeout | null = null
+  private readonly repackAbort = new AbortController()
+  private packsSinceRepack = 0
   private stopped = false
   private chain: Promise<void> = Promise.resolve()
   /** Refused hosts by host:port (or host alone, for connections to us), oldest first. */
@@ -122,7 +122,8 @@ export class Syncer {
   stop (): void {
     this.stopped = true
     if (this.timer !== null) clearTimeout(this.timer)
-    if (this.unpackTimer !== null) clearTimeout(this.unpackTimer)
+    if (this.repackTimer !== null) clearTimeout(this.repackTimer)
+    this.repackAbort.abort()
   }
 
   /** Waits for fetches and merges under way (for a clean stop). */
@@ -231,9 +232,9 @@ export class Syncer {
 
   /** Tells every peer our new head; a peer that does not answer is asked again at the next round. */
   announce (head: string): void {
-    // A large commit writes its objects as a pack (meta/pack-writer.ts): unpacked, like a fetch's,
-    // once syncing pauses, so a node that only writes does not pile up packs either.
-    this.unpackSoon()
+    // A commit writes loose objects or a pack (meta/pack-writer.ts): repacked, like a fetch's pack,
+    // once syncing pauses, so a node that only writes does not pile them up either.
+    this.repackSoon()
     const { httpPort, torrentPort } = this.opts.ports()
     for (const p of this.peers.values()) {
       const at = placeOf(p)
@@ -296,41 +297,42 @@ export class Syncer {
     this.opts.log.debug('synced', { peer: nodeId, kind: outcome.kind, head: outcome.commit })
   }
 
-  /** A peer's head, with the objects it needs stored loose (unpack-packs.ts says why). */
+  /** A peer's head, fetched as a pack (repacked later with the others). */
   private async fetch (p: PeerState, at: Place): Promise<string | null> {
     const head = await fetchPeer({ gitdir: this.opts.gitdir, host: at.host, port: at.httpPort, key: this.opts.volumeKey, peerId: p.nodeId })
-    this.unpackSoon()
+    this.repackSoon()
     return head
   }
 
   /**
-   * Each fetch leaves a pack; they become loose objects (unpack-packs.ts) once syncing has been
-   * quiet for a moment, or after UNPACK_EVERY fetches with no pause. Not after each fetch: the two
-   * git processes take ~30 ms here, and a change that arrives meanwhile waits for them. Nor every
-   * 32 fetches: writing their ~700 objects took about a second, which the change waited for.
+   * Each fetch leaves a pack and each commit loose objects or a pack; they are rolled together
+   * (meta/repack.ts) once syncing has been quiet for a moment, or after REPACK_EVERY of them with
+   * no pause. The repack is git's own process beside this one, not part of the sync chain: a change
+   * that arrives meanwhile does not wait for it.
    */
-  private unpackSoon (): void {
-    if (this.unpackTimer !== null) clearTimeout(this.unpackTimer)
-    this.unpackTimer = null
-    if (++this.packsSinceUnpack >= UNPACK_EVERY) {
-      this.unpackNow()
+  private repackSoon (): void {
+    if (this.repackTimer !== null) clearTimeout(this.repackTimer)
+    this.repackTimer = null
+    if (++this.packsSinceRepack >= REPACK_EVERY) {
+      this.repackNow()
       return
     }
-    this.unpackTimer = setTimeout(() => { this.unpackTimer = null; this.unpackNow() }, UNPACK_IDLE_MS)
+    this.repackTimer = setTimeout(() => { this.repackTimer = null; this.repackNow() }, REPACK_IDLE_MS)
   }
 
-  private unpackNow (): void {
-    if (this.stopped || this.busy.has(UNPACK)) return
-    this.packsSinceUnpack = 0
-    const run = this.exclusive(async () => {
-      const t0 = performance.now()
-      const packs = await unpackPacks(this.opts.gitdir)
-      this.opts.log.debug('fetched packs unpacked', { packs, ms: Math.round(performance.now() - t0) })
-    })
-      // Packed, the objects still read, only slower.
-      .catch(err => this.opts.log.warn('fetched objects stay packed', { err: (err as Error).message }))
-      .finally(() => this.busy.delete(UNPACK))
-    this.busy.set(UNPACK, run)
+  private repackNow (): void {
+    if (this.stopped || this.busy.has(REPACK)) return
+    this.packsSinceRepack = 0
+    const t0 = performance.now()
+    const run = repackObjects(this.opts.gitdir, this.repackAbort.signal)
+      .then(outcome => this.opts.log.debug('objects repacked', { ...outcome, ms: Math.round(performance.now() - t0) }))
+      // The objects still read where they are; the next pause tries again.
+      .catch(err => {
+        if (this.stopped) return
+        this.opts.log.warn('objects stay as they are: repack failed', { err: (err as Error).message })
+      })
+      .finally(() => this.busy.delete(REPACK))
+    this.busy.set(REPACK, run)
   }
 
   private async has (oid: string): Promise<boolean> {

@@ -4,6 +4,7 @@
 // of many new files is one pack that git checks whole, a restart loads, and a peer takes.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { applyDelta, PackSet } from '../../lib/meta/packs.js'
@@ -46,6 +47,46 @@ t.test('every object of a pack git wrote with deltas reads back as git shows it'
   // The reader the index loads and the merge reads through takes packed objects the same way.
   const reader = new ObjectReader(gitdir)
   t.equal((await reader.readTree(oids[60], { verify: true })).length, 60)
+})
+
+t.test('a pack of more delta bases than are kept reads whole in any order, beside another pack', async t => {
+  const gitdir = path.join(tempDir(t), 'repo.git')
+  execFileSync('git', ['init', '-q', '--bare', gitdir])
+  // 1,500 pairs of blobs, each pair alike and unlike every other: git writes one of each pair as a
+  // delta of the other, so there are more bases than the reader keeps (1,024). git looks for a
+  // delta among objects of about the same size whose names end alike: every name ends the same,
+  // each pair's size is its own.
+  const files = path.join(gitdir, '..', 'files')
+  fs.mkdirSync(files)
+  const names: string[] = []
+  const entries: string[] = []
+  for (let i = 0; i < 1500; i++) {
+    const unique = randomBytes(1700).toString('base64').slice(0, 600 + i)
+    fs.writeFileSync(path.join(files, `a${i}`), unique)
+    fs.writeFileSync(path.join(files, `b${i}`), unique + 'zz')
+    names.push(path.join(files, `a${i}`), path.join(files, `b${i}`))
+    entries.push(`a${String(i).padStart(6, '0')}----------------`, `b${String(i).padStart(6, '0')}----------------`)
+  }
+  const oids = git(gitdir, ['hash-object', '-w', ...names]).trim().split('\n')
+  const tree = git(gitdir, ['mktree'], oids.map((oid, i) => `100644 blob ${oid}\t${entries[i]}\n`).join('')).trim()
+  git(gitdir, ['update-ref', 'refs/heads/main', git(gitdir, ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit-tree', tree, '-m', 'pairs']).trim()])
+  git(gitdir, ['repack', '-adq'])
+  const stats = git(gitdir, ['verify-pack', '-s', ...fs.readdirSync(path.join(gitdir, 'objects', 'pack')).filter(n => n.endsWith('.idx')).map(n => path.join(gitdir, 'objects', 'pack', n))])
+  t.ok(Number(/chain length = 1: (\d+)/.exec(stats)?.[1]) > 1024, 'more than 1,024 deltas of distinct bases: ' + stats.trim().split('\n').join('; '))
+  // A second pack, read in between, moves the shared read window away and back.
+  const other = packedRepo(tempDir(t))
+  const packs = new PackSet(gitdir)
+  const otherPacks = new PackSet(other.gitdir)
+  const expected = new Map(names.map((name, i) => [oids[i], fs.readFileSync(name, 'latin1')]))
+  const orders = [oids, [...oids].reverse(), [...oids].sort(() => Math.random() - 0.5)]
+  let wrong = 0
+  for (const order of orders) {
+    for (const [i, oid] of order.entries()) {
+      if (packs.read(oid)?.body.toString('latin1') !== expected.get(oid)) wrong++
+      if (i % 7 === 0 && otherPacks.read(other.oids[i % other.oids.length]) === undefined) wrong++
+    }
+  }
+  t.equal(wrong, 0, `${oids.length} objects read 3 times (in order, reversed, shuffled), all as written`)
 })
 
 t.test('a pack whose index is not whole is not read here', async t => {
