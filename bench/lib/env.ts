@@ -45,6 +45,9 @@ export const profileDir = process.env.SWARMFS_BENCH_PROFILE !== undefined && pro
   ? resolve(process.env.SWARMFS_BENCH_PROFILE)
   : null
 
+/** SWARMFS_BENCH_VERBOSE=1: the swarmfs nodes of the cluster benchmarks (sync, replicate, replicate-small) run with --verbose (debug logs in SWARMFS_BENCH_OUT). */
+export const verbose = process.env.SWARMFS_BENCH_VERBOSE === '1' ? ['--verbose'] : []
+
 /** Logs of the servers and the results, kept after the run (small). */
 export const outDir = resolve(process.env.SWARMFS_BENCH_OUT ?? join(os.tmpdir(), 'swarmfs-bench-out'))
 
