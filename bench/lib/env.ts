@@ -19,6 +19,8 @@ export const sizes = {
    */
   bigVolumeFiles: Number(process.env.SWARMFS_BENCH_FILES ?? scale(100_000)),
   bigVolumeOneDir: process.env.SWARMFS_BENCH_ONE_DIR === '1',
+  /** `ls -l` per entry: a directory of this many entries against one a tenth its size, in one volume. */
+  lsDirEntries: scale(100_000),
   /** Repetitions of each timed step; the table shows the median. */
   reps: Number(process.env.SWARMFS_BENCH_REPS ?? 5),
   /** Repetitions of the (slow) start of the large volume. */
