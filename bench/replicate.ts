@@ -13,57 +13,21 @@
 // client on host 2 (bench/lib/clients/tcp-stream.ts), in the same run. No target (issue 6 sets none).
 import fs from 'node:fs'
 import { join } from 'node:path'
-import type { ChildProcess } from 'node:child_process'
-import { node, outDir, profileDir, SMALL, sizes, swarmfsBin } from './lib/env.js'
 import { mbps, type Context } from './lib/context.js'
+import { SMALL, sizes } from './lib/env.js'
 import { isMounted } from './lib/mounts.js'
-import { createNetwork, type Network, type NetHost } from './lib/netns.js'
-import { run, runOk, sleep, stopChild, waitForLine } from './lib/proc.js'
+import { createNetwork } from './lib/netns.js'
+import { run, runOk } from './lib/proc.js'
 import { settle, swarmfsQuiet } from './lib/quiet.js'
 import { startSwarmfsNode, type Server } from './lib/servers.js'
+import { completeIn, noneUnderTarget, replicationOf, storageNodes } from './lib/storage-nodes.js'
 import { median, MiB, type Row } from './lib/table.js'
-import { childEnv, tcpBaselines } from './content.js'
+import { tcpBaselines } from './content.js'
 
 const FILES = 8
-const POLL_MS = 50
-/** Bound a hang only. */
-const COMPLETE_TIMEOUT_MS = 30 * 60_000
-const STATUS_TIMEOUT_MS = 30_000
 const WRITE_TIMEOUT_MS = 30 * 60_000
 
-/** A storage node: a swarmfs child without a mount (servers.ts's servers are mounted ones). */
-interface StorageNode { label: string, child: ChildProcess, disk: string, logFile: string, joinMs: number, runningAt: number }
-
-interface ReplicationView { underTarget: number, copies: number, nodes: Array<{ nodeId: string, complete: number, completeBytes: number }> }
-
 const fmt = (x: number): string => x < 10 ? x.toFixed(2) : x.toFixed(0)
-
-function tailOf (file: string): string {
-  try { return fs.readFileSync(file, 'utf8').split('\n').slice(-15).join('\n') } catch { return '' }
-}
-
-/** Polls `dir` every ~50 ms until each of `want` (infohash → bytes) is a file of that size there; each one's ms after `since`. */
-async function completeIn (dir: string, want: Map<string, number>, since: number): Promise<Map<string, number>> {
-  const done = new Map<string, number>()
-  for (;;) {
-    for (const [ih, bytes] of want) {
-      if (done.has(ih)) continue
-      try {
-        if (fs.statSync(join(dir, ih)).size === bytes) done.set(ih, performance.now() - since)
-      } catch {}
-    }
-    if (done.size === want.size) return done
-    if (performance.now() - since > COMPLETE_TIMEOUT_MS) throw new Error(`${dir} holds ${done.size} of the ${want.size} contents complete after ${COMPLETE_TIMEOUT_MS} ms`)
-    await sleep(POLL_MS)
-  }
-}
-
-/** `swarmfs status --json` of a running node (run in its host: the node answers on its address); its live replication view. */
-async function replicationOf (net: Network, host: NetHost, disk: string): Promise<ReplicationView | null> {
-  const r = await net.exec(host, node, [swarmfsBin, 'status', '--disk', disk, '--json'], { env: childEnv(), timeoutMs: 60_000 })
-  if (r.code !== 0) throw new Error(`swarmfs status --disk ${disk} exited ${r.code ?? r.signal}: ${r.stderr.trim().slice(-2000)}`)
-  return (JSON.parse(r.stdout) as { live: { replication?: ReplicationView | null } | null }).live?.replication ?? null
-}
 
 export async function replicateBench (ctx: Context): Promise<Row[]> {
   const bytes = sizes.seqBytes
@@ -76,40 +40,8 @@ export async function replicateBench (ctx: Context): Promise<Row[]> {
   const net = await createNetwork(2)
   const [h1, h2] = net.hosts
   const servers: Server[] = []
-  const storage: StorageNode[] = []
+  const storage = storageNodes(net, w, ctx, 'replicate', 'B')
   const mntA = join(w, 'mnt-a')
-  let seq = 0
-
-  /** A fresh storage node joined on `host` with an empty disk; resolves at its "running" line. */
-  const joinStorage = async (host: NetHost, invite: string, peer: string): Promise<StorageNode> => {
-    const k = ++seq
-    const label = `swarmfs-B${k}`
-    const disk = join(w, `disk-B-${k}`)
-    const logFile = join(outDir, `replicate-${label}.log`)
-    const profile = profileDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
-    if (profileDir !== null) fs.mkdirSync(profileDir, { recursive: true })
-    const logFd = fs.openSync(logFile, 'a')
-    const t0 = performance.now()
-    let child: ChildProcess
-    try {
-      child = net.spawn(host, node, [...profile, swarmfsBin, 'join', invite, '--disk', disk, '--peer', peer, '--wait', '60'], { stdio: ['ignore', 'pipe', logFd], env: childEnv() })
-    } finally {
-      fs.closeSync(logFd)
-    }
-    const s: StorageNode = { label, child, disk, logFile, joinMs: 0, runningAt: 0 }
-    storage.push(s)
-    const line = await waitForLine(child, /running/, 600_000, () => tailOf(logFile))
-    s.runningAt = performance.now()
-    s.joinMs = s.runningAt - t0
-    fs.appendFileSync(logFile, `[bench] stdout: ${line}\n`)
-    child.stdout?.on('data', (d: Buffer) => fs.appendFileSync(logFile, `[bench] stdout: ${d.toString()}`))
-    return s
-  }
-  const stopStorage = async (s: StorageNode): Promise<void> => {
-    const { clean } = await stopChild(s.child)
-    storage.splice(storage.indexOf(s), 1)
-    if (!clean) ctx.note(`replicate: WARNING ${s.label} did not exit 0 after SIGTERM (${s.child.exitCode ?? s.child.signalCode}); see ${s.logFile}`)
-  }
 
   let streamMs: number[] = []
   const copies: Array<{ mbs: number, ms: number, joinMs: number, perFile: number[], statusMs: number }> = []
@@ -143,19 +75,13 @@ export async function replicateBench (ctx: Context): Promise<Row[]> {
       `${FILES} files of ${fmt(part / MiB)} MiB written on A's mount at ${fmt(mbps(bytes, writeMs))} MB/s (dd bs=1M conv=fsync); A: target ${before.copies} copies, ${before.underTarget} files under target`)
 
     for (let rep = 0; rep < reps; rep++) {
-      const b = await joinStorage(h2, invite, peerA)
+      const b = await storage.join(h2, invite, peerA)
       const done = await completeIn(join(b.disk, 'content'), want, b.runningAt)
       const ms = Math.max(...done.values())
       // Not timed: B's own view agrees that nothing is under target any more.
-      const t0 = performance.now()
-      for (;;) {
-        const view = await replicationOf(net, h2, b.disk)
-        if (view !== null && view.underTarget === 0) break
-        if (performance.now() - t0 > STATUS_TIMEOUT_MS) throw new Error(`${b.label} holds every content but its status reports ${view?.underTarget ?? '(no replication status)'} files under target after ${STATUS_TIMEOUT_MS} ms`)
-        await sleep(500)
-      }
-      copies.push({ mbs: mbps(bytes, ms), ms, joinMs: b.joinMs, perFile: [...done.values()].sort((x, y) => x - y), statusMs: performance.now() - t0 })
-      await stopStorage(b)
+      const statusMs = await noneUnderTarget(net, h2, b)
+      copies.push({ mbs: mbps(bytes, ms), ms, joinMs: b.joinMs, perFile: [...done.values()].sort((x, y) => x - y), statusMs })
+      await storage.stop(b)
       if (rep === 0) {
         for (const ih of want.keys()) {
           const r = await run('cmp', [join(contentA, ih), join(b.disk, 'content', ih)], { timeoutMs: WRITE_TIMEOUT_MS })
@@ -166,7 +92,7 @@ export async function replicateBench (ctx: Context): Promise<Row[]> {
       await settle()
     }
   } finally {
-    for (const s of [...storage].reverse()) await stopStorage(s)
+    await storage.stopAll()
     for (const s of [...servers].reverse()) {
       await s.stop()
       if (s.child.exitCode !== 0) ctx.note(`replicate: WARNING ${s.label} did not exit 0 after SIGTERM (${s.child.exitCode ?? s.child.signalCode}); see ${s.logFile}`)

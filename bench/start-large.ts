@@ -6,6 +6,11 @@
 // Then, on the first warm start, once its own work is over (5 s, 20 s for a million files): stat(2) of 2,000 random files (each once, none in the kernel's
 // cache) and 1,000 creates in the largest directory; baseline: the same in a volume of 2,000 files
 // in two directories, started the same way.
+// Then `ls -l` per entry (issue 24): a volume of two directories, one of 100,000 entries and one of
+// 10,000 (SMALL: 10,000 and 1,000), built the same way and started warm; once its own work is over,
+// `ls -l` (a real `ls`, output to /dev/null) of each, alternately, each after 1.2 s of quiet (longer
+// than the mount's entry timeout: every entry is looked up again), SWARMFS_BENCH_REPS times (3).
+// Row: µs per entry of the large directory against the small one's, target 1.0x.
 import fs from 'node:fs'
 import { join } from 'node:path'
 import { benchDist, node, sizes } from './lib/env.js'
@@ -18,6 +23,8 @@ import { median, MiB, type Row } from './lib/table.js'
 interface StartSample { runningMs: number, lsMs: number, rss: number }
 interface StatResult { count: number, ms: number, rate: number, p50: number, p99: number }
 interface WorkSample { stat: StatResult, createsPerS: number }
+/** ms of each `ls -l` of the large directory and of the small one. */
+interface LsSample { large: number[], small: number[] }
 
 const STATS = 2000
 /** The start's own work (the replicator's first look at content/ and the tree) lasts ~2 s per 100,000 files. */
@@ -58,6 +65,25 @@ async function timedStart (disk: string, mnt: string, check?: { dir: string, ent
   }
 }
 
+/** `ls -l` of `<mnt>/d0` (`large` entries) and `<mnt>/d1` (`small`), alternately, `reps` times each, once the start's own work is over. */
+async function lsIn (mnt: string, large: number, small: number, reps: number): Promise<LsSample> {
+  await settle()
+  await sleep(settleMs(large + small))
+  for (const [dir, n] of [['d0', large], ['d1', small]] as const) {
+    const listed = (await runOk('ls', [join(mnt, dir)])).stdout.split('\n').filter(Boolean).length
+    if (listed !== n) throw new Error(`${dir} lists ${listed} entries, expected ${n}`)
+  }
+  const out: LsSample = { large: [], small: [] }
+  for (let rep = 0; rep < reps; rep++) {
+    for (const [dir, into] of [['d0', out.large], ['d1', out.small]] as const) {
+      await settle()
+      await sleep(1200)
+      into.push((await runOk('ls', ['-l', join(mnt, dir)], { stdoutToNull: true, timeoutMs: 1_800_000 })).ms)
+    }
+  }
+  return out
+}
+
 export async function startLarge (ctx: Context): Promise<Row[]> {
   const dirs = sizes.bigVolumeOneDir ? 1 : Math.min(1000, Math.max(1, Math.round(sizes.bigVolumeFiles / 100)))
   const perDir = Math.ceil(sizes.bigVolumeFiles / dirs)
@@ -65,6 +91,9 @@ export async function startLarge (ctx: Context): Promise<Row[]> {
   const bigDisk = join(w, 'big-disk')
   const emptyDisk = join(w, 'empty-disk')
   const smallDisk = join(w, 'small-disk')
+  const lsDisk = join(w, 'ls-disk')
+  const lsLarge = sizes.lsDirEntries
+  const lsSmall = lsLarge / 10
   const mnt = join(w, 'mnt')
   const snapshot = join(bigDisk, 'state', 'index-snapshot.jsonl')
   const empty: StartSample[] = []
@@ -72,6 +101,7 @@ export async function startLarge (ctx: Context): Promise<Row[]> {
   const warm: StartSample[] = []
   let bigWork: WorkSample | null = null
   let smallWork: WorkSample | null = null
+  let ls: LsSample | null = null
   try {
     await initVolume(emptyDisk)
     await initVolume(bigDisk)
@@ -90,6 +120,10 @@ export async function startLarge (ctx: Context): Promise<Row[]> {
       cold.push(await timedStart(bigDisk, mnt, rep === 0 ? check : undefined))
       if (!fs.existsSync(snapshot)) throw new Error('a clean stop wrote no index snapshot')
     }
+    await initVolume(lsDisk)
+    const lsBuilt = JSON.parse((await runOk(node, [join(benchDist, 'lib', 'build-volume.js'), lsDisk, '--sizes', `${lsLarge},${lsSmall}`], { timeoutMs: 3_600_000 })).stdout) as { files: number, ms: number }
+    ctx.note(`ls -l volume: built directories of ${lsLarge.toLocaleString('en-US')} and ${lsSmall.toLocaleString('en-US')} files in ${(lsBuilt.ms / 1000).toFixed(1)} s`)
+    await timedStart(lsDisk, mnt, undefined, async () => { ls = await lsIn(mnt, lsLarge, lsSmall, sizes.startReps) })
   } finally {
     fs.rmSync(w, { recursive: true, force: true })
   }
@@ -99,6 +133,10 @@ export async function startLarge (ctx: Context): Promise<Row[]> {
   const big = bigWork as WorkSample | null
   const small = smallWork as WorkSample | null
   if (big === null || small === null) throw new Error('the stats and creates did not run')
+  const lsDone = ls as LsSample | null
+  if (lsDone === null) throw new Error('the ls -l did not run')
+  const perEntry = (ms: number[], n: number): number[] => ms.map(x => x * 1000 / n)
+  ctx.note(`ls -l ms per repetition: ${lsLarge.toLocaleString('en-US')} entries ${lsDone.large.map(x => x.toFixed(0)).join(', ')}; ${lsSmall.toLocaleString('en-US')} entries ${lsDone.small.map(x => x.toFixed(0)).join(', ')}`)
   const statLine = (x: WorkSample): string => `${x.stat.rate.toFixed(0)}/s, p50 ${(x.stat.p50 * 1000).toFixed(0)} µs, p99 ${(x.stat.p99 * 1000).toFixed(0)} µs`
   ctx.note(`stat of ${STATS} random files: ${k} ${statLine(big)}; ${SMALL_VOLUME.dirs * SMALL_VOLUME.perDir} files ${statLine(small)}. ${CREATES} creates: ${big.createsPerS.toFixed(0)}/s against ${small.createsPerS.toFixed(0)}/s`)
   const ms = (xs: StartSample[]): number[] => xs.map(x => x.lsMs)
@@ -111,6 +149,7 @@ export async function startLarge (ctx: Context): Promise<Row[]> {
     { measurement: `node RSS after mount, ${k}, cold`, unit: 'MiB', better: 'lower', value: median(mib(cold)), baseline: 'empty volume', baselineValue: median(mib(empty)), samples: { value: mib(cold), baseline: mib(empty) } },
     { measurement: `node RSS after mount, ${k}, warm`, unit: 'MiB', better: 'lower', value: median(mib(warm)), baseline: 'empty volume', baselineValue: median(mib(empty)), samples: { value: mib(warm), baseline: mib(empty) } },
     { measurement: `stat of a random file, ${k}`, unit: 'stat/s', better: 'higher', value: big.stat.rate, baseline: `${SMALL_VOLUME.dirs * SMALL_VOLUME.perDir}-file volume`, baselineValue: small.stat.rate, target: 0.5 },
-    { measurement: `create in the largest directory, ${k}`, unit: 'files/s', better: 'higher', value: big.createsPerS, baseline: `${SMALL_VOLUME.dirs * SMALL_VOLUME.perDir}-file volume`, baselineValue: small.createsPerS, target: 0.5 }
+    { measurement: `create in the largest directory, ${k}`, unit: 'files/s', better: 'higher', value: big.createsPerS, baseline: `${SMALL_VOLUME.dirs * SMALL_VOLUME.perDir}-file volume`, baselineValue: small.createsPerS, target: 0.5 },
+    { measurement: `ls -l of a ${lsLarge.toLocaleString('en-US')}-entry directory, per entry`, unit: 'µs', better: 'lower', value: median(perEntry(lsDone.large, lsLarge)), baseline: `${lsSmall.toLocaleString('en-US')}-entry directory, same volume`, baselineValue: median(perEntry(lsDone.small, lsSmall)), target: 1.0, samples: { value: perEntry(lsDone.large, lsLarge), baseline: perEntry(lsDone.small, lsSmall) } }
   ]
 }

@@ -18,7 +18,7 @@
 import fs from 'node:fs'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
-import { benchDist, node, SMALL } from './lib/env.js'
+import { benchDist, node, SMALL, verbose } from './lib/env.js'
 import type { Context } from './lib/context.js'
 import { isMounted } from './lib/mounts.js'
 import { createNetwork, type Network } from './lib/netns.js'
@@ -41,7 +41,6 @@ const TARGET_P99_MS = 1000
 /** Issue 24: a burst on one node all visible on another within 3 s of the last close. */
 const TARGET_BURST_AFTER_MS = 3000
 const BURST_ONLY = process.env.SWARMFS_BENCH_SYNC === 'burst'
-const VERBOSE = process.env.SWARMFS_BENCH_VERBOSE === '1' ? ['--verbose'] : []
 
 /** Nearest-rank percentile. */
 function percentile (xs: number[], p: number): number {
@@ -166,12 +165,12 @@ export async function syncBench (ctx: Context): Promise<Row[]> {
   try {
     if (!BURST_ONLY) rtt = await httpRoundTrips(net, CHANGES)
 
-    const a = await startSwarmfsNode(['init', 'bench', '--disk', diskA, '--mount', mntA, ...VERBOSE], mntA, { via: net.via(h1), label: 'swarmfs-A' })
+    const a = await startSwarmfsNode(['init', 'bench', '--disk', diskA, '--mount', mntA, ...verbose], mntA, { via: net.via(h1), label: 'swarmfs-A' })
     servers.push(a)
     const config = JSON.parse(fs.readFileSync(join(diskA, 'node.json'), 'utf8')) as { volumeName: string, volumeKey: string, httpPort: number }
     const invite = `swarmfs://${config.volumeName}/${config.volumeKey}`
     const joinStart = performance.now()
-    const nb = await startSwarmfsNode(['join', invite, '--disk', diskB, '--mount', mntB, '--peer', `${h1.address}:${config.httpPort}`, ...VERBOSE], mntB, { via: net.via(h2), label: 'swarmfs-B' })
+    const nb = await startSwarmfsNode(['join', invite, '--disk', diskB, '--mount', mntB, '--peer', `${h1.address}:${config.httpPort}`, ...verbose], mntB, { via: net.via(h2), label: 'swarmfs-B' })
     servers.push(nb)
     ctx.note(`sync: network ${net.subnet} (A ${h1.address}:${config.httpPort} in ${h1.name}, B ${h2.address} in ${h2.name}); A init → running ${a.readyMs.toFixed(0)} ms; B join → running ${(performance.now() - joinStart).toFixed(0)} ms`)
 

@@ -3,6 +3,7 @@
 // the same records FUSE operations produce (Meta.apply: journaled), committed to git by Meta's own
 // batched commits, and a clean close writes the index snapshot, as a stopped node would.
 // node build-volume.js <disk> <dirs> <files per dir>      (the disk was made by `swarmfs init --no-start`)
+// node build-volume.js <disk> --sizes <n0>,<n1>,...       (directory d<i> of n<i> files)
 import fs from 'node:fs'
 import { ContentStore } from '../../lib/content/store.js'
 import { silentLogger } from '../../lib/core/log.js'
@@ -11,8 +12,10 @@ import { layout, lockDisk, readConfig } from '../../lib/node/disk.js'
 import type { ContentRef } from '../../lib/meta/nodes.js'
 
 const [disk, dirsArg, perDirArg] = process.argv.slice(2)
-const dirs = Number(dirsArg)
-const perDir = Number(perDirArg)
+/** Files in each directory. */
+const counts = dirsArg === '--sizes' ? perDirArg.split(',').map(Number) : Array.from({ length: Number(dirsArg) }, () => Number(perDirArg))
+if (counts.length === 0 || counts.some(n => !Number.isInteger(n) || n < 0)) throw new Error(`build-volume: bad directory sizes ${process.argv.slice(3).join(' ')}`)
+const dirs = counts.length
 /** Files staged at once. */
 const BATCH = 1000
 const uid = process.getuid?.() ?? 0
@@ -39,8 +42,9 @@ async function main (): Promise<void> {
     const store = new ContentStore(disk, config.volumeId, silentLogger)
     const meta = await Meta.open({ gitdir: paths.meta, journalDir: paths.journal, stateDir: paths.state, nodeId: config.nodeId, log: silentLogger, onReleased: () => {} })
     const dw = String(dirs - 1).length
-    const fw = String(perDir - 1).length
     for (let d = 0; d < dirs; d++) {
+      const perDir = counts[d]
+      const fw = String(perDir - 1).length
       const dir = `/d${String(d).padStart(dw, '0')}`
       const now = Date.now()
       meta.apply({ op: 'mkdir', path: dir, attrs: { perm: 0o755, uid, gid, mtime: now, ctime: now, atime: now } })
@@ -66,7 +70,7 @@ async function main (): Promise<void> {
   } finally {
     unlock()
   }
-  process.stdout.write(JSON.stringify({ files: dirs * perDir, dirs, ms: performance.now() - started }) + '\n')
+  process.stdout.write(JSON.stringify({ files: counts.reduce((a, b) => a + b, 0), dirs, ms: performance.now() - started }) + '\n')
 }
 
 main().catch(err => {

@@ -19,6 +19,8 @@ export const sizes = {
    */
   bigVolumeFiles: Number(process.env.SWARMFS_BENCH_FILES ?? scale(100_000)),
   bigVolumeOneDir: process.env.SWARMFS_BENCH_ONE_DIR === '1',
+  /** `ls -l` per entry: a directory of this many entries against one a tenth its size, in one volume. */
+  lsDirEntries: scale(100_000),
   /** Repetitions of each timed step; the table shows the median. */
   reps: Number(process.env.SWARMFS_BENCH_REPS ?? 5),
   /** Repetitions of the (slow) start of the large volume. */
@@ -44,6 +46,9 @@ export function enabled (name: string): boolean {
 export const profileDir = process.env.SWARMFS_BENCH_PROFILE !== undefined && process.env.SWARMFS_BENCH_PROFILE !== ''
   ? resolve(process.env.SWARMFS_BENCH_PROFILE)
   : null
+
+/** SWARMFS_BENCH_VERBOSE=1: the swarmfs nodes of the cluster benchmarks (sync, replicate, replicate-small) run with --verbose (debug logs in SWARMFS_BENCH_OUT). */
+export const verbose = process.env.SWARMFS_BENCH_VERBOSE === '1' ? ['--verbose'] : []
 
 /** Logs of the servers and the results, kept after the run (small). */
 export const outDir = resolve(process.env.SWARMFS_BENCH_OUT ?? join(os.tmpdir(), 'swarmfs-bench-out'))
