@@ -7,14 +7,15 @@
 // partial/ as its own cache within it).
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
+import { createHash, randomBytes } from 'node:crypto'
+import { basename, join } from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import type { Logger } from '../core/log.js'
 import { PieceHasher } from './piece-hasher.js'
-import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash } from '../core/torrent-info.js'
-import type { ContentRef } from '../core/torrent-info.js'
+import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash, pieceCount, pieceDigest } from '../core/torrent-info.js'
+import type { ContentRef, TorrentInfo } from '../core/torrent-info.js'
+import { DirSyncs, writeSynced } from '../core/durable.js'
 import { SwarmError } from '../core/errors.js'
 
 const run = promisify(execFile)
@@ -143,7 +144,42 @@ export class ContentStore {
     return { infohash, info }
   }
 
+  /**
+   * A whole content that came from a peer as bytes (a small copy, lib/node/small-copies.ts):
+   * checked piece by piece against `info`, synced, and linked into content/ as a fetch completes
+   * one. False when content/ had it already. Bytes that do not match throw, and nothing is kept.
+   */
+  async adoptWhole (infohash: string, info: TorrentInfo, bytes: Buffer): Promise<boolean> {
+    if (infoHash(info) !== infohash) throw new SwarmError('SWARMFS_INTERNAL', `the info given for ${infohash} is another content's`)
+    if (bytes.length !== info.length) throw new SwarmError('SWARMFS_PEER_BAD_RESPONSE', `${infohash}: ${bytes.length} bytes came, the content has ${info.length}`)
+    for (let i = 0; i < pieceCount(info.length, info.pieceLength); i++) {
+      const piece = bytes.subarray(i * info.pieceLength, (i + 1) * info.pieceLength)
+      if (!createHash('sha1').update(piece).digest().equals(pieceDigest(info, i))) {
+        throw new SwarmError('SWARMFS_PEER_BAD_RESPONSE', `${infohash}: piece ${i} that came does not match its hash`)
+      }
+    }
+    const target = this.contentPath(infohash)
+    if (fs.existsSync(target)) return false
+    // Staged under a name of its own: a crash before the link leaves an orphan the next start removes.
+    const staged = this.stagingPath(this.newStagingId())
+    await writeSynced(staged, bytes)
+    try {
+      fs.linkSync(staged, target)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw err
+    } finally {
+      this.remove([], [basename(staged)])
+    }
+    // Copies at once share one sync of the directory.
+    this.contentDirSyncs.add(this.contentDir)
+    await this.contentDirSyncs.flush()
+    this.changed(infohash, true)
+    return true
+  }
+
   private largest: number | null = null
+  private readonly contentDirSyncs = new DirSyncs()
 
   /**
    * The largest file this disk's filesystem holds (ext4 with 4 KiB blocks: 16 TiB - 4 KiB), and at

@@ -12,6 +12,8 @@
 // with loose objects and about 0.2 s once repacked; packObjects alone took 6.5 to 16 s for the
 // same objects, on this thread, before any negotiation.
 import { isObjectId, isNodeId } from '../core/ids.js'
+import { isInfoHash } from '../core/torrent-info.js'
+import fs from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -41,6 +43,8 @@ export interface PeerServerOptions {
   status: () => unknown
   /** What else peers may ask (holdings, bad pieces): null for a path it does not serve. */
   api?: (call: ApiCall) => Promise<ApiAnswer | null>
+  /** The file of a content this disk holds whole (GET /content/<infohash>), or null. */
+  contentFile?: (infohash: string) => string | null
 }
 
 export type { ApiAnswer, ApiCall } from './json-api.js'
@@ -55,6 +59,11 @@ export const UPLOAD_PACK_REQUEST_LIMIT = 16 << 20
 /** Connections at once: every peer keeps a few; more are refused by the kernel's backlog. */
 const MAX_CONNECTIONS = 512
 const GIT_PREFIX = '/meta.git/'
+/**
+ * A whole content's bytes, for small copies (lib/node/small-copies.ts): one request on a kept-alive
+ * connection instead of a torrent, a connection and its handshakes per content.
+ */
+const CONTENT_PREFIX = '/content/'
 
 /** Git settings forced on http-backend through the command-line scope (GIT_CONFIG_COUNT), which
  *  the repository's own config cannot override. */
@@ -211,6 +220,8 @@ export class PeerServer {
       await this.serveNotify(req, res)
     } else if (url.pathname === '/status' && method === 'GET') {
       this.serveStatus(res)
+    } else if (url.pathname.startsWith(CONTENT_PREFIX) && method === 'GET') {
+      this.serveContent(res, url.pathname.slice(CONTENT_PREFIX.length))
     } else {
       await this.serveApi(req, res, url)
     }
@@ -361,5 +372,28 @@ export class PeerServer {
 
   private serveStatus (res: http.ServerResponse): void {
     sendJson(res, this.opts.status())
+  }
+
+  private serveContent (res: http.ServerResponse, infohash: string): void {
+    const path = isInfoHash(infohash) ? this.opts.contentFile?.(infohash) ?? null : null
+    if (path === null) {
+      sendText(res, 404, 'not held here')
+      return
+    }
+    let fd: number
+    try {
+      fd = fs.openSync(path, 'r')
+    } catch {
+      // Dropped since it was asked for.
+      sendText(res, 404, 'not held here')
+      return
+    }
+    const size = fs.fstatSync(fd).size
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': size })
+    const stream = fs.createReadStream('', { fd })
+    stream.on('error', () => res.destroy())
+    // A peer gone mid-answer: the descriptor closes with the stream.
+    res.on('close', () => stream.destroy())
+    stream.pipe(res)
   }
 }

@@ -24,6 +24,7 @@ import { BadPieceReporter, tellPeers } from '../replicate/bad-pieces.js'
 import { retireDone } from '../replicate/retire.js'
 import { contentsToScrub, Scrub, scrubReport } from '../replicate/scrub.js'
 import { Replicator } from '../replicate/replicator.js'
+import { copySmall } from './small-copies.js'
 import { closePeerConnections, peerJson } from '../sync/peer-client.js'
 import { stopFetchWorker } from '../sync/fetch-pool.js'
 import { Syncer } from '../sync/syncer.js'
@@ -201,7 +202,8 @@ export class SwarmNode {
       api: peerRoutes({
         replicator: () => this.replicator,
         checkPiece: async (ih, piece) => await this.torrents?.checkPiece(ih, piece) ?? 'not held'
-      })
+      }),
+      contentFile: ih => this.content.has(ih) ? this.content.contentPath(ih) : null
     })
     const port = await onSavedPort(config.httpPort, 'HTTP', log, async wanted => {
       this.server = serverAt(wanted)
@@ -300,10 +302,17 @@ export class SwarmNode {
       peers: () => [...syncer.peers.values()].filter(p => p.authenticated && p.httpPort > 0).map(p => ({ nodeId: p.nodeId, host: p.host, httpPort: p.httpPort })),
       fetchHoldings: async (peer, have, timeoutMs) => await peerJson({ host: peer.host, port: peer.httpPort, key: config.volumeKey, timeoutMs, limit: HOLDINGS_LIMIT },
         'GET', `/holdings?delta=1${have !== null ? `&have=${encodeURIComponent(have)}` : ''}`),
-      copy: async (infohash, progress) => {
+      copy: async (infohash, progress, source) => {
         const info = meta.contentRefs.contents.get(infohash)
         if (info === undefined) throw new SwarmError('SWARMFS_CONFLICT', 'no longer in the tree')
         if (this.remote === null) throw new FsError('EIO', 'EIO: the node is stopping')
+        const holder = source === null ? undefined : syncer.peers.get(source)
+        if (holder !== undefined && holder.authenticated && holder.httpPort > 0 &&
+            await copySmall({ host: holder.host, port: holder.httpPort, key: config.volumeKey }, infohash, info, this.content, log)) {
+          this.cachedByReads.delete(infohash)
+          progress(info.length)
+          return
+        }
         await this.remote.fetchWhole(infohash, info, progress)
       },
       drop: async infohash => {

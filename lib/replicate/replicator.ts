@@ -58,7 +58,8 @@ export interface ReplicatorOptions {
   /** A peer's GET /holdings?have=<generation>&delta=1 answer (parsed JSON), or a rejection after `timeoutMs`. */
   fetchHoldings: (peer: ReplicaPeer, have: string | null, timeoutMs: number) => Promise<unknown>
   /** Fetches a whole content onto this disk, reporting bytes done. */
-  copy: (infohash: string, progress: (done: number) => void) => Promise<void>
+  /** `source`: the holder the copy counts against (a small copy is taken from it alone: lib/node/small-copies.ts). */
+  copy: (infohash: string, progress: (done: number) => void, source: string | null) => Promise<void>
   /** Removes a complete content from this disk (and stops seeding it). */
   drop: (infohash: string) => Promise<void>
   retiring: boolean
@@ -660,7 +661,7 @@ export class Replicator {
     this.opts.copy(c.infohash, done => {
       progress.done = done
       this.showFigures()
-    })
+    }, source)
       .then(() => {
         this.replicated.add(c.infohash)
         this.opts.log.info('copy complete', { infohash: c.infohash, length: c.length, ms: Date.now() - started })

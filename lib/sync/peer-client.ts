@@ -281,6 +281,18 @@ export async function notifyPeer (opts: NotifyPeerOptions): Promise<void> {
   throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `notify to ${where(opts)} rejected: HTTP ${res.status} ${firstLine(res.body)}`.trim(), { status: res.status })
 }
 
+/** A whole content's bytes from a peer that holds it (GET /content/<infohash>), at most `length` of them. */
+export async function fetchContent (opts: PeerAddress & { timeoutMs: number }, infohash: string, length: number): Promise<Buffer> {
+  let res: SimpleResponse
+  try {
+    res = await request(opts, 'GET', `/content/${infohash}`, null, opts.timeoutMs, length)
+  } catch (err) {
+    throw peerFailure(opts, 'content', err)
+  }
+  if (res.status !== 200) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `content ${infohash} at ${where(opts)}: HTTP ${res.status} ${firstLine(res.body)}`.trim(), { status: res.status })
+  return res.body
+}
+
 export async function getPeerStatus (opts: PeerStatusOptions): Promise<unknown> {
   return await peerJson(opts, 'GET', '/status')
 }

@@ -43,9 +43,12 @@ function describe (nodes: SNode[]): Record<string, unknown> {
   return { contents: hist, perNode: Object.fromEntries(nodes.map(n => [n.label, held(n).size])) }
 }
 
-/** FILES files of 1 to 300 KiB of random bytes, written by a shell on a mount. */
+/**
+ * FILES files of random bytes, written by a shell on a mount: 1 to 300 KiB (copied over the peer
+ * API, lib/node/small-copies.ts), and the last two of 3 MiB (copied by BitTorrent).
+ */
 async function writeFiles (t: Test, mnt: string): Promise<void> {
-  await sh(t, `mkdir -p "${mnt}/photos" && i=0; while [ $i -lt ${FILES} ]; do head -c $(( (i * 6151) % 307200 + 1024 )) /dev/urandom > "${mnt}/photos/p$i.jpg" || exit 1; i=$((i+1)); done`, { timeoutMs: 120_000 })
+  await sh(t, `mkdir -p "${mnt}/photos" && i=0; while [ $i -lt ${FILES} ]; do head -c $(( i >= ${FILES - 2} ? 3145728 + i : (i * 6151) % 307200 + 1024 )) /dev/urandom > "${mnt}/photos/p$i.jpg" || exit 1; i=$((i+1)); done`, { timeoutMs: 120_000 })
 }
 
 /** Waits until every file is on exactly `copies` of `nodes`; a failure carries the nodes' logs. */
