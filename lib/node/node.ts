@@ -401,6 +401,7 @@ export class SwarmNode {
       closePeerConnections()
       await this.vfs?.settle()
       await this.meta.close()
+      this.content.close()
       await this.content.settle()
       await this.server?.stop()
       await this.local?.stop()
