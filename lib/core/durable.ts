@@ -115,12 +115,25 @@ export class DirSyncs {
     if (this.pending.size === 0) return
     const dirs = [...this.pending]
     this.pending = new Set()
-    this.round = Promise.all(dirs.map(syncDir)).then(() => {}, err => {
+    this.round = Promise.all(dirs.map(syncDirIfThere)).then(() => {}, err => {
       // Not synced: the next flush tries them again.
       for (const d of dirs) this.pending.add(d)
       throw err
     }).finally(() => { this.round = null })
     await this.round
+  }
+}
+
+/**
+ * A directory gone since its entries changed has nothing left to sync: git's repack removes an
+ * object directory once every object in it is in a pack it synced (meta/repack.ts). Retried, the
+ * sync of a directory that is gone would fail every later flush.
+ */
+async function syncDirIfThere (dir: string): Promise<void> {
+  try {
+    await syncDir(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
 }
 

@@ -256,13 +256,23 @@ export class ObjectWriter {
       // did not write atomically) is written again: one that exists is used only once it reads back.
       if (fs.statSync(path, { throwIfNoEntry: false }) !== undefined && isSound(this.gitdir, oid)) return oid
       const deflated = zlib.deflateSync(raw)
-      const made = await fs.promises.mkdir(dir, { recursive: true })
-      if (made !== undefined) this.dirs.add(join(this.gitdir, 'objects'))
-      // Not writeFileDurable: that syncs the directory per file, and a commit writes thousands
-      // into a few directories; they are synced once each by `flush`, before a ref names them.
-      const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
-      await writeSynced(tmp, deflated, 0o444)
-      await fs.promises.rename(tmp, path)
+      // A repack removes an object directory it emptied (meta/repack.ts), also between the mkdir
+      // and the write: then it is made again.
+      for (let attempt = 1; ; attempt++) {
+        const made = await fs.promises.mkdir(dir, { recursive: true })
+        if (made !== undefined) this.dirs.add(join(this.gitdir, 'objects'))
+        // Not writeFileDurable: that syncs the directory per file, and a commit writes thousands
+        // into a few directories; they are synced once each by `flush`, before a ref names them.
+        const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
+        try {
+          await writeSynced(tmp, deflated, 0o444)
+          await fs.promises.rename(tmp, path)
+          break
+        } catch (err) {
+          await fs.promises.rm(tmp, { force: true }).catch(() => {})
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw err
+        }
+      }
       this.dirs.add(dir)
       return oid
     } finally {

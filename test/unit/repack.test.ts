@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import { join } from 'node:path'
-import { ObjectReader } from '../../lib/meta/objects.js'
+import { ObjectReader, ObjectWriter } from '../../lib/meta/objects.js'
 import { repackObjects } from '../../lib/meta/repack.js'
 import { tempDir } from '../helpers/meta.js'
 
@@ -129,4 +129,23 @@ t.test('a repack asked to stop leaves everything as it was', async t => {
   await t.rejects(repackObjects(gitdir, stop.signal))
   t.same(packsOf(gitdir), before)
   await allRead(t, gitdir, oids)
+})
+
+t.test('a writer whose object directory the repack removed writes and syncs on', async t => {
+  const { gitdir, oids } = repo(tempDir(t), 2, 0)
+  const writer = new ObjectWriter(gitdir)
+  // Loose objects written, their directories not yet synced (a commit syncs them before its ref).
+  const written = await Promise.all(Array.from({ length: 40 }, async (_, i) => await writer.writeBlob(Buffer.from(`object ${i}\n`))))
+  const fans = new Set(written.map(oid => oid.slice(0, 2)))
+  await repackObjects(gitdir)
+  const gone = [...fans].filter(fan => !fs.existsSync(join(gitdir, 'objects', fan)))
+  t.ok(gone.length > 0, `the repack removed object directories it emptied (${gone.length} of ${fans.size})`)
+  await t.resolves(writer.flush(), 'the sync of directories that are gone is not an error')
+  // Into a removed directory again: made anew.
+  const fan = gone[0]
+  let again = ''
+  for (let i = 0; !again.startsWith(fan); i++) again = await writer.writeBlob(Buffer.from(`again ${i}\n`))
+  await t.resolves(writer.flush())
+  t.ok(fs.existsSync(join(gitdir, 'objects', fan, again.slice(2))), 'the new object is there, loose')
+  await allRead(t, gitdir, [...oids, ...written, again])
 })
