@@ -158,7 +158,14 @@ export class GitStore {
     const oids: string[] = []
     for (const fan of fs.existsSync(objects) ? fs.readdirSync(objects) : []) {
       if (!/^[0-9a-f]{2}$/.test(fan)) continue
-      for (const rest of fs.readdirSync(join(objects, fan))) if (/^[0-9a-f]{38}$/.test(rest)) oids.push(fan + rest)
+      let names: string[]
+      try {
+        names = fs.readdirSync(join(objects, fan))
+      } catch {
+        // Emptied and removed by a repack meanwhile.
+        continue
+      }
+      for (const rest of names) if (/^[0-9a-f]{38}$/.test(rest)) oids.push(fan + rest)
     }
     return oids
   }
