@@ -135,7 +135,8 @@ export class ContentStore {
   /**
    * Keeps SPARE_STAGING empty staging files open, made in the thread pool: an open(2) that creates
    * a file waits for the filesystem's journal, which the seals' fsyncs keep busy, and on the thread
-   * FUSE is served on it cost ~380 µs of each create (10,000 small files, 5 times: 18.8 s of 43).
+   * FUSE is served on it cost ~380 µs of each create (10,000 small files, 5 times: 18.8 s of the
+   * 60 s that thread was busy).
    */
   private refillSpares (): void {
     if (this.refilling || this.closed || this.spares.length >= SPARE_STAGING) return
