@@ -31,7 +31,9 @@ export function toErrno (err: unknown, log: Logger, op: string, path: string, no
   if (code === 'ENOTSUP') return -(errnos.EOPNOTSUPP ?? 95)
   if (code !== undefined && errnos[code] !== undefined) {
     if (code === 'EIO' || code === 'ENOSPC') warnOnce(log, op, path, code, err, now)
-    else log.debug(`${op} failed`, { path, code })
+    // ENOENT is the everyday answer to a lookup (a shell's every create asks first): logged, it
+    // was most of a --verbose log.
+    else if (code !== 'ENOENT') log.debug(`${op} failed`, { path, code })
     return -errnos[code]
   }
   log.error(`${op} failed unexpectedly`, { path, err, stack: err instanceof Error ? err.stack : undefined })

@@ -1,5 +1,6 @@
 // Failures become errnos; an EIO or ENOSPC is logged as a warning, and its repeats (the same
-// operation on the same path) within a minute are counted into the next line, not logged each.
+// operation on the same path) within a minute are counted into the next line, not logged each; a
+// missing name (ENOENT) is not logged at all.
 import os from 'node:os'
 import t from 'tap'
 import { ERROR_CODES, fsError, httpStatusOf, SwarmError, UserError } from '../../lib/core/errors.js'
@@ -35,6 +36,14 @@ t.test('other errnos are not warnings; a failure that is no errno is EIO', async
   t.equal(toErrno(Object.assign(new Error('x'), { code: 'ENOTSUP' }), log, 'setxattr', '/x'), -95)
   t.equal(toErrno(new Error('a bug'), log, 'read', '/x'), -5)
   t.equal(warnings.length, 0)
+})
+
+t.test('a missing name is answered without a log line; other errnos are logged at debug', async t => {
+  const debug: string[] = []
+  const log: Logger = { debug: (msg, fields) => { debug.push(`${msg} ${String(fields?.code)}`) }, info () {}, error () {}, warn () {}, child: () => log }
+  for (let i = 0; i < 100; i++) t.equal(toErrno(Object.assign(new Error('x'), { code: 'ENOENT' }), log, 'getattr', `/new-${i}`), -2)
+  t.equal(toErrno(Object.assign(new Error('x'), { code: 'EACCES' }), log, 'open', '/x'), -13)
+  t.same(debug, ['open failed EACCES'], 'only the EACCES')
 })
 
 t.test('one table of codes: each maps to one errno and one HTTP status', async t => {
