@@ -12,11 +12,16 @@ function pieceSpan (info: TorrentInfo, index: number): { offset: number, length:
   return { offset: index * info.pieceLength, length: pieceBytes(info, index) }
 }
 
+/** Whether `bytes` are piece `index` of `info`, as its hash says. */
+export function bytesMatchPiece (bytes: Uint8Array, info: TorrentInfo, index: number): boolean {
+  return createHash('sha1').update(bytes).digest().equals(pieceDigest(info, index))
+}
+
 /** Whether piece `index` of the open file has the bytes its hash says; a file too short has not. */
 async function pieceMatches (fd: number, info: TorrentInfo, index: number, into?: Buffer): Promise<boolean> {
   const { offset, length } = pieceSpan(info, index)
   try {
-    return createHash('sha1').update(await readFully(fd, offset, length, into)).digest().equals(pieceDigest(info, index))
+    return bytesMatchPiece(await readFully(fd, offset, length, into), info, index)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EIO') return false
     throw err

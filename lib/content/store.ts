@@ -7,13 +7,14 @@
 // partial/ as its own cache within it).
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { basename, join } from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import type { Logger } from '../core/log.js'
 import { PieceHasher } from './piece-hasher.js'
-import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash, pieceCount, pieceDigest } from '../core/torrent-info.js'
+import { bytesMatchPiece } from './piece-check.js'
+import { BASE_PIECE_LENGTH, buildInfo, infoHash, isInfoHash, pieceCount } from '../core/torrent-info.js'
 import type { ContentRef, TorrentInfo } from '../core/torrent-info.js'
 import { DirSyncs, writeSynced } from '../core/durable.js'
 import { SwarmError } from '../core/errors.js'
@@ -109,8 +110,8 @@ export class ContentStore {
 
   /**
    * A new empty staging file, or a copy of a content (reflinked where the disk can), opened for
-   * reading and writing. Creating an empty one is a single open(2), done synchronously: it is on
-   * the path of every file creation, where a thread-pool round trip costs more than the call.
+   * reading and writing. An empty one is a spare made ahead (refillSpares), or, when none is left,
+   * a single open(2) done synchronously: it is on the path of every file creation.
    */
   async stage (from: ContentRef | null): Promise<{ id: string, fd: number, hasher: PieceHasher }> {
     if (from === null) {
@@ -201,8 +202,7 @@ export class ContentStore {
     if (infoHash(info) !== infohash) throw new SwarmError('SWARMFS_INTERNAL', `the info given for ${infohash} is another content's`)
     if (bytes.length !== info.length) throw new SwarmError('SWARMFS_PEER_BAD_RESPONSE', `${infohash}: ${bytes.length} bytes came, the content has ${info.length}`)
     for (let i = 0; i < pieceCount(info.length, info.pieceLength); i++) {
-      const piece = bytes.subarray(i * info.pieceLength, (i + 1) * info.pieceLength)
-      if (!createHash('sha1').update(piece).digest().equals(pieceDigest(info, i))) {
+      if (!bytesMatchPiece(bytes.subarray(i * info.pieceLength, (i + 1) * info.pieceLength), info, i)) {
         throw new SwarmError('SWARMFS_PEER_BAD_RESPONSE', `${infohash}: piece ${i} that came does not match its hash`)
       }
     }

@@ -43,7 +43,7 @@ export interface PeerServerOptions {
   status: () => unknown
   /** What else peers may ask (holdings, bad pieces): null for a path it does not serve. */
   api?: (call: ApiCall) => Promise<ApiAnswer | null>
-  /** The file of a content this disk holds whole (GET /content/<infohash>), or null. */
+  /** Where the file of a content held whole would be (GET /content/<infohash>), or null. */
   contentFile?: (infohash: string) => string | null
 }
 
@@ -384,7 +384,7 @@ export class PeerServer {
     try {
       fd = fs.openSync(path, 'r')
     } catch {
-      // Dropped since it was asked for.
+      // Not held here (or dropped since it was asked for).
       sendText(res, 404, 'not held here')
       return
     }

@@ -93,7 +93,7 @@ export class ObjectReader {
       // The packs already listed first: a miss there is a binary search, a missing loose file an
       // open that fails (~14 µs), and a cold load of a volume whose objects are packed asks for
       // every entry.
-      found = this.readPackedNatively(oid, opts, true) ?? readLooseObject(this.gitdir, oid, opts) ?? this.readPackedNatively(oid, opts, false) ?? await this.readPacked(oid)
+      found = this.readPackedNatively(oid, opts, 'listed') ?? readLooseObject(this.gitdir, oid, opts) ?? this.readPackedNatively(oid, opts, 'relisted') ?? await this.readPacked(oid)
     } finally {
       this.release()
     }
@@ -101,11 +101,11 @@ export class ObjectReader {
   }
 
   /** From a pack (packs.ts), checked against its id like a loose one; undefined if that reader does not have it. */
-  private readPackedNatively (oid: string, opts: ReadOptions, listedOnly: boolean): { type: string, body: Buffer } | undefined {
+  private readPackedNatively (oid: string, opts: ReadOptions, packs: 'listed' | 'relisted'): { type: string, body: Buffer } | undefined {
     let found
     try {
-      const packs = packsOf(this.gitdir)
-      found = listedOnly ? packs.readListed(oid, opts.maxBytes) : packs.read(oid, opts.maxBytes)
+      const set = packsOf(this.gitdir)
+      found = packs === 'listed' ? set.readListed(oid, opts.maxBytes) : set.readRelisted(oid, opts.maxBytes)
     } catch (err) {
       if (err instanceof RangeError) throw new ObjectTooLargeError(oid, opts.maxBytes ?? 0)
       throw err

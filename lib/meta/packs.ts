@@ -285,14 +285,18 @@ export class PackSet {
    * Throws RangeError when it would inflate beyond `maxBytes`.
    */
   read (oid: string, maxBytes = MAX_OBJECT_BYTES): PackedObject | undefined {
-    const key = Buffer.from(oid, 'hex')
-    return this.find(key, maxBytes, 0) ?? (this.relist() ? this.find(key, maxBytes, 0) : undefined)
+    return this.readListed(oid, maxBytes) ?? this.readRelisted(oid, maxBytes)
   }
 
   /** As read, but only from the packs already listed: a miss costs no listing of the directory. */
   readListed (oid: string, maxBytes = MAX_OBJECT_BYTES): PackedObject | undefined {
     if (this.packs.size === 0) return undefined
     return this.find(Buffer.from(oid, 'hex'), maxBytes, 0)
+  }
+
+  /** The rest of read: the directory listed again, searched only when a pack came. */
+  readRelisted (oid: string, maxBytes = MAX_OBJECT_BYTES): PackedObject | undefined {
+    return this.relist() ? this.find(Buffer.from(oid, 'hex'), maxBytes, 0) : undefined
   }
 
   private find (oid: Buffer, maxBytes: number, depth: number): PackedObject | undefined {

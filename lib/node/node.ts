@@ -203,7 +203,8 @@ export class SwarmNode {
         replicator: () => this.replicator,
         checkPiece: async (ih, piece) => await this.torrents?.checkPiece(ih, piece) ?? 'not held'
       }),
-      contentFile: ih => this.content.has(ih) ? this.content.contentPath(ih) : null
+      // A content not held whole is no file there: the server's open of it answers 404.
+      contentFile: ih => this.content.contentPath(ih)
     })
     const port = await onSavedPort(config.httpPort, 'HTTP', log, async wanted => {
       this.server = serverAt(wanted)

@@ -2,8 +2,8 @@
 // the kept-alive TLS connection every peer already has) instead of through BitTorrent. A torrent
 // per content costs its setup, a new connection with its TLS handshake, and the BitTorrent and
 // extension handshakes, ~7.5 ms of this node's CPU for each: a new disk took 10,000 files of 100 KB
-// at 0.15x the rate of one file of the same total size. A small content is one or a few pieces,
-// so BitTorrent's pieces from many holders at once buy nothing. The bytes are checked against
+// at 0.15x the rate of one file of the same total size. A small content is a single piece (the
+// piece length is at least 1 MiB), so BitTorrent's pieces from many holders at once buy nothing. The bytes are checked against
 // every piece hash of the index's info before they are kept (ContentStore.adoptWhole), so a holder
 // can send nothing but the content; anything that goes wrong leaves the copy to BitTorrent.
 import type { Logger } from '../core/log.js'
