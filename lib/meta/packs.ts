@@ -41,6 +41,7 @@ export interface PackedObject { type: string, body: Buffer }
  * and each base was read and inflated again for every delta, moving the read window away and back.
  */
 const BASE_CACHE_ENTRIES = 1024
+const PACK_INDEX = /^pack-[0-9a-f]{40,64}\.idx$/
 const BASE_CACHE_BYTES = 16 << 20
 
 /** One pack and its index, read whole once (an index is 28 bytes an object plus 1 KiB). */
@@ -351,7 +352,8 @@ export class PackSet {
       }
     }
     for (const name of names) {
-      if (!name.endsWith('.idx') || this.packs.has(name)) continue
+      // Only git's finished packs: not one in the making (.tmp-*, tmp_*), nor its index.
+      if (!PACK_INDEX.test(name) || this.packs.has(name)) continue
       const pack = loadPack(join(dir, name), join(dir, name.slice(0, -4) + '.pack'))
       if (pack === null) continue
       this.packs.set(name, pack)

@@ -27,6 +27,7 @@ import { packsOf } from './packs.js'
 const OLD_STAGING_PREFIX = 'unpacking-'
 /** Below the node's own priority: the repack competes with nothing that answers the mount. */
 const NICENESS = 10
+const GIT_TMP_PREFIX = '.tmp-'
 
 export interface RepackOutcome { packsBefore: number, packsAfter: number }
 
@@ -40,7 +41,8 @@ const packCount = (gitdir: string): number => {
 
 /**
  * Rolls the small packs and the loose objects of `gitdir` into one pack (see above). `signal` ends
- * git's process (a node stopping does not wait for it); what it had not finished is left as it was.
+ * git's processes (a node stopping does not wait for the work); what they had not finished is left
+ * as it was, and its temporary packs go at the next repack.
  */
 export async function repackObjects (gitdir: string, signal?: AbortSignal): Promise<RepackOutcome> {
   for (const name of fs.readdirSync(gitdir)) {
@@ -54,15 +56,40 @@ export async function repackObjects (gitdir: string, signal?: AbortSignal): Prom
     '-c', 'pack.threads=1', '-c', 'repack.writeBitmaps=false',
     'repack', '--geometric=2', '-d', '-q', '-n'
   ]
-  const child = spawn('git', args, { stdio: ['ignore', 'ignore', 'pipe'], signal })
+  const packDir = join(gitdir, 'objects', 'pack')
+  // What a repack that was stopped left: git names its packs in the making .tmp-<pid>-pack-*, and
+  // one repack runs at a time.
+  for (const name of fs.existsSync(packDir) ? fs.readdirSync(packDir) : []) {
+    if (name.startsWith(GIT_TMP_PREFIX)) fs.rmSync(join(packDir, name), { force: true })
+  }
+  // A process group of its own, so a stop ends git's pack-objects with it, not only git repack.
+  const child = spawn('git', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
   try {
     if (child.pid !== undefined) os.setPriority(child.pid, NICENESS)
   } catch {}
+  let stopped = false
+  const stop = (): void => {
+    stopped = true
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM')
+    } catch {}
+  }
+  if (signal?.aborted === true) stop()
+  else signal?.addEventListener('abort', stop, { once: true })
   let err = ''
   child.stderr.on('data', (c: Buffer) => { if (err.length < 4096) err += c.toString() })
+  // Settled only once git has exited ('close' follows a failed spawn too): a stop waiting for
+  // this must not release the disk while git still writes to it.
   await new Promise<void>((resolve, reject) => {
-    child.on('error', reject)
-    child.on('exit', code => code === 0 ? resolve() : reject(new SwarmError('SWARMFS_BAD_OBJECT', `git repack failed (${code ?? 'signal'}): ${err.trim().slice(0, 500)}`)))
+    let failure: Error | null = null
+    child.on('error', e => { failure ??= e })
+    child.on('close', code => {
+      signal?.removeEventListener('abort', stop)
+      if (stopped) reject(new SwarmError('SWARMFS_STOPPING', 'the repack was stopped'))
+      else if (failure !== null) reject(failure)
+      else if (code === 0) resolve()
+      else reject(new SwarmError('SWARMFS_BAD_OBJECT', `git repack failed (${code ?? 'signal'}): ${err.trim().slice(0, 500)}`))
+    })
   })
   // Lets go of the packs git removed: an open descriptor would keep each one's space in use.
   packsOf(gitdir).refresh()

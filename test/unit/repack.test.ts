@@ -37,7 +37,8 @@ function repo (dir: string, packs: number, loose: number, filesPerCommit = 1): {
   return { gitdir, oids: [...oids, dangling].sort(), dangling }
 }
 
-const packsOf = (gitdir: string): string[] => fs.readdirSync(join(gitdir, 'objects', 'pack')).filter(n => n.endsWith('.pack')).sort()
+/** git's finished packs (not one a stopped repack was still making). */
+const packsOf = (gitdir: string): string[] => fs.readdirSync(join(gitdir, 'objects', 'pack')).filter(n => /^pack-.*\.pack$/.test(n)).sort()
 const looseCount = (gitdir: string): number => Number(/^count: (\d+)$/m.exec(git(gitdir, ['count-objects', '-v']))?.[1])
 
 async function allRead (t: Test, gitdir: string, oids: string[]): Promise<void> {
@@ -126,9 +127,11 @@ t.test('a repack asked to stop leaves everything as it was', async t => {
   const before = packsOf(gitdir)
   const stop = new AbortController()
   stop.abort()
-  await t.rejects(repackObjects(gitdir, stop.signal))
+  await t.rejects(repackObjects(gitdir, stop.signal), { code: 'SWARMFS_STOPPING' })
   t.same(packsOf(gitdir), before)
   await allRead(t, gitdir, oids)
+  t.same(await repackObjects(gitdir), { packsBefore: 3, packsAfter: 1 }, 'the next repack does the work')
+  t.same(fs.readdirSync(join(gitdir, 'objects', 'pack')).filter(n => !/^pack-/.test(n)), [], 'and leaves no temporary pack of the stopped one')
 })
 
 t.test('a writer whose object directory the repack removed writes and syncs on', async t => {
