@@ -145,7 +145,7 @@ function applyDir (dir: DirNode, plan: DirPlan, busy: (node: Node) => boolean, c
   }
   if (wasClean && out.kept.length === keptBefore) {
     // The directory is now exactly the new tree; what is above it is settled by the caller.
-    dir.oid = plan.newOid
+    dir.settle(plan.newOid)
   } else {
     dir.touch()
   }

@@ -52,7 +52,7 @@ export function encodeDirMarker (dir: DirNode): string {
   // live here, or a restart or a peer would show them with its own clock.
   const links: Record<string, number[]> = {}
   let any = false
-  for (const [name, child] of dir.children) {
+  for (const [name, child] of dir.children.symlinks > 0 ? dir.children : []) {
     if (child.kind !== 'symlink') continue
     const { mtime, ctime, uid, gid, atime, mtimeNs = 0, atimeNs = 0 } = child.attrs
     links[name] = isVolumeInode(child.inode)

@@ -7,9 +7,11 @@ import git from 'isomorphic-git'
 import type { Logger } from '../core/log.js'
 import { fsyncFile, writeFileDurable, syncDir } from '../core/durable.js'
 import { isObjectId } from '../core/ids.js'
+import { SwarmError } from '../core/errors.js'
 import { BadObjectError } from './object-errors.js'
 import { MAX_COMMIT_BYTES, parseCommit, type CommitInfo } from './object-store.js'
-import { isSound, ObjectReader, ObjectWriter, readLooseObject, type ObjectBatch, type TreeEntry, type TreeItem } from './objects.js'
+import { encodeTree, isSound, ObjectReader, ObjectWriter, readLooseObject, type EncodedTree, type ObjectBatch, type TreeEntry, type TreeItem } from './objects.js'
+import { changeTree, CHECK_TREES, keptTreeOf, LARGE_TREE_ENTRIES } from './tree-cache.js'
 import { decodeFile, decodeMarker, encodeDirMarker, encodeFile, isSymlinkTarget, type DirMarker, type MarkerLinks } from './entry-codec.js'
 import { DIR_MARKER, fromGitName, isSafeName, toGitName } from './names.js'
 import { DirNode, FileNode, isVolumeInode, ROOT_INODE, SymlinkNode, type Attrs, type Node } from './nodes.js'
@@ -28,6 +30,12 @@ export class GitStore {
   private readonly objects: ObjectReader
   private readonly writer: ObjectWriter
   private readonly syncedPacks = new Set<string>()
+  /** The tree each large directory's last commit wrote (tree-cache.ts). */
+  private readonly lastTrees = new WeakMap<DirNode, EncodedTree>()
+  /** A buffer of the tree before the last, for the next one (see changeTree). */
+  private readonly spareRooms = new WeakMap<DirNode, Buffer>()
+  /** Large directories as loaded, with no commit of theirs yet: the tree git holds for them. */
+  private readonly loadedTrees = new WeakMap<DirNode, EncodedTree>()
   /** `volumeId`: entries whose torrent info names another volume are refused (null: not checked). */
   constructor (readonly gitdir: string, private readonly log: Logger, private readonly volumeId: string | null = null) {
     this.objects = new ObjectReader(gitdir)
@@ -328,49 +336,165 @@ export class GitStore {
    * state even while FUSE keeps changing the index during the writes.
    */
   async commit (root: DirNode, parents: string[], message: string, author: Signature, time: number): Promise<string> {
-    const plan = planDir(root)
-    // One batch: a burst's thousands of new entries become one pack, not a synced file each.
-    const batch = this.writer.batch()
-    const written: Written[] = []
-    const tree = await this.writePlan(plan, batch, written)
-    const sig = { ...author, timestamp: Math.floor(time / 1000), timezoneOffset: 0 }
-    const commit = await batch.writeCommit({ message, tree, parent: parents, author: sig, committer: sig })
-    await batch.finish()
-    // Only now are the objects stored: a node that took its oid earlier would have a failed
-    // commit's next attempt name an object that is not there.
-    for (const w of written) if (w.node.version === w.version) w.node.oid = w.oid
-    return commit
+    const tracked: PlannedDir[] = []
+    const plan = this.planDir(root, tracked)
+    try {
+      // One batch: a burst's thousands of new entries become one pack, not a synced file each.
+      const batch = this.writer.batch()
+      const written: Written[] = []
+      const kept: Array<{ dir: DirNode, tree: EncodedTree }> = []
+      const tree = await this.writePlan(plan, batch, written, kept)
+      const sig = { ...author, timestamp: Math.floor(time / 1000), timezoneOffset: 0 }
+      const commit = await batch.writeCommit({ message, tree, parent: parents, author: sig, committer: sig })
+      await batch.finish()
+      // Only now are the objects stored: a node that took its oid earlier would have a failed
+      // commit's next attempt name an object that is not there.
+      for (const w of written) if (w.node.version === w.version) w.node.oid = w.oid
+      for (const k of kept) {
+        const before = this.lastTrees.get(k.dir)
+        this.lastTrees.set(k.dir, k.tree)
+        // Nothing reads the tree before this one any more: the next is written into its buffer.
+        if (before !== undefined && before.room !== k.tree.room) this.spareRooms.set(k.dir, before.room ?? before.body)
+      }
+      return commit
+    } catch (err) {
+      // The trees kept are still those of the last commit: the changes since it are noted again.
+      // A write of the failed commit may still be reading a spare buffer: it is not reused.
+      for (const p of tracked) {
+        p.node.children.restoreChanges(p.taken ?? null)
+        this.spareRooms.delete(p.node)
+      }
+      throw err
+    }
   }
 
-  private async writePlan (plan: PlannedDir, batch: ObjectBatch, written: Written[]): Promise<string> {
+  /**
+   * The large directories of a tree just loaded follow their changes from now on, and the trees
+   * git holds for them are read in the background, so that their first commit starts from those
+   * rather than from every entry (one still under way when that commit comes is not waited for).
+   */
+  keepTreesOf (root: DirNode): void {
+    const walk = (dir: DirNode): void => {
+      if (dir.oid !== undefined && dir.children.size >= LARGE_TREE_ENTRIES && dir.children.changes === null) {
+        dir.children.changes = new Set()
+        const oid = dir.oid
+        void this.readKeptTree(oid).then(tree => {
+          if (tree !== undefined && !this.lastTrees.has(dir)) this.loadedTrees.set(dir, tree)
+        })
+      }
+      if (dir.children.dirs > 0) for (const child of dir.children.values()) if (child.kind === 'dir') walk(child)
+    }
+    walk(root)
+  }
+
+  /** A tree as tree-cache.ts keeps it; undefined when it does not read (the commit then writes it whole). */
+  private async readKeptTree (oid: string): Promise<EncodedTree | undefined> {
+    try {
+      const body = await this.objects.readTreeBody(oid)
+      if (createHash('sha1').update(`tree ${body.length}\0`).update(body).digest('hex') !== oid) return undefined
+      return keptTreeOf(body) ?? undefined
+    } catch (err) {
+      this.log.debug('a large directory\'s tree did not read: its next commit writes it whole', { oid, err: (err as Error).message })
+      return undefined
+    }
+  }
+
+  /**
+   * A plan of the directory's tree, read synchronously. A large directory with its last tree kept
+   * is planned from the names changed since (tree-cache.ts), not from every entry.
+   */
+  private planDir (dir: DirNode, tracked: PlannedDir[]): PlannedDir {
+    const marker: PlannedEntry = { name: DIR_MARKER, mode: MODE_FILE, blob: encodeDirMarker(dir) }
+    const plan: PlannedDir = { node: dir, version: dir.version, entries: [marker] }
+    if (dir.children.size < LARGE_TREE_ENTRIES) {
+      if (dir.children.changes !== null) {
+        dir.children.forgetChanges()
+        this.lastTrees.delete(dir)
+      }
+    } else {
+      plan.taken = dir.children.takeChanges()
+      tracked.push(plan)
+      const base = plan.taken !== null ? this.lastTrees.get(dir) ?? this.loadedTrees.get(dir) : undefined
+      this.loadedTrees.delete(dir)
+      if (plan.taken !== null && base !== undefined) {
+        plan.base = base
+        plan.gone = [DIR_MARKER]
+        for (const name of plan.taken) plan.gone.push(toGitName(name))
+        // Checked: every entry is planned as below, and writePlan picks the changed ones.
+        if (!CHECK_TREES) {
+          for (const name of plan.taken) {
+            const node = dir.children.get(name)
+            if (node !== undefined) plan.entries.push(this.planEntry(name, node, tracked))
+          }
+          return plan
+        }
+      }
+    }
+    for (const [name, node] of dir.children) plan.entries.push(this.planEntry(name, node, tracked))
+    return plan
+  }
+
+  private planEntry (name: string, node: Node, tracked: PlannedDir[]): PlannedEntry {
+    const gitName = toGitName(name)
+    if (node.kind === 'dir') {
+      return node.oid !== undefined
+        ? { name: gitName, mode: MODE_DIR, oid: node.oid }
+        : { name: gitName, mode: MODE_DIR, dir: this.planDir(node, tracked) }
+    }
+    const mode = node.kind === 'symlink' ? MODE_LINK : (node.attrs.perm & 0o111) !== 0 ? MODE_EXEC : MODE_FILE
+    if (node.oid !== undefined) return { name: gitName, mode, oid: node.oid }
+    const blob = node.kind === 'symlink' ? node.target : encodeFile(node)
+    return { name: gitName, mode, blob, node, version: node.version }
+  }
+
+  private async writePlan (plan: PlannedDir, batch: ObjectBatch, written: Written[], kept: Array<{ dir: DirNode, tree: EncodedTree }>): Promise<string> {
     const entries: TreeItem[] = []
     const writes: Array<Promise<void>> = []
     for (const item of plan.entries) {
       if (item.oid !== undefined) {
-        entries.push({ name: item.gitName, mode: item.mode, oid: item.oid })
+        // Already a tree item: a million-entry directory makes no second million objects.
+        entries.push(item as TreeItem)
         continue
       }
-      const entry = { name: item.gitName, mode: item.mode, oid: '' }
+      const entry = { name: item.name, mode: item.mode, oid: '' }
       entries.push(entry)
       writes.push((async () => {
         entry.oid = item.dir !== undefined
-          ? await this.writePlan(item.dir, batch, written)
+          ? await this.writePlan(item.dir, batch, written, kept)
           : await batch.writeBlob(Buffer.from(item.blob ?? ''))
         if (item.node !== undefined && item.version !== undefined) written.push({ node: item.node, version: item.version, oid: entry.oid })
       })())
     }
     await Promise.all(writes)
-    const oid = await batch.writeTree(entries)
+    const room = this.spareRooms.get(plan.node)
+    this.spareRooms.delete(plan.node)
+    const tree = treeOfPlan(plan, entries, room)
+    const oid = batch.writeTreeBody(tree.body)
+    if (plan.taken !== undefined) kept.push({ dir: plan.node, tree })
     written.push({ node: plan.node, version: plan.version, oid })
     return oid
   }
+}
+
+/** The tree of a plan whose entries have their oids: whole, or from the directory's last tree. */
+function treeOfPlan (plan: PlannedDir, entries: TreeItem[], room: Buffer | undefined): EncodedTree {
+  if (plan.base === undefined || plan.gone === undefined) return encodeTree(entries)
+  if (!CHECK_TREES) return changeTree(plan.base, plan.gone, entries, room)
+  const changed = new Set(plan.gone)
+  const tree = changeTree(plan.base, plan.gone, entries.filter(e => changed.has(e.name)), room)
+  const whole = encodeTree(entries)
+  if (!tree.body.equals(whole.body) || !Buffer.from(tree.starts.buffer).equals(Buffer.from(whole.starts.buffer))) {
+    throw new SwarmError('SWARMFS_INTERNAL', `the tree of ${plan.node.path()} written from its last one differs from the whole one (${plan.gone.length} names changed)`)
+  }
+  return tree
 }
 
 /** A node and the oid its version was written as (taken once the commit's objects are stored). */
 interface Written { node: Node, version: number, oid: string }
 
 interface PlannedEntry {
-  gitName: string
+  /** The git name (escaped). */
+  name: string
   mode: string
   oid?: string
   blob?: string
@@ -382,28 +506,14 @@ interface PlannedEntry {
 interface PlannedDir {
   node: DirNode
   version: number
+  /** Every entry; with `base`, only those of the names that changed (all of them, checked). */
   entries: PlannedEntry[]
-}
-
-function planDir (dir: DirNode): PlannedDir {
-  const entries: PlannedEntry[] = [{ gitName: DIR_MARKER, mode: MODE_FILE, blob: encodeDirMarker(dir) }]
-  for (const [name, node] of dir.children) {
-    const gitName = toGitName(name)
-    if (node.kind === 'dir') {
-      entries.push(node.oid !== undefined
-        ? { gitName, mode: MODE_DIR, oid: node.oid }
-        : { gitName, mode: MODE_DIR, dir: planDir(node) })
-      continue
-    }
-    const mode = node.kind === 'symlink' ? MODE_LINK : (node.attrs.perm & 0o111) !== 0 ? MODE_EXEC : MODE_FILE
-    if (node.oid !== undefined) {
-      entries.push({ gitName, mode, oid: node.oid })
-    } else {
-      const blob = node.kind === 'symlink' ? node.target : encodeFile(node)
-      entries.push({ gitName, mode, blob, node, version: node.version })
-    }
-  }
-  return { node: dir, version: dir.version, entries }
+  /** A large directory's tree as its last commit wrote it (tree-cache.ts). */
+  base?: EncodedTree
+  /** With `base`: the git names whose entries there go (the marker's, and every one changed). */
+  gone?: string[]
+  /** A large directory: the changes this plan took (null: none noted), given back if the commit fails. */
+  taken?: Set<string> | null
 }
 
 export type { MarkerLinks }

@@ -136,6 +136,8 @@ export class Meta {
     const committedSeq = state !== null && state.commit === head ? state.seq : 0
     const { journal, records } = Journal.open(opts.journalDir, committedSeq)
     const meta = new Meta(opts, git, journal, root, head, committedSeq)
+    // Before the replay: its changes are the first the large directories note.
+    git.keepTreesOf(root)
     new LinkJoiner().joinBelow(root, file => {
       meta.countRef(file)
       if (file.staged !== null) meta.stagedFiles.add(file)

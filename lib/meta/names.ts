@@ -13,6 +13,10 @@ export function isConflictCopyName (name: string): boolean {
 }
 
 function needsEscape (name: string): boolean {
+  // Every name escaped starts with `.` or `g`: the rest are answered without a lowercase copy
+  // (a commit asks for each entry of a changed directory, a million in the largest).
+  const first = name.charCodeAt(0)
+  if (first !== 0x2e && first !== 0x67 && first !== 0x47) return false
   const lower = name.toLowerCase()
   // git's fsck also refuses the names Windows and macOS would read as `.git` (`.git.`, `git~1`).
   return /^\.git[. ]*$/.test(lower) || lower.startsWith('.git ') || lower === 'git~1' || lower === DIR_MARKER || name.startsWith(ESCAPE_PREFIX)

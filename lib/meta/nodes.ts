@@ -147,7 +147,14 @@ abstract class BaseNode {
     for (let n: BaseNode | null = this; n !== null; n = n.parent) {
       n.oid = undefined
       n.version++
+      n.parent?.children.changes?.add(n.name)
     }
+  }
+
+  /** Takes `oid` as what git holds for it (an adoption): its directory's next tree has it so (tree-cache.ts). */
+  settle (oid: string): void {
+    this.oid = oid
+    this.parent?.children.changes?.add(this.name)
   }
 
   path (): string {
@@ -251,7 +258,15 @@ export class FileNode extends BaseNode {
   /** Every name's blob holds the file, so every name's trees change with it. */
   override touch (): void {
     super.touch()
-    for (const p of this.others) p.dir.touch()
+    for (const p of this.others) {
+      p.dir.children.changes?.add(p.name)
+      p.dir.touch()
+    }
+  }
+
+  override settle (oid: string): void {
+    super.settle(oid)
+    for (const p of this.others) p.dir.children.changes?.add(p.name)
   }
 }
 
@@ -261,29 +276,67 @@ export class SymlinkNode extends BaseNode {
 }
 
 /**
- * A directory's entries, counting its subdirectories as they come and go, so a directory's link
- * count (2 + subdirectories) costs nothing to answer however many entries it has. Every path that
+ * A directory's entries, counting its subdirectories (and symlinks) as they come and go, so a
+ * directory's link count (2 + subdirectories) costs nothing to answer however many entries it has. Every path that
  * fills a directory (ops, adoption of a peer's tree, loads from git and from a snapshot) goes
  * through set and delete.
  */
 export class Children extends Map<string, Node> {
   dirs = 0
+  /** Symlinks among the entries: a commit looks for them (their times go in the directory's marker) only where there are some. */
+  symlinks = 0
+  /**
+   * The names whose entries may have changed since the last commit planned this directory, for a
+   * large one, which keeps its last tree (tree-cache.ts); null where nobody follows them.
+   */
+  changes: Set<string> | null = null
 
   override set (name: string, node: Node): this {
     const old = super.get(name)
     if (old?.kind === 'dir') this.dirs--
+    else if (old?.kind === 'symlink') this.symlinks--
     if (node.kind === 'dir') this.dirs++
+    else if (node.kind === 'symlink') this.symlinks++
+    this.changes?.add(name)
     return super.set(name, node)
   }
 
   override delete (name: string): boolean {
-    if (super.get(name)?.kind === 'dir') this.dirs--
+    const old = super.get(name)
+    if (old?.kind === 'dir') this.dirs--
+    else if (old?.kind === 'symlink') this.symlinks--
+    this.changes?.add(name)
     return super.delete(name)
   }
 
   override clear (): void {
     this.dirs = 0
+    this.symlinks = 0
+    // Which names changed is lost: the next commit writes the whole tree.
+    this.changes = null
     super.clear()
+  }
+
+  /** The names noted since the last call, noting anew from now (null: none were noted until now). */
+  takeChanges (): Set<string> | null {
+    const taken = this.changes
+    this.changes = new Set()
+    return taken
+  }
+
+  /** Gives back what takeChanges took, for a commit that failed. */
+  restoreChanges (taken: Set<string> | null): void {
+    if (taken === null || this.changes === null) {
+      this.changes = null
+      return
+    }
+    for (const name of this.changes) taken.add(name)
+    this.changes = taken
+  }
+
+  /** Stops noting (a directory no longer large). */
+  forgetChanges (): void {
+    this.changes = null
   }
 }
 

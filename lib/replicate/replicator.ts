@@ -221,14 +221,15 @@ export class Replicator {
         this.onDisk.add(ih)
         this.ownChanged(ih)
       }
-      if (++i % SLICE === 0) await pause()
+      // A stop does not wait for the rest of a million-content listing.
+      if (++i % SLICE === 0 && (await pause(), this.stopped)) return
     }
     for (const ih of [...this.onDisk]) {
       if (!told.has(ih) && !names.has(ih)) {
         this.onDisk.delete(ih)
         this.ownChanged(ih)
       }
-      if (++i % SLICE === 0) await pause()
+      if (++i % SLICE === 0 && (await pause(), this.stopped)) return
     }
   }
 
@@ -247,10 +248,12 @@ export class Replicator {
     this.treeVersion = version
     let busy = performance.now()
     let worked = 0
-    const slice = async (): Promise<void> => {
+    /** Whether to go on: a stop does not wait for the rest of a million-content comparison. */
+    const slice = async (): Promise<boolean> => {
       worked += performance.now() - busy
       await pause()
       busy = performance.now()
+      return !this.stopped
     }
     const contents = this.opts.tree.contents()
     const tree = this.tally.tree
@@ -260,14 +263,14 @@ export class Replicator {
         this.tally.treeAdd(ih, info.length)
         this.ownChanged(ih)
       }
-      if (++i % SLICE === 0) await slice()
+      if (++i % SLICE === 0 && !await slice()) return
     }
     for (const ih of tree.keys()) {
       if (!contents.has(ih)) {
         this.tally.treeRemove(ih)
         this.ownChanged(ih)
       }
-      if (++i % SLICE === 0) await slice()
+      if (++i % SLICE === 0 && !await slice()) return
     }
     worked += performance.now() - busy
     this.treeScanMs = worked
@@ -417,8 +420,10 @@ export class Replicator {
 
   private async round (): Promise<void> {
     await this.prepare()
+    if (this.stopped) return
     if (Date.now() - this.lastRescan > RESCAN_MS) await this.rescan()
     await this.syncTree()
+    if (this.stopped) return
     await this.refreshDisk()
     const peers = this.opts.peers().filter(p => p.nodeId !== this.opts.nodeId)
     const roundStart = performance.now()
