@@ -35,6 +35,13 @@ export class OwnHoldings {
   private head = 0
   /** A delta can be made from this generation on: every change after it is in the log. */
   private oldest = 0
+  /**
+   * No generation of this run has been shown to anyone yet, so no peer can ask for the changes
+   * since one: changes are not logged until then. A start fills the lists with everything the
+   * disk holds, and logging that would keep up to logLimit changes (~17 MB at a million
+   * contents) that only a whole document can answer.
+   */
+  private unseen = true
   private small: SmallFigures = { total: 0, free: 0, reserve: 0, retiring: false, progress: [] }
   private smallKey = ''
   /** Known copy lengths, for the whole document's `copying` entries of announced copies. */
@@ -49,6 +56,7 @@ export class OwnHoldings {
   private readonly logLimit: number
 
   get generation (): string {
+    this.unseen = false
     return `${this.epoch}.${this.gen}`
   }
 
@@ -58,6 +66,10 @@ export class OwnHoldings {
     if (s.has(ih) === present) return false
     if (present) s.add(ih)
     else s.delete(ih)
+    if (this.unseen) {
+      this.oldest = ++this.gen
+      return true
+    }
     this.log.push({ gen: ++this.gen, set, ih, add: present })
     if (this.log.length - this.head > this.logLimit) this.trim()
     return true

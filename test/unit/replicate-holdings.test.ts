@@ -114,3 +114,20 @@ t.test('deltas that do not follow from what the receiver holds, or break bounds,
   t.equal(h.generation, 'e.9', 'its generation')
   t.equal(h.free, 4, 'its figures')
 })
+
+t.test('changes made before any generation was shown are not logged, and deltas start from the first one shown', async t => {
+  const own = new OwnHoldings(NODE, { epoch: 'e1', lengthOf: () => 0 })
+  // A start: everything the disk holds goes into the lists before any peer has asked.
+  for (let i = 0; i < 5000; i++) own.set('complete', ih(i + 1), true)
+  t.equal(own['log'].length, 0, 'nothing logged while no generation was shown')
+  const first = own.answer(null, true) as { complete: string[], generation: string }
+  t.equal(first.complete.length, 5000, 'the first answer is the whole document')
+  own.set('complete', ih(1), false)
+  own.set('cached', ih(2), true)
+  t.equal(own['log'].length, 2, 'changes after it are logged')
+  const d = own.answer(first.generation, true) as HoldingsDelta
+  t.equal(d.delta, true, 'a peer holding the first generation gets a delta')
+  t.same(d.remove.complete, [ih(1)], 'with the removal')
+  t.same(d.add.cached, [ih(2)], 'and the addition')
+  t.same(own.answer('e1.3', true), own.whole(), 'a generation from before the first shown: the whole document')
+})
