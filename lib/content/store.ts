@@ -175,21 +175,22 @@ export class ContentStore {
   }
 
   /** Hashes a staging file into a content and links it into place; null for an empty file. */
-  async seal (id: string, size: number, hasher: PieceHasher): Promise<ContentRef | null> {
+  async seal (id: string, size: number, hasher: PieceHasher, keep?: (infohash: string) => void): Promise<ContentRef | null> {
     const path = this.stagingPath(id)
     if (size === 0) return null
     const { pieceLength, digests } = await hasher.finish(path, size)
     const info = buildInfo(this.volumeId, size, pieceLength, digests)
     const infohash = infoHash(info)
-    // Synchronous from the existence check to the caller recording the content, so no removal
-    // of the same infohash (a file with equal bytes let go meanwhile) can fall in between. The
-    // staging file stays until the caller has journaled the seal and removes it: a crash in
-    // between must leave the journal's staged bytes where it says they are.
+    // Synchronous from the existence check to `keep`, so no removal of the same infohash (a file
+    // with equal bytes let go meanwhile) can fall in between: the caller's own code after the
+    // await would run only after whatever else was queued. The staging file stays until the
+    // caller has journaled the seal and removes it: a crash in between must leave the journal's
+    // staged bytes where it says they are.
     const target = this.contentPath(infohash)
-    if (!fs.existsSync(target)) {
-      fs.linkSync(path, target)
-      this.changed(infohash, true)
-    }
+    const linked = !fs.existsSync(target)
+    if (linked) fs.linkSync(path, target)
+    keep?.(infohash)
+    if (linked) this.changed(infohash, true)
     return { infohash, info }
   }
 

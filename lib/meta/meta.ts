@@ -265,6 +265,13 @@ export class Meta {
     this.pinned.remove(infohash)
   }
 
+  /** A content a seal linked that no record names: removed as a released one is (see the port). */
+  letGo (infohash: string): void {
+    this.whenDurable(() => {
+      if (!this.contentRefs.has(infohash) && !this.pinned.has(infohash)) this.opts.onReleased({ contents: [infohash], staged: [], added: [] })
+    })
+  }
+
   private durableThrough (seq: number): void {
     if (this.afterDurable.length === 0) return
     const due = this.afterDurable.filter(d => d.seq <= seq)

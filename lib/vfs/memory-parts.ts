@@ -63,6 +63,10 @@ export class MemoryIndex implements MetadataIndex {
     this.pinned.remove(infohash)
   }
 
+  letGo (infohash: string): void {
+    if (!this.contentRefs.has(infohash) && !this.pinned.has(infohash)) this.onReleased({ contents: [infohash], staged: [], added: [] })
+  }
+
   whenDurable (run: () => void): void {
     run()
   }

@@ -23,6 +23,11 @@ export interface MetadataIndex {
   /** Keeps a content's file from being removed until `unpin`. */
   pin (infohash: string): void
   unpin (infohash: string): void
+  /**
+   * A content a seal linked that no record names (its file changed meanwhile): removed once the
+   * changes so far are durable, unless a record or a pin has it by then (a seal of equal bytes).
+   */
+  letGo (infohash: string): void
   /** The contents the tree refers to. */
   readonly contentRefs: { has (infohash: string): boolean }
   /** Runs `run` once every change applied so far is durable. */
@@ -54,8 +59,12 @@ export interface ContentPort {
   has (infohash: string): boolean
   /** A new empty staging file, or a copy of a content. */
   stage (from: ContentRef | null): Promise<OpenStaging>
-  /** Hashes a staging file into a content, in place; null for an empty file. */
-  seal (id: string, size: number, hasher: PieceHasher): Promise<ContentRef | null>
+  /**
+   * Hashes a staging file into a content, in place; null for an empty file. `keep` is called with
+   * the infohash in the same step that finds or links the content's file, before any removal can
+   * run (the caller pins it there).
+   */
+  seal (id: string, size: number, hasher: PieceHasher, keep?: (infohash: string) => void): Promise<ContentRef | null>
   /** Synchronous, so that a seal of equal bytes right after finds the content gone, not going. */
   remove (contents: string[], staged: string[]): void
   /** The largest file the disk holds. */

@@ -208,10 +208,10 @@ export class Writes {
       // The bytes are durable before a record names them as a content (a power cut may keep the
       // record and lose unsynced bytes), and so is the content's name.
       if (staged.size > 0 && !synced) await fsyncFile(store.stagingPath(staged.id))
-      content = await store.seal(staged.id, staged.size, hasher)
+      // Pinned from the step that finds the content's file: a removal of equal bytes let go
+      // earlier must not take the file before the record below names it.
+      content = await store.seal(staged.id, staged.size, hasher, infohash => meta.pin(infohash))
       if (content !== null) {
-        // Pinned: a removal of equal bytes let go earlier must not take the file meanwhile.
-        meta.pin(content.infohash)
         try {
           this.names.add(dirname(store.contentPath(content.infohash)))
           await this.names.flush()
@@ -225,8 +225,9 @@ export class Writes {
       throw err
     }
     if (!file.attached() || file.staged?.id !== staged.id) {
-      // The file went away or changed meanwhile; its content is referenced by no one.
-      if (content !== null && !meta.contentRefs.has(content.infohash)) store.remove([content.infohash], [])
+      // The file went away or changed meanwhile: this seal names the content nowhere. Another
+      // seal of equal bytes may be about to (pinned), or a record not yet durable may still.
+      if (content !== null) meta.letGo(content.infohash)
       return
     }
     meta.apply({ op: 'seal', path: file.path(), stagedId: staged.id, size: staged.size, content })

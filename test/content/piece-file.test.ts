@@ -116,9 +116,16 @@ t.test('a read takes cached bytes at once, and reads the rest from the disk', as
 
   await fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
   t.equal(residentBytes(path), 0, 'dropped from the page cache')
+  // On a miss the kernel starts readahead and looks again: when the disk answers within that
+  // (a fast disk, a busy machine), the read takes those bytes. So not cached is -1 with the
+  // buffer untouched, or bytes read just now, and they are the file's.
   buf.fill(7)
-  t.equal(readCached(fd, buf, 0, MiB, MiB), -1, 'not cached: nothing read, -1 ...')
-  t.ok(buf.every(b => b === 7), '... and the buffer untouched')
+  const n = readCached(fd, buf, 0, MiB, MiB)
+  if (n === -1) t.ok(buf.every(b => b === 7), 'not cached: nothing read, -1, and the buffer untouched')
+  else {
+    t.ok(n > 0 && n <= MiB, `not cached: nothing read, or bytes the disk gave at once (${n})`)
+    t.ok(buf.subarray(0, n).equals(data.subarray(MiB, MiB + n)) && buf.subarray(n).every(b => b === 7), '... the file\'s bytes, and nothing past them')
+  }
   const info: TorrentInfo = { name: 'f00dfeed00112233', length: data.length, pieceLength: MiB, pieces: '' }
   const store = await PieceFile.open(path, info, false)
   t.teardown(() => store.release())

@@ -12,7 +12,9 @@ export function fallocate (fd: number, mode: number, offset: number, length: num
  * pread(2) that never waits for the disk (preadv2 with RWF_NOWAIT), on the calling thread: the
  * bytes read into `buffer` at `offset` from the page cache (fewer than asked when only some are
  * cached), 0 at the end of the file, or -1 when nothing could be read without waiting (then read
- * the usual way; also always -1 on a filesystem that cannot). Throws with the errno's code otherwise.
+ * the usual way; also always -1 on a filesystem that cannot). A miss starts the kernel's readahead,
+ * and bytes that arrive before it looks again are read: a miss is not always -1. Throws with the
+ * errno's code otherwise.
  */
 export function readCached (fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number
 export const FALLOC_FL_KEEP_SIZE: number
