@@ -5,6 +5,7 @@
 import fs from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fsyncDirSync, syncDir } from '../core/durable.js'
+import { SwarmError } from '../core/errors.js'
 import type { Op } from './ops.js'
 
 export interface JournalRecord { seq: number, op: Op }
@@ -73,6 +74,7 @@ export class Journal {
   }
 
   append (op: Op): number {
+    if (this.closed) throw new SwarmError('SWARMFS_STOPPING', 'the journal is closed')
     const seq = this.nextSeq++
     fs.writeSync(this.fd, JSON.stringify({ seq, op }) + '\n')
     this.written = true
@@ -81,7 +83,7 @@ export class Journal {
 
   /** Makes every record so far durable: the files' bytes, and the names of new files. */
   sync (): void {
-    if (this.syncedSeq >= this.lastSeq && !this.newName) return
+    if (this.closed || (this.syncedSeq >= this.lastSeq && !this.newName)) return
     const through = this.lastSeq
     for (const fd of this.older.values()) fs.fsyncSync(fd)
     fs.fsyncSync(this.fd)
@@ -95,7 +97,7 @@ export class Journal {
 
   /** The same, in the thread pool: the thread FUSE shares goes on meanwhile. */
   async syncAsync (): Promise<void> {
-    if (this.syncedSeq >= this.lastSeq && !this.newName) return
+    if (this.closed || (this.syncedSeq >= this.lastSeq && !this.newName)) return
     const through = this.lastSeq
     const fds = [...this.older.values(), this.fd]
     const dirToo = this.newName
@@ -130,7 +132,7 @@ export class Journal {
 
   /** Starts a new file, so that the records so far can be dropped as a unit once committed. */
   rotate (): void {
-    if (!this.written) return
+    if (this.closed || !this.written) return
     this.older.set(this.currentFirst, this.fd)
     this.currentFirst = this.nextSeq
     this.fd = fs.openSync(this.fileFor(this.currentFirst), 'a')
@@ -152,11 +154,16 @@ export class Journal {
     }
   }
 
+  /** Once: later calls do nothing, and an append after it throws rather than write to a reused fd. */
   close (): void {
+    if (this.closed) return
+    this.closed = true
     for (const fd of this.older.values()) this.closeLater(fd)
     this.older.clear()
     this.closeLater(this.fd)
   }
+
+  private closed = false
 }
 
 function fsyncFd (fd: number): Promise<void> {

@@ -478,7 +478,19 @@ export class Meta {
   }
 
   /** Commits what is pending and keeps a snapshot of the index so the next start is fast. */
-  async close (): Promise<void> {
+  /**
+   * Commits what is left, syncs the journal, writes the snapshot and closes the journal. A second
+   * call waits for the first: the journal's fds are closed once (a number closed twice may by then
+   * name another file of this process).
+   */
+  close (): Promise<void> {
+    this.closing ??= this.closeOnce()
+    return this.closing
+  }
+
+  private closing: Promise<void> | null = null
+
+  private async closeOnce (): Promise<void> {
     if (this.commitTimer !== null) clearTimeout(this.commitTimer)
     this.commitTimer = null
     await this.commitNow()

@@ -130,3 +130,21 @@ t.test('settings taken from a peer by a merge reach the index and the hook', asy
   t.equal(again.kind, 'up-to-date')
   t.equal(b.seen.length, 1, 'not told again when nothing changed')
 })
+
+t.test('a second close waits for the first and closes no fd twice; a change after it is refused', async t => {
+  const dir = tempDir(t)
+  const { meta } = await open(t, dir)
+  meta.apply({ op: 'create', path: '/kept', attrs: defaultAttrs() })
+  const first = meta.close()
+  const again = meta.close()
+  await Promise.all([first, again])
+  // The numbers the journal had are free now: files opened next take them.
+  const others = Array.from({ length: 8 }, (_, i) => fs.openSync(path.join(dir, `other-${i}`), 'w'))
+  t.teardown(() => { for (const fd of others) fs.closeSync(fd) })
+  await meta.close()
+  for (const fd of others) t.doesNotThrow(() => fs.fstatSync(fd), `fd ${fd}, opened after the close, is still open`)
+  t.match(thrown(() => meta.apply({ op: 'create', path: '/late', attrs: defaultAttrs() })), { code: 'SWARMFS_STOPPING' }, 'a change after the close: SWARMFS_STOPPING')
+  const reopened = await open(t, dir)
+  t.ok(reopened.meta.lookup('/kept'), 'what was applied before the close is there after a reopen')
+  t.notOk(reopened.meta.lookup('/late'), 'and the refused change is not')
+})
