@@ -1,10 +1,11 @@
 // `npm run bench`: every benchmark, then one table. Each row is a swarmfs measurement, a baseline
 // measured in the same run, and their ratio. Runs inside `unshare --net` (see package.json).
-// Env: SWARMFS_BENCH_SMALL=1 (sizes / 10), SWARMFS_BENCH_ONLY=seq,small,fsync,start,stat,content,sync,replicate,replicate-small,replicate-scale,encryption,
+// Env: SWARMFS_BENCH_SMALL=1 (sizes / 10), SWARMFS_BENCH_ONLY=seq,small,fsync,start,stat,content,sync,replicate,replicate-small,replicate-scale,encryption,idle-nodes,
 // SWARMFS_BENCH_CONTENTS=n (replicate-scale: contents, default 100000), SWARMFS_BENCH_IDLE_S=s (its idle window, default 20),
 // SWARMFS_BENCH_REPS=n (default 3), SWARMFS_BENCH_PROFILE=<dir> (--cpu-prof for swarmfs nodes),
 // SWARMFS_BENCH_OUT=<dir> (server logs, results.json), SWARMFS_BENCH_TMP=<dir> (scratch),
-// SWARMFS_BENCH_VERBOSE=1 (sync, replicate, replicate-small: their nodes log with --verbose).
+// SWARMFS_BENCH_VERBOSE=1 (sync, replicate, replicate-small, idle-nodes: their nodes log with --verbose),
+// SWARMFS_BENCH_IDLE_NODES_S=s and SWARMFS_BENCH_IDLE_WARM_S=s (idle-nodes: its window, default 60, after a warm-up, default 20).
 import fs from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -24,6 +25,7 @@ import { replicateBench } from './replicate.js'
 import { replicateSmallBench } from './replicate-small.js'
 import { replicateScaleBench } from './replicate-scale.js'
 import { encryptionBench } from './encryption.js'
+import { idleNodesBench } from './idle-nodes.js'
 
 const benchmarks: Array<[string, Benchmark]> = [
   ['seq', seqIo],
@@ -36,7 +38,8 @@ const benchmarks: Array<[string, Benchmark]> = [
   ['replicate', replicateBench],
   ['replicate-small', replicateSmallBench],
   ['replicate-scale', replicateScaleBench],
-  ['encryption', encryptionBench]
+  ['encryption', encryptionBench],
+  ['idle-nodes', idleNodesBench]
 ]
 
 /** Scratch directories of this run, removed at the end. */

@@ -13,7 +13,7 @@ import { childEnv } from '../content.js'
 /** A storage node: a swarmfs child without a mount (servers.ts's servers are mounted ones). */
 export interface StorageNode { label: string, child: ChildProcess, disk: string, logFile: string, joinMs: number, runningAt: number }
 
-export interface ReplicationView { underTarget: number, copies: number, nodes: Array<{ nodeId: string, complete: number, completeBytes: number }> }
+export interface ReplicationView { underTarget: number, copies: number, nodes: Array<{ nodeId: string, up: boolean, complete: number, completeBytes: number }> }
 
 const POLL_MS = 50
 /** Bound a hang only. */
