@@ -26,6 +26,8 @@ import { childEnv } from './content.js'
 
 const WARM_S = Number(process.env.SWARMFS_BENCH_IDLE_WARM_S ?? 20)
 const IDLE_S = Number(process.env.SWARMFS_BENCH_IDLE_NODES_S ?? 60)
+/** Flags for the nodes' node (SWARMFS_BENCH_IDLE_NODE_FLAGS, e.g. --trace-gc: its lines go to the logs). */
+const NODE_FLAGS = (process.env.SWARMFS_BENCH_IDLE_NODE_FLAGS ?? '').split(' ').filter(f => f !== '')
 const PER_DIR = 1000
 const TARGET_CPU_PERCENT = 1
 const TARGET_BYTES_PER_S = 10_000
@@ -85,6 +87,7 @@ async function idleCluster (ctx: Context, w: string, label: string, files: numbe
     const logFile = join(outDir, `idle-nodes-${label}-${name}.log`)
     const logFd = fs.openSync(logFile, 'a')
     const profile = profileDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
+    profile.push(...NODE_FLAGS)
     if (profileDir !== null) fs.mkdirSync(profileDir, { recursive: true })
     let child: ChildProcess
     try {
@@ -95,6 +98,8 @@ async function idleCluster (ctx: Context, w: string, label: string, files: numbe
     const r: Running = { label: name, host, disk, child, logFile }
     running.push(r)
     await waitForLine(child, /running/, START_TIMEOUT_MS, () => tailOf(logFile))
+    // Drained from now on: a full pipe would stop the node at its next line.
+    child.stdout?.on('data', (d: Buffer) => fs.appendFileSync(logFile, `[bench] stdout: ${d.toString()}`))
     return r
   }
   try {

@@ -80,14 +80,16 @@ export async function run (cmd: string, args: string[], opts: SpawnOptions & { t
   let stderr = ''
   child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d })
   child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+  // 'close' comes once the pipes are drained, which may be after 'exit' (an empty stdout was read
+  // from `ip -j` that way); bounded, since a process the command left behind may hold them open.
+  const drained = new Promise(resolve => child.once('close', resolve))
   const ok = await waitExit(child, opts.timeoutMs ?? 600_000)
   const ms = performance.now() - start
   if (!ok) {
     await stopChild(child, 5000)
     throw new Error(`${cmd} ${args.join(' ')}: timed out after ${opts.timeoutMs ?? 600_000} ms`)
   }
-  // let the pipes drain
-  await new Promise(resolve => setImmediate(resolve))
+  await Promise.race([drained, new Promise(resolve => setTimeout(resolve, 5000).unref())])
   return { code: child.exitCode, signal: child.signalCode, stdout, stderr, ms }
 }
 
