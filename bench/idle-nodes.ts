@@ -6,7 +6,7 @@
 //     contents as hard links in their content/ (a copy of a million small files over BitTorrent
 //     would take the run's hour), and start. Every content is then on 3 disks (target 2).
 //   - Once each node's own status shows the other two up and nothing under target, and a further
-//     SWARMFS_BENCH_IDLE_WARM_S (default 20) has passed for the start's own work, each node's CPU
+//     SWARMFS_BENCH_IDLE_WARM_S (default 60) has passed for the start's own work, each node's CPU
 //     (utime + stime from /proc) and the bytes its host sent on eth0 (mDNS, heads, holdings) are
 //     read over SWARMFS_BENCH_IDLE_NODES_S (default 60). Nothing asks the nodes anything meanwhile.
 // Baseline: the same three nodes, started the same way, on an empty volume, in the same run. The
@@ -24,7 +24,7 @@ import { replicationOf } from './lib/storage-nodes.js'
 import type { Row } from './lib/table.js'
 import { childEnv } from './content.js'
 
-const WARM_S = Number(process.env.SWARMFS_BENCH_IDLE_WARM_S ?? 20)
+const WARM_S = Number(process.env.SWARMFS_BENCH_IDLE_WARM_S ?? 60)
 const IDLE_S = Number(process.env.SWARMFS_BENCH_IDLE_NODES_S ?? 60)
 /** Flags for the nodes' node (SWARMFS_BENCH_IDLE_NODE_FLAGS, e.g. --trace-gc: its lines go to the logs). */
 const NODE_FLAGS = (process.env.SWARMFS_BENCH_IDLE_NODE_FLAGS ?? '').split(' ').filter(f => f !== '')

@@ -5,7 +5,7 @@
 // SWARMFS_BENCH_REPS=n (default 3), SWARMFS_BENCH_PROFILE=<dir> (--cpu-prof for swarmfs nodes),
 // SWARMFS_BENCH_OUT=<dir> (server logs, results.json), SWARMFS_BENCH_TMP=<dir> (scratch),
 // SWARMFS_BENCH_VERBOSE=1 (sync, replicate, replicate-small, idle-nodes: their nodes log with --verbose),
-// SWARMFS_BENCH_IDLE_NODES_S=s and SWARMFS_BENCH_IDLE_WARM_S=s (idle-nodes: its window, default 60, after a warm-up, default 20),
+// SWARMFS_BENCH_IDLE_NODES_S=s and SWARMFS_BENCH_IDLE_WARM_S=s (idle-nodes: its window, default 60, after a warm-up, default 60),
 // SWARMFS_BENCH_IDLE_NODE_FLAGS="--trace-gc ..." (idle-nodes: flags of its nodes' node).
 import fs from 'node:fs'
 import os from 'node:os'

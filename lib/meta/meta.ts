@@ -477,11 +477,10 @@ export class Meta {
     return this.committedSeq
   }
 
-  /** Commits what is pending and keeps a snapshot of the index so the next start is fast. */
   /**
-   * Commits what is left, syncs the journal, writes the snapshot and closes the journal. A second
-   * call waits for the first: the journal's fds are closed once (a number closed twice may by then
-   * name another file of this process).
+   * Commits what is left, syncs the journal, and keeps a snapshot of the index so the next start
+   * is fast; then closes the journal. A second call waits for the first: the journal's fds are
+   * closed once (a number closed twice may by then name another file of this process).
    */
   close (): Promise<void> {
     this.closing ??= this.closeOnce()
