@@ -98,6 +98,20 @@ function entryProblem (e: RawTreeEntry): string | null {
   return null
 }
 
+/** Entries of one directory worked on at once (per level: 4,096 blobs for two levels). */
+const MERGE_WIDTH = 64
+
+/**
+ * `fn` over `items`, MERGE_WIDTH at a time, the results in order. Every entry in flight holds an
+ * async frame and its promises (~1 KB): with all of them started at once, the screening of a
+ * clone of 100,000 files held 300 MB live and a million ran out of a 4 GB heap.
+ */
+async function mapBounded<T, R> (items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = []
+  for (let i = 0; i < items.length; i += MERGE_WIDTH) out.push(...await Promise.all(items.slice(i, i + MERGE_WIDTH).map(fn)))
+  return out
+}
+
 /**
  * One merge of three trees. Holds what was found along the way and memoizes per object, so a tree
  * that repeats one subtree many times (a cheap way to build an enormous tree) costs one visit.
@@ -168,7 +182,7 @@ export class TreeMerger {
     const markers = [bMap.get(DIR_MARKER), oMap.get(DIR_MARKER), tMap.get(DIR_MARKER), oHas, tHas] as const
     const [marker, outcomes] = await Promise.all([
       path === '' ? this.mergeRootMarker(...markers) : this.mergeMarker(...markers),
-      Promise.all(names.map(async n => await this.resolve(joinPath(path, n), n, bMap.get(n), oMap.get(n), tMap.get(n))))
+      mapBounded(names, async n => await this.resolve(joinPath(path, n), n, bMap.get(n), oMap.get(n), tMap.get(n)))
     ])
     const entries: Entry[] = []
     if (marker !== undefined) entries.push(marker)
@@ -294,10 +308,10 @@ export class TreeMerger {
       const o = oMap.get(e.name)
       if (!same(e, o) && (!same(e, bMap.get(e.name)) || e.name === DIR_MARKER)) pending.push(e)
     }
-    await Promise.all(pending.map(async e => {
+    await mapBounded(pending, async e => {
       const problem = await this.contentProblem(e)
       if (problem !== null) refuse(e, problem)
-    }))
+    })
     return accepted
   }
 

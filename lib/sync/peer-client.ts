@@ -1,5 +1,5 @@
 // The client side of the peer HTTP API: fetching a peer's metadata head with isomorphic-git, a first
-// copy of the repository for a joining node, change notices and status. Every request goes over
+// copy of the repository for a joining node (stored by git: pack-clone.ts), change notices and status. Every request goes over
 // TLS with the volume's pre-shared key (transport/volume-tls.ts): a peer that cannot finish that
 // handshake holds another key, or none, is sent nothing else, and the error says it was refused.
 import fs from 'node:fs'
@@ -12,6 +12,7 @@ import { writeFileDurable } from '../core/durable.js'
 import { isNodeId } from '../core/ids.js'
 import { isHandshakeRefusal, volumeTls } from '../transport/volume-tls.js'
 import { fetchInWorker } from './fetch-pool.js'
+import { advertisedRef, indexPackFrom, wantRequest } from './pack-clone.js'
 import { PeerError, type PeerAddress } from './peer-error.js'
 
 export { PeerError, type PeerAddress, type PeerErrorCode } from './peer-error.js'
@@ -33,8 +34,6 @@ const STATUS_TIMEOUT_MS = 5000
 const STATUS_LIMIT = 1024 * 1024
 // A fetch may legitimately take long (a first copy of a large volume); only silence is a failure.
 const FETCH_IDLE_TIMEOUT_MS = 30_000
-// Remote name used when a joining node does not know the peer's id.
-const JOIN_REMOTE = 'join'
 
 function where (a: PeerAddress): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
@@ -147,7 +146,8 @@ async function ensureRefspec (gitdir: string, remote: string): Promise<void> {
 }
 
 /**
- * Fetches the peer's main into refs/remotes/<remote>/main and returns its oid (null: no commits).
+ * Fetches the peer's main into refs/remotes/<remote>/main and returns its oid (null: no commits),
+ * once the refspec is there (fetchPeer); what the fetch worker runs (fetch-worker.ts).
  *
  * singleBranch is left off on purpose: with it isomorphic-git offers only the local main as a "have",
  * and once two nodes have both committed the peer does not know that commit, finds nothing in common
@@ -157,12 +157,6 @@ async function ensureRefspec (gitdir: string, remote: string): Promise<void> {
  * isomorphic-git moves the tracking ref just before it stores the pack: merge the oid this returns,
  * once it has resolved, rather than reading the ref while a fetch may be in flight.
  */
-async function fetchMain (gitdir: string, a: PeerAddress, remote: string): Promise<string | null> {
-  await ensureRefspec(gitdir, remote)
-  return await fetchPack(gitdir, a, remote)
-}
-
-/** fetchMain once the refspec is there; what the fetch worker runs (fetch-worker.ts). */
 export async function fetchPack (gitdir: string, a: PeerAddress, remote: string): Promise<string | null> {
   try {
     const res = await git.fetch({
@@ -213,8 +207,7 @@ export async function cloneFromPeer (opts: CloneFromPeerOptions): Promise<string
   const { gitdir } = opts
   if (opts.peerId !== undefined && !isNodeId(opts.peerId)) throw new PeerError('SWARMFS_PEER_INVALID', `invalid peer id "${opts.peerId}": expected 16 hex characters`)
   await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' })
-  const remote = opts.peerId ?? JOIN_REMOTE
-  const head = await fetchMain(gitdir, opts, remote)
+  const head = await clonePack(gitdir, opts)
   if (head !== null) {
     const mine = await localMain(gitdir)
     if (mine !== null && mine !== head) {
@@ -222,17 +215,53 @@ export async function cloneFromPeer (opts: CloneFromPeerOptions): Promise<string
     }
     // Written only now, after the pack is stored, so main never names missing objects.
     await git.writeRef({ fs, gitdir, ref: BRANCH, value: head, force: true })
+    if (opts.peerId !== undefined) {
+      // Tracked as a later fetch from that peer tracks it.
+      await ensureRefspec(gitdir, opts.peerId)
+      await git.writeRef({ fs, gitdir, ref: `refs/remotes/${opts.peerId}/main`, value: head, force: true })
+    }
   }
-  if (opts.peerId === undefined) await forgetRemote(gitdir, remote)
   return head
 }
 
-/** The anonymous join remote is scaffolding; later fetches track peers by node id. */
-async function forgetRemote (gitdir: string, remote: string): Promise<void> {
-  for (const name of ['main', 'HEAD']) {
-    await git.deleteRef({ fs, gitdir, ref: `refs/remotes/${remote}/${name}` }).catch(() => {})
+/**
+ * The peer's main and its whole history, stored as one pack by git (pack-clone.ts); the oid, or
+ * null when the peer has no main yet. Only silence for FETCH_IDLE_TIMEOUT_MS fails it.
+ */
+async function clonePack (gitdir: string, a: PeerAddress): Promise<string | null> {
+  let refs: SimpleResponse
+  try {
+    refs = await request(a, 'GET', '/meta.git/info/refs?service=git-upload-pack', null, FETCH_IDLE_TIMEOUT_MS, STATUS_LIMIT)
+  } catch (err) {
+    throw peerFailure(a, 'clone', err)
   }
-  await serializeConfig(gitdir, () => git.deleteRemote({ fs: atomicFs, gitdir, remote }))
+  if (refs.status !== 200) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `clone from ${where(a)}: HTTP ${refs.status} ${firstLine(refs.body)}`.trim(), { status: refs.status })
+  const { oid, sideBand } = advertisedRef(refs.body, BRANCH)
+  if (oid === null) return null
+  if (!sideBand) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `the upload-pack of ${where(a)} offers no side-band-64k`)
+  const body = wantRequest(oid)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const req = https.request(`${baseUrl(a)}/meta.git/git-upload-pack`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-git-upload-pack-request', Accept: 'application/x-git-upload-pack-result', 'Content-Length': body.length },
+        agent: agentFor(a.key)
+      }, res => {
+        if (res.statusCode !== 200) {
+          res.resume()
+          reject(new PeerError('SWARMFS_PEER_BAD_RESPONSE', `clone from ${where(a)}: HTTP ${res.statusCode ?? 0}`, { status: res.statusCode ?? 0 }))
+          return
+        }
+        indexPackFrom(gitdir, res).then(resolve, reject)
+      })
+      req.setTimeout(FETCH_IDLE_TIMEOUT_MS, () => req.destroy(new SwarmError('SWARMFS_PEER_TIMEOUT', 'timed out')))
+      req.on('error', reject)
+      req.end(body)
+    })
+  } catch (err) {
+    throw peerFailure(a, 'clone', err)
+  }
+  return oid
 }
 
 interface SimpleResponse { status: number, body: Buffer }

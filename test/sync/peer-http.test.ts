@@ -255,6 +255,7 @@ t.test('a peer without commits gives null; cloneFromPeer copies main', async t =
   const e = await startServer(t, empty)
   const dst = await bareRepo(tmpdir(t))
   t.equal(await fetchPeer({ gitdir: dst, host: '127.0.0.1', port: e.port, key: KEY, peerId: PEER_ID }), null)
+  t.equal(await cloneFromPeer({ gitdir: join(tmpdir(t), 'meta'), host: '127.0.0.1', port: e.port, key: KEY }), null, 'a clone of a peer without commits: null')
 
   const src = await sourceRepo(t)
   const { port } = await startServer(t, src.gitdir)
