@@ -6,6 +6,7 @@
 // peers' upload-pack (http/peer-server.ts runs `git http-backend`).
 import { spawn } from 'node:child_process'
 import type { Readable } from 'node:stream'
+import { SwarmError } from '../core/errors.js'
 import { PeerError } from './peer-error.js'
 
 const OID = /^[0-9a-f]{40}$/
@@ -78,10 +79,13 @@ export async function indexPackFrom (gitdir: string, answer: Readable): Promise<
   ], { stdio: ['pipe', 'ignore', 'pipe'] })
   let stderr = ''
   git.stderr.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000) })
-  const exited = new Promise<number | null>((resolve, reject) => {
-    git.once('error', reject)
-    git.once('close', code => resolve(code))
+  let spawnError: Error | null = null
+  let exitCode: number | null | undefined
+  const exited = new Promise<void>(resolve => {
+    git.once('error', err => { spawnError = err; resolve() })
+    git.once('close', code => { exitCode = code; resolve() })
   })
+  // A git that stopped early is reported by its exit below, not by the pipe.
   git.stdin.on('error', () => {})
   let failure: Error | null = null
   try {
@@ -108,7 +112,8 @@ export async function indexPackFrom (gitdir: string, answer: Readable): Promise<
         }
         const band = payload[0]
         if (band === 1) {
-          if (!git.stdin.write(payload.subarray(1))) await new Promise(resolve => git.stdin.once('drain', resolve))
+          if (!git.stdin.write(payload.subarray(1))) await Promise.race([new Promise(resolve => git.stdin.once('drain', resolve)), exited])
+          if (exitCode !== undefined || spawnError !== null) break
         } else if (band === 3) {
           throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `the peer's upload-pack failed: ${payload.subarray(1).toString('utf8').slice(0, 200)}`)
         } else if (band !== 2) {
@@ -116,16 +121,17 @@ export async function indexPackFrom (gitdir: string, answer: Readable): Promise<
         }
       }
       buf = buf.subarray(at)
-      if (ended) break
+      if (ended || exitCode !== undefined || spawnError !== null) break
     }
-    if (!ended) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', 'the pack from the peer ended early')
+    if (!ended && exitCode === undefined && spawnError === null) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', 'the pack from the peer ended early')
   } catch (err) {
     failure = err as Error
     git.kill('SIGTERM')
   } finally {
     git.stdin.end()
   }
-  const code = await exited
+  await exited
   if (failure !== null) throw failure
-  if (code !== 0) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `git index-pack refused the pack from the peer (exit ${code}): ${stderr.trim()}`)
+  if (spawnError !== null) throw new SwarmError('SWARMFS_INTERNAL', `cannot run git index-pack (is git installed?): ${(spawnError as Error).message}`)
+  if (exitCode !== 0) throw new PeerError('SWARMFS_PEER_BAD_RESPONSE', `git index-pack refused the pack from the peer (exit ${exitCode ?? 'by a signal'}): ${stderr.trim()}`)
 }

@@ -242,11 +242,15 @@ async function clonePack (gitdir: string, a: PeerAddress): Promise<string | null
   const body = wantRequest(oid)
   try {
     await new Promise<void>((resolve, reject) => {
+      // Once the answer came, a failure of its stream reaches indexPackFrom; a timeout while git
+      // finishes the index after the last byte is no failure.
+      let answered = false
       const req = https.request(`${baseUrl(a)}/meta.git/git-upload-pack`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/x-git-upload-pack-request', Accept: 'application/x-git-upload-pack-result', 'Content-Length': body.length },
         agent: agentFor(a.key)
       }, res => {
+        answered = true
         if (res.statusCode !== 200) {
           res.resume()
           reject(new PeerError('SWARMFS_PEER_BAD_RESPONSE', `clone from ${where(a)}: HTTP ${res.statusCode ?? 0}`, { status: res.statusCode ?? 0 }))
@@ -255,7 +259,7 @@ async function clonePack (gitdir: string, a: PeerAddress): Promise<string | null
         indexPackFrom(gitdir, res).then(resolve, reject)
       })
       req.setTimeout(FETCH_IDLE_TIMEOUT_MS, () => req.destroy(new SwarmError('SWARMFS_PEER_TIMEOUT', 'timed out')))
-      req.on('error', reject)
+      req.on('error', err => { if (!answered) reject(err) })
       req.end(body)
     })
   } catch (err) {

@@ -70,6 +70,8 @@ t.test('what is refused leaves no pack', async t => {
   const cases: Array<[string, Buffer, RegExp]> = [
     ['an error on band 3', Buffer.concat([pkt(Buffer.from('NAK\n')), pkt(Buffer.from('\x03access denied'))]), /upload-pack failed: access denied/],
     ['an answer cut short', answer(pack).subarray(0, 200), /ended early/],
+    // git stops at the header while megabytes more are on their way: refused, not a hang.
+    ['a pack git stops reading at once', answer(Buffer.concat([Buffer.from('JUNK'), Buffer.alloc(8 << 20)]), 65000), /index-pack refused/],
     ['a pack with a byte changed', answer(Buffer.concat([pack.subarray(0, 100), Buffer.from([pack[100] ^ 0xff]), pack.subarray(101)])), /index-pack refused/],
     ['no NAK first', pkt(Buffer.from('ACK 1234\n')), /where NAK was due/],
     ['a malformed length', Buffer.from('zz12NAK\n'), /malformed pkt-line/]
