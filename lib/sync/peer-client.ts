@@ -1,7 +1,8 @@
 // The client side of the peer HTTP API: fetching a peer's metadata head with isomorphic-git, a first
-// copy of the repository for a joining node (stored by git: pack-clone.ts), change notices and status. Every request goes over
-// TLS with the volume's pre-shared key (transport/volume-tls.ts): a peer that cannot finish that
-// handshake holds another key, or none, is sent nothing else, and the error says it was refused.
+// copy of the repository for a joining node (stored by git: pack-clone.ts), change notices and
+// status. Every request goes over TLS with the volume's pre-shared key (transport/volume-tls.ts): a
+// peer that cannot finish that handshake holds another key, or none, is sent nothing else, and the
+// error says it was refused.
 import fs from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
